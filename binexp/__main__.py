@@ -1,0 +1,5 @@
+import sys
+
+from binexp.cli import main
+
+sys.exit(main())

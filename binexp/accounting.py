@@ -1,0 +1,41 @@
+"""What a model costs in bits: parameters by bit width and bits per binarized weight."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from binexp.quant.layers import quantized_layers
+
+
+def _fmt_bits(bits: float) -> str:
+    return f"{bits:g}" if abs(bits - round(bits)) > 1e-9 else str(int(round(bits)))
+
+
+def model_bits(model: nn.Module) -> dict:
+    """Counts for ``metrics.json``: inference storage split into binarized weights (at their
+    bit width) and 32-bit values, plus the training-only state of the methods."""
+    layers = quantized_layers(model)
+    in_quant = {id(p) for _, layer in layers for p in layer.parameters()}
+    fp32 = sum(p.numel() for p in model.parameters() if id(p) not in in_quant)
+    positions = weight_bits = inference_floats = training = 0
+    by_bits: dict[str, int] = {}
+    for _, layer in layers:
+        s = layer.storage()
+        positions += s.weights
+        weight_bits += s.weight_bits
+        inference_floats += s.inference_floats
+        training += sum(s.training_floats.values())
+        key = _fmt_bits(round(s.bits_per_weight, 4))
+        by_bits[key] = by_bits.get(key, 0) + s.weights
+    by_bits["32"] = by_bits.get("32", 0) + fp32 + inference_floats
+    return {
+        "params": {
+            "binarized_weights": positions,
+            "binarized_weight_bits": weight_bits,
+            "fp32": fp32 + inference_floats,
+            "training_only_fp32": training,
+            "by_bit_width": by_bits,
+        },
+        "bits_per_weight": round(weight_bits / positions, 4) if positions else 32.0,
+        "binarized_layers": len(layers),
+    }

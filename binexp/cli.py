@@ -1,0 +1,108 @@
+"""``binexp <verb> ...``: a thin dispatcher. Everything after ``train`` goes to Hydra unchanged
+(``-m``, ``--cfg job``, ``hydra.*``), after a pre-flight check that turns bad input into one
+line and exit code 2 before anything is written.
+
+DDP: Lightning re-executes ``sys.argv`` for ranks > 0 without the verb; the verb travels in the
+environment (``BINEXP_VERB``), which child processes inherit."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from binexp.errors import BinexpError
+
+VERB_ENV = "BINEXP_VERB"
+
+HELP = """usage: binexp <verb> [args]
+
+verbs:
+  train [overrides]     train one configuration, or a sweep with -m (Hydra overrides, e.g.
+                        binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
+                        resume=<run dir> continues a run from its checkpoints/last.ckpt
+  list [group]          list the registered names and config options (quantizer, model, data,
+                        schedule, experiment, surrogate)
+
+Runs land in outputs/runs/, sweeps in outputs/multiruns/; `tensorboard --logdir outputs` shows them.
+`binexp train --help` shows the config groups and options (Hydra's help).
+"""
+
+# Hydra flags that only print or that change where configs come from: no pre-flight for them.
+_PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "-p", "--package",
+                      "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                      "-cd", "--version", "--experimental-rerun"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"binexp: error: {message}", file=sys.stderr)
+    return code
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(flags, overrides): Hydra's own ``-x``/``--x`` flags and the key=value overrides."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            takes_value = a in _VALUE_FLAGS and i + 1 < len(args) and not args[i + 1].startswith("-")
+            if a in ("--info", "-i"):
+                takes_value = takes_value and args[i + 1] in _INFO_CHOICES
+            if takes_value:
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in VERBS:
+        verb, rest = args[0], args[1:]
+    elif os.environ.get(VERB_ENV) in VERBS and args and args[0] not in ("-h", "--help"):
+        verb, rest = os.environ[VERB_ENV], args  # a DDP child re-executed by Lightning
+    elif not args or args[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0
+    else:
+        return fail(f"unknown verb {args[0]!r}; choose one of: {', '.join(VERBS)} (binexp --help)")
+    try:
+        return VERBS[verb](rest) or 0
+    except BinexpError as e:
+        return fail(str(e))
+
+
+def cmd_train(args: list[str]) -> int:
+    os.environ[VERB_ENV] = "train"
+    from binexp.preflight import preflight, resume_args
+
+    flags, overrides = split_args(args)
+    if any(o.startswith("resume=") for o in overrides):
+        flags, overrides = resume_args(flags, overrides)
+    if not (set(flags) & _PASSTHROUGH_FLAGS):
+        preflight(overrides, multirun=("-m" in flags or "--multirun" in flags))
+    from binexp.train import hydra_train
+
+    sys.argv = [sys.argv[0], *flags, *overrides]
+    hydra_train()
+    return 0
+
+
+def cmd_list(args: list[str]) -> int:
+    from binexp.listing import print_listing
+
+    print_listing(args[0] if args else None)
+    return 0
+
+
+VERBS = {"train": cmd_train, "list": cmd_list}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lightning pieces: the classifier module and the callbacks."""

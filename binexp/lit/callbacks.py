@@ -1,0 +1,164 @@
+"""Callbacks: per-epoch quantizer work, per-layer TensorBoard diagnostics, and the run record
+(``metrics.json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from binexp.diagnostics import flip_rate, layer_stats, weight_signs
+from binexp.quant.layers import quantized_layers
+from binexp.schedule import lr_decays_before
+
+
+class QuantizerSchedule(Callback):
+    """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
+    training step of each epoch (never in validation or the sanity check), and
+    ``layer.step_start(epoch, step)`` before every training step. On resume the epoch hook runs
+    for the resumed epoch, so schedule values are recomputed, not restored."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        schedule = getattr(pl_module, "schedule_cfg", None)
+        decays = lr_decays_before(schedule, trainer.current_epoch) if schedule is not None else 0
+        for _, layer in quantized_layers(pl_module):
+            layer.epoch_start(trainer.current_epoch, trainer.max_epochs, decays)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        for _, layer in quantized_layers(pl_module):
+            layer.step_start(trainer.current_epoch, trainer.global_step)
+
+
+def _tensorboard(trainer: L.Trainer):
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+class LayerDiagnostics(Callback):
+    """Every ``every_n_epochs`` epochs, on rank 0 only, logs for each binarized layer:
+    ``angular_bias/<layer>``, ``quant_error/<layer>``, ``flip_rate/<layer>`` (signs changed
+    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights
+    (``add_scalar``, never ``add_scalars``). The step axis is the global step."""
+
+    def __init__(self, every_n_epochs: int = 1, histograms: bool = True) -> None:
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.histograms = histograms
+        self._previous_signs: dict[str, torch.Tensor] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:
+            return
+        writer = _tensorboard(trainer)
+        if writer is None:
+            return
+        step = trainer.global_step
+        for name, layer in quantized_layers(pl_module):
+            name = name.removeprefix("net.")
+            for stat, value in layer_stats(layer).items():
+                writer.add_scalar(f"{stat}/{name}", float(value), step)
+            signs = weight_signs(layer)
+            prev = self._previous_signs.get(name)
+            if prev is not None and prev.shape == signs.shape:
+                writer.add_scalar(f"flip_rate/{name}", float(flip_rate(signs, prev)), step)
+            self._previous_signs[name] = signs
+            if self.histograms:
+                for hist, tensor in layer.histograms().items():
+                    writer.add_histogram(f"{hist}/{name}", tensor.detach().float().cpu(), step)
+
+
+class RunRecord(Callback):
+    """Keeps ``metrics.json`` in the run directory current: written at fit start (status
+    ``running``), after every validation epoch, and finally by the train task (``completed`` or
+    ``failed``). Wall time and throughput accumulate across resumes (the callback is stateful)."""
+
+    def __init__(self, run_dir: str, static: dict) -> None:
+        self.path = Path(run_dir) / "metrics.json"
+        self.static = static
+        self.wall_time_s = 0.0
+        self.train_time_s = 0.0
+        self.train_images = 0
+        self.epochs_done = 0
+        self._fit_t0 = None
+        self._epoch_t0 = None
+        self.last: dict = {}
+
+    # stateful across resume
+    def state_dict(self) -> dict:
+        self._tick()
+        return {"wall_time_s": self.wall_time_s, "train_time_s": self.train_time_s, "train_images": self.train_images,
+                "epochs_done": self.epochs_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wall_time_s = float(state.get("wall_time_s", 0.0))
+        self.train_time_s = float(state.get("train_time_s", 0.0))
+        self.train_images = int(state.get("train_images", 0))
+        self.epochs_done = int(state.get("epochs_done", 0))
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._fit_t0 is not None:
+            self.wall_time_s += now - self._fit_t0
+            self._fit_t0 = now
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_t0 = time.perf_counter()
+        self.write(trainer, status="running")
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.train_images += int(batch[1].shape[0]) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._epoch_t0 is not None:
+            self.train_time_s += time.perf_counter() - self._epoch_t0
+        self.epochs_done = trainer.current_epoch + 1
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.epochs_done = max(self.epochs_done, trainer.current_epoch + 1)  # this epoch's training is done
+            self.write(trainer, status="running")
+
+    def metrics(self, trainer) -> dict:
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+        best = m.get("val/acc1_best")
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None and ckpt.best_model_score is not None:
+            best = max(best or -math.inf, float(ckpt.best_model_score))
+        out = {
+            "val_acc1": m.get("val/acc1"),
+            "best_val_acc1": best,
+            "val_acc5": m.get("val/acc5"),
+            "val_loss": m.get("val/loss"),
+            "train_acc1": m.get("train/acc1"),
+            "train_loss": m.get("train/loss"),
+            "epochs": self.epochs_done,
+            "global_step": trainer.global_step,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "train_images_per_s": round(self.train_images / self.train_time_s, 2) if self.train_time_s > 0 else None,
+        }
+        return out
+
+    def write(self, trainer, status: str, error: str | None = None) -> dict:
+        self._tick()
+        record = dict(self.static)
+        record.update(self.metrics(trainer))
+        record["status"] = status
+        if error:
+            record["error"] = error
+        self.last = record
+        if trainer.is_global_zero:
+            tmp = self.path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+            os.replace(tmp, self.path)
+        return record

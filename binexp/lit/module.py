@@ -1,0 +1,81 @@
+"""The LightningModule: cross-entropy classification with torchmetrics top-1/top-5."""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from binexp.models import build_model
+from binexp.quant import ConvFactory
+from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
+
+
+class ClassifierModule(L.LightningModule):
+    """Builds the network from the validated model and quantizer configs; the optimizer and
+    per-epoch LR schedule come from ``schedule``. ``hparams`` holds only plain containers (the
+    resolved run config) so checkpoints load with ``weights_only`` torch.load."""
+
+    def __init__(self, model_cfg, quantizer_cfg, schedule_cfg: ScheduleConfig, num_classes: int, run_config: dict | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"run_config": run_config or {}, "num_classes": num_classes})
+        self.schedule_cfg = schedule_cfg
+        self.net = build_model(model_cfg, ConvFactory(quantizer_cfg), num_classes)
+        self.num_classes = num_classes
+        top5 = min(5, num_classes)
+        self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.val_acc1_best = MaxMetric()
+        self.val_acc1_best.persistent(True)  # the best accuracy survives resume
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx: int):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_loss(loss)
+        self.train_acc1(logits, y)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/acc1", self.train_acc1.compute() * 100, prog_bar=True, sync_dist=True)
+        self.train_acc1.reset()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_loss(F.cross_entropy(logits, y))
+        self.val_acc1(logits, y)
+        self.val_acc5(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        acc1 = self.val_acc1.compute() * 100
+        acc5 = self.val_acc5.compute() * 100
+        self.log("val/loss", self.val_loss.compute(), sync_dist=True)
+        self.log("val/acc1", acc1, prog_bar=True, sync_dist=True)
+        self.log("val/acc5", acc5, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            self.val_acc1_best(acc1)
+            self.log("val/acc1_best", self.val_acc1_best.compute(), sync_dist=True)
+        self.val_loss.reset()
+        self.val_acc1.reset()
+        self.val_acc5.reset()
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.schedule_cfg, self.parameters())
+        scheduler = build_scheduler(self.schedule_cfg, optimizer, self.trainer.max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

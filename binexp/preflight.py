@@ -1,0 +1,167 @@
+"""Checks that run before Hydra starts a job, so bad input costs one line and writes nothing:
+overrides compose, every group validates against its schema, the dataset exists, an explicit
+run directory holds no earlier run, and a run to resume has a readable checkpoint."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from omegaconf import OmegaConf, open_dict
+
+from binexp.errors import BinexpError
+
+CONFIG_MODULE = "binexp.conf"
+MAX_SWEEP_CHECKS = 64
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _compose_error(e: Exception) -> BinexpError:
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    if isinstance(e, MissingConfigException):
+        missing = getattr(e, "missing_cfg_file", None) or ""
+        options = getattr(e, "options", None)
+        if "/" in missing and options is not None:
+            group, name = missing.rsplit("/", 1)
+            return BinexpError(f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}")
+        return BinexpError(_first_line(e))
+    if isinstance(e, OverrideParseException):
+        return BinexpError(f"cannot parse override: {_first_line(e)}")
+    if isinstance(e, ConfigCompositionException):
+        msg = _first_line(e)
+        cause = e.__cause__
+        if cause is not None and "not in struct" in str(cause):
+            key = getattr(cause, "full_key", None) or msg
+            return BinexpError(f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=...")
+        if cause is not None:
+            return BinexpError(f"{msg} {_first_line(cause)}")
+        return BinexpError(msg)
+    return BinexpError(_first_line(e))
+
+
+def compose(overrides: list[str]):
+    """Compose the train config with the Compose API (no output directories, no logging)."""
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            return hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    except BinexpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every composition problem becomes one line
+        raise _compose_error(e) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists to check: one per value of each swept key (others at their first
+    value), at most ``MAX_SWEEP_CHECKS``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:  # noqa: BLE001
+        raise BinexpError(f"cannot parse overrides: {_first_line(e)}") from None
+    prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~"}
+    choices: list[list[str]] = []
+    for ov in parsed:
+        pre = prefix.get(ov.type, "")
+        if ov.is_sweep_override():
+            if not multirun:
+                raise BinexpError(f"{ov.input_line} is a sweep; fix: add -m to run it as a multirun (binexp train -m ...)")
+            try:
+                values = list(ov.sweep_string_iterator())
+            except Exception:  # noqa: BLE001 - e.g. glob(): leave it to Hydra
+                return [overrides]
+            choices.append([f"{pre}{ov.get_key_element()}={v}" for v in values])
+        else:
+            choices.append([ov.input_line])
+    base = [c[0] for c in choices]
+    variants = [base]
+    for i, c in enumerate(choices):
+        for v in c[1:]:
+            variants.append(base[:i] + [v] + base[i + 1:])
+    return variants[:MAX_SWEEP_CHECKS]
+
+
+def check_config(overrides: list[str]):
+    """Compose, validate and check the data of one concrete override list."""
+    from binexp.config import validate
+    from binexp.data import build_datamodule
+    from binexp.train import build_callbacks
+
+    cfg = compose(overrides)
+    with open_dict(cfg):
+        hydra_node = cfg.pop("hydra", None)
+    run = validate(cfg)
+    datamodule = build_datamodule(run.data)
+    if hasattr(datamodule, "check"):
+        datamodule.check()
+    build_callbacks(cfg, None)
+    return cfg, run, hydra_node
+
+
+def preflight(overrides: list[str], multirun: bool) -> None:
+    for variant in expand_sweeps(overrides, multirun):
+        check_config(variant)
+    if not multirun:
+        explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides if o.startswith("hydra.run.dir=")]
+        resuming = any(o.startswith("resume=") for o in overrides)
+        if explicit and not resuming:
+            d = Path(explicit[-1])
+            if (d / "metrics.json").exists() or (d / "checkpoints").exists():
+                raise BinexpError(f"{d} already holds a run; fix: continue it with resume={d}, or choose another hydra.run.dir")
+
+
+def check_checkpoint(path: Path) -> None:
+    """A readable Lightning checkpoint, or a one-line error."""
+    import torch
+
+    if not path.is_file():
+        raise BinexpError(f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); fix: start it again without resume=")
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a torch zip archive")
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        if not isinstance(state, dict) or "state_dict" not in state or "epoch" not in state:
+            raise ValueError("no state_dict/epoch inside")
+    except Exception as e:  # noqa: BLE001
+        raise BinexpError(f"checkpoint {path} is corrupt ({_first_line(e)}); fix: restore it, or start a new run without resume=") from None
+
+
+def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``resume=<run dir>`` -> the run's saved overrides + ``hydra.run.dir=<run dir>``.
+    Extra overrides may only touch ``trainer.*`` (e.g. more epochs or another device)."""
+    if "-m" in flags or "--multirun" in flags:
+        raise BinexpError("resume= continues one run; fix: drop -m and resume each run directory on its own")
+    value = [o for o in overrides if o.startswith("resume=")][-1].split("=", 1)[1].strip("'\"")
+    extra = [o for o in overrides if not o.startswith("resume=")]
+    bad = [o for o in extra if not o.lstrip("+~").startswith("trainer.")]
+    if bad:
+        raise BinexpError(f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}")
+    run_dir = Path(value).expanduser().resolve()
+    if not run_dir.is_dir():
+        raise BinexpError(f"cannot resume: no run directory at {run_dir}; fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>")
+    saved_file = run_dir / ".hydra" / "overrides.yaml"
+    if not saved_file.is_file():
+        raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
+    check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    saved = [str(o) for o in OmegaConf.load(saved_file)]
+    saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
+    saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]
+    quoted = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"  # run dirs may hold '=' and ','
+    new = saved + extra + [f"resume={quoted}", f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
+    return flags, new
+
+
+__all__ = ["check_checkpoint", "check_config", "compose", "expand_sweeps", "preflight", "resume_args"]

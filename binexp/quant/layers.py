@@ -1,0 +1,139 @@
+"""The quantized-layer interface every method implements.
+
+A model never knows which method it runs: it asks the quantizer's ``conv`` factory for each
+binarizable convolution and gets back a module. Full precision returns a plain ``nn.Conv2d``;
+every binary method returns a :class:`QuantConv2d` subclass, which provides
+
+* ``forward``: input quantizer -> convolution with the quantized weight -> output scaling;
+* ``epoch_start(epoch, max_epochs)`` / ``step_start(epoch, step)``: per-epoch and per-step
+  method work (surrogate schedules, RBNN's rotation), called by
+  :class:`binexp.lit.callbacks.QuantizerSchedule` outside ``forward``, never in validation;
+* ``latent_weight()`` / ``quantized_weight()`` / ``weight_signs()``: what diagnostics read;
+* ``storage()``: how many bits the layer needs at inference, and the training-only state it
+  carries, for ``metrics.json`` and ``binexp summary``.
+
+All method state is parameters or buffers of the layer, so it moves with ``.to()``, is saved
+in checkpoints and is identical on every DDP rank.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class Storage:
+    """What a layer stores, in bits, split by role.
+
+    ``weights``: number of weight positions the layer represents (C_out*C_in*k*k).
+    ``weight_bits``: bits stored for those weights at inference (1 per weight for 1-bit
+    methods, q*N_in*ceil(n/N_out) for FleXOR). ``inference_floats``: other 32-bit values needed
+    at inference (scales such as alpha). ``training_floats``: method state used only while
+    training (RBNN's R1, R2, theta...), by name."""
+
+    weights: int
+    weight_bits: int
+    inference_floats: int = 0
+    training_floats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.weight_bits / self.weights
+
+
+class QuantConv2d(nn.Module):
+    """Base class of binarized convolutions (no bias: every one is followed by BatchNorm)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (stride, stride)
+        self.padding = (padding, padding)
+
+    # -- construction helpers -------------------------------------------------------------
+    def _make_latent_weight(self) -> None:
+        """A latent real-valued weight, initialised like ``nn.Conv2d`` (kaiming-uniform, a=sqrt5)."""
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, *self.kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def reset_latent_weight(self, init_fn) -> None:
+        """Apply an architecture's weight init (e.g. kaiming-normal) to the latent weight.
+        Methods whose latent state is not a conv-shaped weight (FleXOR) override this."""
+        if isinstance(getattr(self, "weight", None), nn.Parameter):
+            init_fn(self.weight)
+
+    # -- forward --------------------------------------------------------------------------
+    def quantize_input(self, x: Tensor) -> Tensor:
+        return x
+
+    def quantized_weight(self) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.conv2d(self.quantize_input(x), self.quantized_weight(), None, self.stride, self.padding)
+        return self.scale_output(out, x)
+
+    # -- schedules ------------------------------------------------------------------------
+    def surrogates(self) -> list[nn.Module]:
+        from binexp.quant.sign import Surrogate
+
+        return [m for m in self.modules() if isinstance(m, Surrogate)]
+
+    @torch.no_grad()
+    def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
+        """Per-epoch work before the first training step of ``epoch`` (0-based) of
+        ``max_epochs``; ``lr_decays`` counts the multi-step LR decays so far (FleXOR doubles
+        S_tanh at each). Runs in place, outside ``forward``, identically on every rank."""
+        for s in self.surrogates():
+            s.set_progress(epoch, max_epochs)
+
+    @torch.no_grad()
+    def step_start(self, epoch: int, step: int) -> None:
+        """Per-step work before a training step (most methods have none)."""
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def latent_weight(self) -> Tensor:
+        """The real-valued tensor whose sign is the binary weight, conv-shaped."""
+        return self.weight
+
+    def weight_signs(self) -> Tensor:
+        """The binary weight in {-1,+1}, conv-shaped."""
+        from binexp.quant.sign import sign_pm1
+
+        return sign_pm1(self.latent_weight())
+
+    def extra_stats(self) -> dict[str, Tensor]:
+        """Method-specific scalars for TensorBoard (logged as ``<name>/<layer>``)."""
+        return {}
+
+    def histograms(self) -> dict[str, Tensor]:
+        """Method-specific tensors for TensorBoard histograms (``<name>/<layer>``)."""
+        return {"latent_weight": self.latent_weight()}
+
+    @property
+    def num_weights(self) -> int:
+        return self.out_channels * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def storage(self) -> Storage:
+        return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+def quantized_layers(model: nn.Module) -> list[tuple[str, QuantConv2d]]:
+    """All binarized layers of a model, with their qualified names, in definition order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, QuantConv2d)]

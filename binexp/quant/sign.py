@@ -1,0 +1,247 @@
+"""Sign with a pluggable surrogate gradient: the one family every quantizer draws from.
+
+Every surrogate here computes exactly ``sign(x)`` in the forward pass, with the binary-network
+convention **sign(0) = +1** (``torch.sign`` would give 0, a ternary value). They differ only in
+the gradient used in the backward pass, ``dL/dx = dL/dy * F'(x)``.
+
+Schedule values (RBNN's t and k, the annealed-tanh temperature, FleXOR's S_tanh) live in
+buffers of the surrogate module, so they move with ``.to()``, are identical on every DDP rank
+and are changed in place by :meth:`Surrogate.set_progress` once per epoch (no recompilation of
+compiled graphs: they are tensors, not Python attributes). They are not saved in checkpoints
+(``persistent=False``): on resume they are recomputed from the epoch, as the official RBNN code
+does.
+
+Names (the ``*_surrogate`` config fields):
+
+========================  =========================================  ==========================
+name                      backward F'(x)                             paper
+========================  =========================================  ==========================
+``ste``                   1                                          Bengio et al. 2013
+``clipped_ste``           1{|x| <= clip}                             BNN (Hubara 2016), XNOR-Net
+``approx_sign``           max(0, 2 - 2|x|)                           Bi-Real Net (Liu 2018)
+``swish_sign``            b(2 - bx tanh(bx/2)) / (1 + cosh(bx))      BNN+ (Darabi 2018)
+``tanh``                  t(1 - tanh^2(tx)), t annealed per epoch    annealed tanh (IR-Net EDE family)
+``rbnn``                  max(0, k(sqrt2 t - t^2|x|))                RBNN (Lin 2020), Sec. 3.4
+``scaled_tanh``           S(1 - tanh^2(Sx))                          FleXOR (Lee 2020), Eq. 5-6
+========================  =========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+def sign_pm1(x: Tensor) -> Tensor:
+    """Exact binary sign: +1 where x >= 0, -1 elsewhere (so sign(0) = +1)."""
+    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+
+class _SignWithSurrogate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, surrogate: "Surrogate") -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return sign_pm1(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * ctx.surrogate.derivative(x), None
+
+
+@dataclass
+class SurrogateParams:
+    """Knobs of the surrogates; each surrogate reads only the ones it needs."""
+
+    clip: float = 1.0  # clipped_ste: gradient passes where |x| <= clip
+    beta: float = 5.0  # swish_sign
+    tanh_start: float = 1.0  # tanh: temperature at epoch 0
+    tanh_end: float = 10.0  # tanh: temperature approached at the last epoch
+    t_min: float = 1e-2  # rbnn: T_min
+    t_max: float = 1e1  # rbnn: T_max
+    s_tanh: float = 10.0  # scaled_tanh: S_tanh
+
+    def __post_init__(self) -> None:
+        for key in ("clip", "beta", "tanh_start", "tanh_end", "t_min", "t_max", "s_tanh"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"surrogate_params.{key} must be > 0, got {getattr(self, key)}")
+
+
+class Surrogate(nn.Module):
+    """Base class: forward is exact sign (sign(0)=+1); backward multiplies by :meth:`derivative`."""
+
+    name = "base"
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__()
+        if role not in ("weight", "activation"):
+            raise ValueError(f"surrogate role must be 'weight' or 'activation', got {role!r}")
+        self.role = role
+        self.params = params or SurrogateParams()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _SignWithSurrogate.apply(x, self)
+
+    def derivative(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        """Per-epoch schedule hook; constant surrogates ignore it."""
+
+    def extra_repr(self) -> str:
+        return f"role={self.role}"
+
+
+class STE(Surrogate):
+    """Straight-through estimator. Forward: sign(x) (sign(0)=+1). Backward: F'(x) = 1.
+
+    Paper: Bengio, Leonard, Courville, "Estimating or propagating gradients through stochastic
+    neurons", 2013."""
+
+    name = "ste"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return torch.ones_like(x)
+
+
+class ClippedSTE(Surrogate):
+    """Clipped straight-through estimator. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = 1 where |x| <= clip (edges included, larq's convention), else 0.
+
+    Paper: Hubara et al., "Binarized Neural Networks", NeurIPS 2016; used by XNOR-Net
+    (Rastegari et al., ECCV 2016) for weights and activations."""
+
+    name = "clipped_ste"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return (x.abs() <= self.params.clip).to(x.dtype)
+
+
+class ApproxSign(Surrogate):
+    """Bi-Real Net's ApproxSign. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = max(0, 2 - 2|x|), the derivative of the piecewise polynomial
+    F(x) = 2x + x^2 (-1 <= x < 0), 2x - x^2 (0 <= x < 1), sign(x) outside.
+
+    Paper: Liu et al., "Bi-Real Net", ECCV 2018, Sec. 3.2."""
+
+    name = "approx_sign"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return torch.clamp(2.0 - 2.0 * x.abs(), min=0.0)
+
+
+class SwishSign(Surrogate):
+    """SwishSign. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = b(2 - b x tanh(b x / 2)) / (1 + cosh(b x)), the derivative of
+    2 sigmoid(bx)(1 + bx(1 - sigmoid(bx))) - 1, with b = ``surrogate_params.beta``.
+
+    Paper: Darabi et al., "BNN+: Improved binary network training", 2018."""
+
+    name = "swish_sign"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        b = self.params.beta
+        bx = b * x
+        return b * (2.0 - bx * torch.tanh(bx / 2.0)) / (1.0 + torch.cosh(bx))
+
+
+class AnnealedTanh(Surrogate):
+    """Annealed tanh. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = t (1 - tanh^2(t x)), the derivative of tanh(t x), with the temperature
+    t = tanh_start * (tanh_end / tanh_start)^(e / E) at epoch e of E (log-linear, as IR-Net's
+    EDE and RBNN schedule theirs), so tanh(t x) sharpens toward sign as training proceeds.
+
+    Paper: the "annealed tanh" approximation RBNN's reviewers asked about (cf. IR-Net, Qin et
+    al., CVPR 2020, EDE)."""
+
+    name = "tanh"
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__(role, params)
+        self.register_buffer("t", torch.tensor(float(self.params.tanh_start)), persistent=False)
+
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        p = self.params
+        self.t.fill_(p.tanh_start * (p.tanh_end / p.tanh_start) ** (epoch / max(max_epochs, 1)))
+
+    def derivative(self, x: Tensor) -> Tensor:
+        t = self.t.to(x.dtype)
+        return t * (1.0 - torch.tanh(t * x) ** 2)
+
+
+def rbnn_t_k(epoch: int, max_epochs: int, t_min: float, t_max: float) -> tuple[float, float]:
+    """RBNN's per-epoch schedule (official code): t = Tmin (Tmax/Tmin)^(e/E), k = max(1/t, 1)."""
+    t = 10 ** (math.log10(t_min) + (math.log10(t_max) - math.log10(t_min)) * epoch / max(max_epochs, 1))
+    return t, max(1.0 / t, 1.0)
+
+
+class RBNNTrainingAware(Surrogate):
+    """RBNN's training-aware approximation of sign. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x; k, t) = max(0, k (sqrt(2) t - t^2 |x|)), the derivative of
+    F(x) = k(-sign(x) t^2 x^2 / 2 + sqrt(2) t x) on |x| < sqrt(2)/t, k sign(x) outside.
+
+    Schedule per epoch e of E (official code): t = Tmin (Tmax/Tmin)^(e/E).
+    Weights use k = max(1/t, 1); activations use k = 1 and t_a = max(t, 1) (the code's
+    asymmetry, not stated in the paper).
+
+    Paper: Lin et al., "Rotated Binary Neural Network", NeurIPS 2020, Sec. 3.4."""
+
+    name = "rbnn"
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__(role, params)
+        self.register_buffer("t", torch.tensor(0.0), persistent=False)
+        self.register_buffer("k", torch.tensor(0.0), persistent=False)
+        self.set_progress(0, 1)
+
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        t, k = rbnn_t_k(epoch, max_epochs, self.params.t_min, self.params.t_max)
+        if self.role == "activation":
+            t, k = max(t, 1.0), 1.0
+        self.t.fill_(t)
+        self.k.fill_(k)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        t = self.t.to(x.dtype)
+        k = self.k.to(x.dtype)
+        return torch.clamp(k * (math.sqrt(2.0) * t - t * t * x.abs()), min=0.0)
+
+
+class ScaledTanh(Surrogate):
+    """FleXOR's scaled-tanh surrogate. Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = S (1 - tanh^2(S x)), the derivative of tanh(S x), S = S_tanh
+    (a buffer, so FleXOR's S_tanh warm-up and doubling schedules change it in place).
+
+    Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020, Eqs. 5-6."""
+
+    name = "scaled_tanh"
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__(role, params)
+        self.register_buffer("s", torch.tensor(float(self.params.s_tanh)), persistent=False)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        s = self.s.to(x.dtype)
+        return s * (1.0 - torch.tanh(s * x) ** 2)
+
+
+SURROGATES: dict[str, type[Surrogate]] = {
+    cls.name: cls for cls in (STE, ClippedSTE, ApproxSign, SwishSign, AnnealedTanh, RBNNTrainingAware, ScaledTanh)
+}
+
+
+def surrogate_names() -> list[str]:
+    return sorted(SURROGATES)
+
+
+def make_surrogate(name: str, role: str = "weight", params: SurrogateParams | None = None) -> Surrogate:
+    """Build the surrogate registered under ``name`` for weights or activations."""
+    try:
+        cls = SURROGATES[name]
+    except KeyError:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of: {', '.join(surrogate_names())}") from None
+    return cls(role=role, params=params)

@@ -1,0 +1,112 @@
+"""XNOR-Net (Rastegari, Ordonez, Redmon, Farhadi, ECCV 2016).
+
+Weights: W ~ alpha * sign(W) per output channel with alpha = mean|W| (the L1 norm over the
+C_in*k*k filter divided by n). Activations: sign(x), optionally rescaled by the paper's K map
+(``act_scale=K``; off by default, as in the official Torch code and most reproductions: the
+following BatchNorm absorbs the scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from binexp.quant.layers import QuantConv2d
+from binexp.quant.registry import register_quantizer
+from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+
+WEIGHT_GRADS = ("exact", "paper", "detached")
+ACT_SCALES = ("none", "K")
+
+
+@dataclass
+class XnorConfig:
+    name: str = "xnor"
+    binary_activations: bool = True
+    # surrogates for sign(W) and sign(x); the paper uses the clipped STE for both
+    weight_surrogate: str = "clipped_ste"
+    act_surrogate: str = "clipped_ste"
+    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
+    # exact: autograd through alpha (the coupled term jiecaoyu's correction derives);
+    # paper: the paper's printed rule g * (1/n + alpha * F'(W)); detached: g * alpha * F'(W)
+    weight_grad: str = "exact"
+    act_scale: str = "none"  # none | K (the paper's per-position activation scale)
+
+    def __post_init__(self) -> None:
+        _check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
+        _check_choice("act_scale", self.act_scale, ACT_SCALES)
+        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+
+
+def _check_choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+class _PaperXnorWeight(torch.autograd.Function):
+    """Forward alpha*sign(W); backward the XNOR-Net paper's element-wise rule
+    dL/dW_i = dL/dWb_i * (1/n + alpha * F'(W_i))."""
+
+    @staticmethod
+    def forward(ctx, w: Tensor, surrogate) -> Tensor:  # type: ignore[override]
+        alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
+        ctx.save_for_backward(w, alpha)
+        ctx.surrogate = surrogate
+        return alpha * sign_pm1(w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        w, alpha = ctx.saved_tensors
+        n = w[0].numel()
+        return grad * (1.0 / n + alpha * ctx.surrogate.derivative(w)), None
+
+
+class XnorConv2d(QuantConv2d):
+    """XNOR-Net binary convolution.
+
+    Forward: y = conv(sign(x), alpha * sign(W)) [* K], sign(0) = +1, alpha = mean|W| per
+    output channel, K = box-filtered channel mean of |x| when ``act_scale=K``.
+    Backward (defaults): clipped STE, dL/dx = g * 1{|x| <= 1}; for the weight, autograd through
+    alpha*sign(W): dL/dW_i = alpha * F'(W_i) g_i + sign(W_i)/n * sum_j g_j sign(W_j)
+    (``weight_grad=exact``), or the paper's printed g_i (1/n + alpha F'(W_i)) (``paper``), or
+    alpha F'(W_i) g_i with alpha treated as a constant (``detached``).
+    Paper: Rastegari et al., "XNOR-Net", ECCV 2016, Sec. 3.1-3.2."""
+
+    def __init__(self, cfg: XnorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        self.weight_grad = cfg.weight_grad
+        self.act_scale = cfg.act_scale
+        self._make_latent_weight()
+        self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
+        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+
+    def alpha(self) -> Tensor:
+        return self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+
+    def quantized_weight(self) -> Tensor:
+        w = self.weight
+        if self.weight_grad == "paper":
+            return _PaperXnorWeight.apply(w, self.weight_sign)
+        alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
+        if self.weight_grad == "detached":
+            alpha = alpha.detach()
+        return alpha * self.weight_sign(w)
+
+    def quantize_input(self, x: Tensor) -> Tensor:
+        return self.act_sign(x) if self.act_sign is not None else x
+
+    def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
+        if self.act_scale != "K":
+            return out
+        a = x.abs().mean(dim=1, keepdim=True)
+        k = F.avg_pool2d(a, self.kernel_size, self.stride, self.padding, count_include_pad=True)
+        return out * k
+
+
+@register_quantizer("xnor", XnorConfig, "XNOR-Net: sign with per-channel alpha=mean|W|, clipped STE")
+def build_xnor_conv(cfg: XnorConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> XnorConv2d:
+    return XnorConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding)

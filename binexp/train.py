@@ -1,0 +1,114 @@
+"""The ``train`` verb's Hydra task: validated config -> DataModule, model, Trainer -> run dir."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import binexp
+from binexp.accounting import model_bits
+from binexp.config import validate
+from binexp.data import build_datamodule
+from binexp.errors import BinexpError
+from binexp.lit.callbacks import QuantizerSchedule, RunRecord
+from binexp.lit.module import ClassifierModule
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
+    """Instantiate every ``callbacks.<name>`` entry that has a ``_target_`` (null one to turn
+    it off); the checkpoint callback writes to ``<run dir>/checkpoints``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callbacks: list[L.Callback] = []
+    for key, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        try:
+            cb = instantiate(node)
+        except Exception as e:  # noqa: BLE001 - report config mistakes in one line
+            cause = e.__cause__ or e
+            raise BinexpError(f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields") from None
+        if isinstance(cb, ModelCheckpoint) and run_dir is not None:
+            cb.dirpath = str(run_dir / CHECKPOINT_DIR)
+        callbacks.append(cb)
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers = []
+    lcfg = cfg.get("logger") or {}
+    if lcfg.get("tensorboard", True):
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
+    if lcfg.get("csv", False):
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    return loggers
+
+
+def _versions() -> dict:
+    import lightning
+
+    return {"binexp": binexp.__version__, "torch": torch.__version__, "lightning": lightning.__version__,
+            "hydra": hydra.__version__, "python": platform.python_version()}
+
+
+def run_training(cfg: DictConfig) -> dict:
+    """Train one configuration; returns the final ``metrics.json`` record."""
+    run = validate(cfg)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    ckpt_path = None
+    if cfg.get("resume"):
+        ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")
+        if not Path(ckpt_path).is_file():
+            raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
+    if cfg.get("seed") is not None:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    datamodule = build_datamodule(run.data)
+    if hasattr(datamodule, "check"):
+        datamodule.check()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes, run_config=resolved)
+    static = {
+        "name": cfg.get("name"),
+        "run_dir": str(run_dir),
+        "quantizer": run.quantizer.name,
+        "model": run.model.name,
+        "data": run.data.name,
+        "seed": cfg.get("seed"),
+        "overrides": list(hc.overrides.task),
+        "choices": {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")},
+        "meta": resolved.get("meta") or {},
+        "max_epochs": run.trainer.get("max_epochs"),
+        "versions": _versions(),
+        **model_bits(module.net),
+    }
+    record = RunRecord(str(run_dir), static)
+    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
+    trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        raise
+    if trainer.interrupted:
+        return record.write(trainer, status="interrupted")
+    return record.write(trainer, status="completed")
+
+
+@hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")
+def hydra_train(cfg: DictConfig) -> float | None:
+    record = run_training(cfg)
+    return record.get("best_val_acc1")
