@@ -19,7 +19,11 @@ def model_bits(model: nn.Module) -> dict:
     fp32 = sum(p.numel() for p in model.parameters() if id(p) not in in_quant)
     positions = weight_bits = inference_floats = training = 0
     by_bits: dict[str, int] = {}
-    for _, layer in layers:
+    reports = {}
+    for name, layer in layers:
+        report = layer.report()
+        if report:
+            reports[name.removeprefix("net.")] = report
         s = layer.storage()
         positions += s.weights
         weight_bits += s.weight_bits
@@ -37,5 +41,8 @@ def model_bits(model: nn.Module) -> dict:
             "by_bit_width": by_bits,
         },
         "bits_per_weight": round(weight_bits / positions, 4) if positions else 32.0,
+        # the scales (alpha) stored at 32 bits each, spread over the binarized weights
+        "bits_per_weight_with_scales": round((weight_bits + 32 * inference_floats) / positions, 4) if positions else 32.0,
         "binarized_layers": len(layers),
+        "layer_reports": reports,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
 
 CHECKPOINT_DIR = "checkpoints"
+log = logging.getLogger("binexp.train")
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
@@ -94,6 +96,11 @@ def run_training(cfg: DictConfig) -> dict:
         "versions": _versions(),
         **model_bits(module.net),
     }
+    log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
+             run.model.name, run.quantizer.name, static["binarized_layers"], static["bits_per_weight"],
+             static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])
+    for layer_name, report in static["layer_reports"].items():
+        log.info("layer %s: %s", layer_name, report)
     record = RunRecord(str(run_dir), static)
     callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
     trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))

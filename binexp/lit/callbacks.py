@@ -22,7 +22,7 @@ from binexp.schedule import lr_decays_before
 class QuantizerSchedule(Callback):
     """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
     training step of each epoch (never in validation or the sanity check), and
-    ``layer.step_start(epoch, step)`` before every training step. On resume the epoch hook runs
+    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step. On resume the epoch hook runs
     for the resumed epoch, so schedule values are recomputed, not restored."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -34,6 +34,10 @@ class QuantizerSchedule(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         for _, layer in quantized_layers(pl_module):
             layer.step_start(trainer.current_epoch, trainer.global_step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        for _, layer in quantized_layers(pl_module):
+            layer.step_end(trainer.current_epoch, trainer.global_step)
 
 
 def _tensorboard(trainer: L.Trainer):

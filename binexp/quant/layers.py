@@ -101,6 +101,10 @@ class QuantConv2d(nn.Module):
     def step_start(self, epoch: int, step: int) -> None:
         """Per-step work before a training step (most methods have none)."""
 
+    @torch.no_grad()
+    def step_end(self, epoch: int, step: int) -> None:
+        """Per-step work after the optimizer step (e.g. FleXOR's clipping of encrypted weights)."""
+
     # -- diagnostics ----------------------------------------------------------------------
     def latent_weight(self) -> Tensor:
         """The real-valued tensor whose sign is the binary weight, conv-shaped."""
@@ -111,6 +115,10 @@ class QuantConv2d(nn.Module):
         from binexp.quant.sign import sign_pm1
 
         return sign_pm1(self.latent_weight())
+
+    def report(self) -> dict:
+        """Plain numbers about this layer for metrics.json and the run log (``layer_reports``)."""
+        return {}
 
     def extra_stats(self) -> dict[str, Tensor]:
         """Method-specific scalars for TensorBoard (logged as ``<name>/<layer>``)."""
