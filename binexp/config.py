@@ -58,7 +58,7 @@ def trainer_kwargs(node: DictConfig) -> dict:
     for key in kwargs:
         if key not in allowed:
             raise BinexpError(f"unknown trainer option trainer.{key}; fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)")
-    if (kwargs.get("max_epochs") or 1) < 1:
+    if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
     return kwargs
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 from pathlib import Path
 
 import hydra
 import lightning.pytorch as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -117,5 +119,11 @@ def run_training(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")
 def hydra_train(cfg: DictConfig) -> float | None:
-    record = run_training(cfg)
+    try:
+        record = run_training(cfg)
+    except BinexpError as e:
+        if HydraConfig.get().mode == RunMode.RUN:  # one run: one line, exit 1
+            print(f"binexp: error: {e}", file=sys.stderr)
+            sys.exit(1)
+        raise  # in a sweep the other jobs still run; the job's metrics.json says failed
     return record.get("best_val_acc1")

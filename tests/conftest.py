@@ -1,0 +1,79 @@
+"""Shared test helpers: run the installed CLI in a subprocess, make CIFAR-format fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIN = Path(sys.executable).parent / "binexp"
+QUICK = ["trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``binexp <args>`` as a user would, from ``cwd``."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    full_env.pop("BINEXP_VERB", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([str(BIN), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def write_cifar_fixture(root: Path, per_batch: int = 64, test: int = 64, variant: int = 10, seed: int = 0) -> Path:
+    """A CIFAR-format folder (cifar-10-batches-py/ with 5 train batches and a test batch) of
+    random images whose labels depend on the mean colour, so it is learnable."""
+    rng = np.random.default_rng(seed)
+    folder = root / ("cifar-10-batches-py" if variant == 10 else "cifar-100-python")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = "labels" if variant == 10 else "fine_labels"
+
+    def batch(n):
+        labels = rng.integers(0, variant, n)
+        base = (labels[:, None] * (255 // variant)).astype(np.int64)
+        data = np.clip(base + rng.integers(-20, 20, (n, 3072)), 0, 255).astype(np.uint8)
+        return {"data": data, key: labels.tolist(), "batch_label": "fixture"}
+
+    names = [f"data_batch_{i}" for i in range(1, 6)] if variant == 10 else ["train"]
+    for name in names:
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch(per_batch), f)
+    with open(folder / ("test_batch" if variant == 10 else "test"), "wb") as f:
+        pickle.dump(batch(test), f)
+    return root
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path) -> Path:
+    return write_cifar_fixture(tmp_path / "cifar")
+
+
+def write_imagefolder_fixture(root: Path, classes: int = 3, per_class: int = 6, size: int = 40, seed: int = 0) -> Path:
+    """train/ and val/ folders of small PNGs, one colour family per class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for c in range(classes):
+            d = root / split / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                base = np.zeros((size, size, 3), dtype=np.int64)
+                base[..., c % 3] = 200
+                img = np.clip(base + rng.integers(0, 50, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def imagefolder_root(tmp_path: Path) -> Path:
+    return write_imagefolder_fixture(tmp_path / "folder")

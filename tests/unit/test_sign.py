@@ -1,0 +1,123 @@
+"""Every surrogate: forward is exactly sign with sign(0)=+1; backward matches its formula at
+fixed points (values from reference/flexor_baselines.md §5 and rbnn.md §5)."""
+
+import math
+
+import pytest
+import torch
+
+from binexp.quant.sign import SURROGATES, SurrogateParams, make_surrogate, rbnn_t_k, sign_pm1
+
+
+def grad_at(surrogate, xs):
+    x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    surrogate(x).sum().backward()
+    return x.grad
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("role", ["weight", "activation"])
+def test_forward_is_sign_with_zero_positive(name, role):
+    s = make_surrogate(name, role)
+    x = torch.tensor([-2.0, -1e-8, 0.0, -0.0, 1e-8, 3.0])
+    assert s(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_sign_pm1_never_zero():
+    x = torch.randn(1000)
+    x[::7] = 0
+    assert set(sign_pm1(x).unique().tolist()) == {-1.0, 1.0}
+
+
+def test_ste_and_clipped_ste():
+    assert grad_at(make_surrogate("ste"), [-5.0, 0.0, 5.0]).tolist() == [1.0, 1.0, 1.0]
+    # larq's convention: the edges |x| = clip pass the gradient
+    g = grad_at(make_surrogate("clipped_ste"), [-1.5, -1.0, -0.3, 0.0, 1.0, 1.0001])
+    assert g.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    g = grad_at(make_surrogate("clipped_ste", params=SurrogateParams(clip=0.5)), [0.5, 0.6])
+    assert g.tolist() == [1.0, 0.0]
+
+
+def test_approx_sign_table():
+    xs = [-1.5, -1.0, -0.5, -0.3, 0.0, 0.3, 0.5, 0.999, 1.0, 1.5]
+    expected = [0, 0, 1.0, 1.4, 2.0, 1.4, 1.0, 0.002, 0, 0]
+    assert grad_at(make_surrogate("approx_sign"), xs).tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_swish_sign_matches_derivative_of_its_function():
+    beta = 5.0
+    s = make_surrogate("swish_sign", params=SurrogateParams(beta=beta))
+    x = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    f = 2 * torch.sigmoid(beta * x) * (1 + beta * x * (1 - torch.sigmoid(beta * x))) - 1
+    (expected,) = torch.autograd.grad(f.sum(), x)
+    assert torch.allclose(grad_at(s, x.detach().tolist()), expected, atol=1e-10)
+    assert grad_at(s, [0.0]).item() == pytest.approx(beta / 2 * 2)  # peak b(2-0)/(1+1) = b
+
+
+def test_scaled_tanh_table():
+    s = make_surrogate("scaled_tanh", params=SurrogateParams(s_tanh=10.0))
+    g = grad_at(s, [0.0, 0.05, -0.05, 0.1, 0.2, -0.3])
+    assert g.tolist() == pytest.approx([10, 7.8645, 7.8645, 4.1997, 0.70651, 0.09866], abs=1e-4)
+    s.s.fill_(20.0)
+    assert grad_at(s, [0.1]).item() == pytest.approx(1.4130, abs=1e-4)
+
+
+def test_rbnn_weight_surrogate_table():
+    s = make_surrogate("rbnn", "weight")
+    s.t.fill_(0.01)
+    s.k.fill_(100.0)
+    g = grad_at(s, [0, 0.5, 1, 1.5, 10, 100, 150])
+    assert g.tolist() == pytest.approx([1.41421, 1.40921, 1.40421, 1.39921, 1.31421, 0.41421, 0.0], abs=1e-5)
+    s.t.fill_(1.0)
+    s.k.fill_(1.0)
+    assert grad_at(s, [0, 0.5, 1, 1.5]).tolist() == pytest.approx([1.41421, 0.91421, 0.41421, 0.0], abs=1e-5)
+    s.t.fill_(10.0)
+    assert grad_at(s, [0, 0.1, 0.1415]).tolist() == pytest.approx([14.14214, 4.14214, 0.0], abs=1e-5)
+
+
+def test_rbnn_activation_uses_k1_and_t_at_least_1():
+    s = make_surrogate("rbnn", "activation")
+    s.set_progress(0, 1000)  # t = 0.01 -> t_a = 1, k = 1
+    assert (s.t.item(), s.k.item()) == (1.0, 1.0)
+    assert grad_at(s, [0, 0.5, 1, 2]).tolist() == pytest.approx([1.41421, 0.91421, 0.41421, 0.0], abs=1e-5)
+    s.t.fill_(5.0)
+    assert grad_at(s, [0, 0.1, 0.2, 0.28, 0.3]).tolist() == pytest.approx([7.07107, 4.57107, 2.07107, 0.07107, 0.0], abs=1e-5)
+
+
+@pytest.mark.parametrize("big_e,e,t,k", [
+    (1000, 0, 0.01, 100), (1000, 250, 0.05623, 17.78), (1000, 500, 0.31623, 3.162), (1000, 666, 0.99541, 1.0046),
+    (1000, 667, 1.00231, 1), (1000, 999, 9.931, 1), (150, 0, 0.01, 100), (150, 75, 0.31623, 3.162), (150, 100, 1.0, 1),
+    (150, 149, 9.550, 1),
+])
+def test_rbnn_schedule_values(big_e, e, t, k):
+    got_t, got_k = rbnn_t_k(e, big_e, 1e-2, 1e1)
+    assert got_t == pytest.approx(t, rel=1e-3)
+    assert got_k == pytest.approx(k, rel=1e-3)
+    s = make_surrogate("rbnn", "weight")
+    s.set_progress(e, big_e)
+    assert s.t.item() == pytest.approx(t, rel=1e-3) and s.k.item() == pytest.approx(k, rel=1e-3)
+
+
+def test_rbnn_surrogate_area_is_2k():
+    s = make_surrogate("rbnn", "weight")
+    s.set_progress(300, 1000)
+    t, k = s.t.item(), s.k.item()
+    x = torch.linspace(-2 / t, 2 / t, 400001, dtype=torch.float64)
+    area = torch.trapezoid(s.derivative(x), x).item()
+    assert area == pytest.approx(2 * k, rel=1e-4)
+
+
+def test_annealed_tanh_schedule_and_gradient():
+    s = make_surrogate("tanh", params=SurrogateParams(tanh_start=1.0, tanh_end=10.0))
+    values = []
+    for e in (0, 50, 100):
+        s.set_progress(e, 100)
+        values.append(s.t.item())
+    assert values == pytest.approx([1.0, math.sqrt(10), 10.0], rel=1e-6)
+    s.set_progress(0, 100)
+    assert grad_at(s, [0.0, 1.0]).tolist() == pytest.approx([1.0, 1 - math.tanh(1.0) ** 2])
+
+
+def test_unknown_surrogate_is_rejected():
+    with pytest.raises(ValueError, match="choose one of"):
+        make_surrogate("nope")
