@@ -32,6 +32,13 @@ def model_bits(model: nn.Module) -> dict:
         key = _fmt_bits(round(s.bits_per_weight, 4))
         by_bits[key] = by_bits.get(key, 0) + s.weights
     by_bits["32"] = by_bits.get("32", 0) + fp32 + inference_floats
+    # model-level aggregates of a method (e.g. FleXOR's effective bits): a layer class may
+    # define ``model_report(layers) -> dict`` over all its layers in the model
+    method_report: dict = {}
+    for cls in dict.fromkeys(type(layer) for _, layer in layers):
+        hook = getattr(cls, "model_report", None)
+        if callable(hook):
+            method_report.update(hook([layer for _, layer in layers if type(layer) is cls]))
     return {
         "params": {
             "binarized_weights": positions,
@@ -45,4 +52,5 @@ def model_bits(model: nn.Module) -> dict:
         "bits_per_weight_with_scales": round((weight_bits + 32 * inference_floats) / positions, 4) if positions else 32.0,
         "binarized_layers": len(layers),
         "layer_reports": reports,
+        "method_report": method_report,
     }

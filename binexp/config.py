@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from binexp.data.registry import DATASETS, dataset_kinds
+from binexp.distill import DistillConfig
 from binexp.errors import BinexpError
 from binexp.models.registry import ModelConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
@@ -26,6 +27,7 @@ class RunConfig:
     quantizer: Any
     schedule: ScheduleConfig
     trainer: dict
+    distill: DistillConfig
     raw: DictConfig
 
 
@@ -81,7 +83,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     model = to_schema(ModelConfig, cfg.model, "model")
     schedule = to_schema(ScheduleConfig, cfg.schedule, "schedule")
     trainer = trainer_kwargs(cfg.trainer)
+    distill = to_schema(DistillConfig, cfg.get("distill") or {}, "distill")
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")
-    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, raw=cfg)
+    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg)

@@ -107,6 +107,15 @@ def check_config(overrides: list[str]):
     if hasattr(datamodule, "check"):
         datamodule.check()
     build_callbacks(cfg, None)
+    if cfg.get("init_from"):
+        from binexp.init_from import check_compatible, read_checkpoint, resolve_checkpoint
+
+        path = resolve_checkpoint(cfg.init_from)
+        check_compatible(read_checkpoint(path), path, run.model.name)
+    if run.distill.teacher:
+        from binexp.init_from import read_checkpoint, resolve_checkpoint
+
+        read_checkpoint(resolve_checkpoint(run.distill.teacher))
     return cfg, run, hydra_node
 
 

@@ -19,7 +19,9 @@ import binexp
 from binexp.accounting import model_bits
 from binexp.config import validate
 from binexp.data import build_datamodule
+from binexp.distill import load_teacher
 from binexp.errors import BinexpError
+from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
 
@@ -84,6 +86,13 @@ def run_training(cfg: DictConfig) -> dict:
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes, run_config=resolved)
+    init_report = None
+    if cfg.get("init_from") and ckpt_path is None:  # a resumed run restores everything from its own checkpoint
+        init_report = load_compatible(module, cfg.init_from, run.model.name)
+        log.info(init_report.summary())
+    if run.distill.teacher:
+        module.set_teacher(load_teacher(run.distill.teacher, datamodule.num_classes), run.distill)
+        log.info("distilling from %s (T=%s, weight=%s)", run.distill.teacher, run.distill.temperature, run.distill.weight)
     static = {
         "name": cfg.get("name"),
         "run_dir": str(run_dir),
@@ -98,6 +107,8 @@ def run_training(cfg: DictConfig) -> dict:
         "versions": _versions(),
         **model_bits(module.net),
     }
+    if init_report is not None:
+        static["init_from"] = init_report.as_dict()
     log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
              run.model.name, run.quantizer.name, static["binarized_layers"], static["bits_per_weight"],
              static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from binexp.distill import DistillConfig, distillation_loss
 from binexp.models import build_model
 from binexp.quant import ConvFactory
 from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
@@ -33,13 +34,32 @@ class ClassifierModule(L.LightningModule):
         self.val_acc1_best = MaxMetric()
         self.val_acc1_best.persistent(True)  # the best accuracy survives resume
 
+    def set_teacher(self, teacher: torch.nn.Module, cfg: DistillConfig) -> None:
+        """Distil from a frozen teacher; it is not a submodule, so it stays out of checkpoints,
+        optimizers and ``train()``/``eval()`` switches."""
+        object.__setattr__(self, "_teacher", teacher)
+        self.distill_cfg = cfg
+
+    @property
+    def teacher(self) -> torch.nn.Module | None:
+        return self.__dict__.get("_teacher")
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device).eval()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
+        else:
+            loss = F.cross_entropy(logits, y)
         self.train_loss(loss)
         self.train_acc1(logits, y)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)

@@ -1,0 +1,94 @@
+"""``init_from=<run dir or checkpoint>``: start a run from an earlier run's weights (two-stage
+training: stage 1 with binary activations and real weights, stage 2 fully binary).
+
+Tensors are matched by name. A tensor present in both with the same shape is *loaded*; one only
+in the new model is *new* (e.g. RBNN's rotation state when stage 2 switches method); one only in
+the old checkpoint is *skipped*. The same name with a different shape, or a different
+architecture, is a mismatch and stops the run before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from binexp.errors import BinexpError
+
+
+@dataclass
+class InitReport:
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "loaded": len(self.loaded), "new": self.new, "skipped": self.skipped}
+
+    def summary(self) -> str:
+        return (f"init_from {self.source}: loaded {len(self.loaded)} tensors, new {len(self.new)} "
+                f"({', '.join(self.new[:6])}{', ...' if len(self.new) > 6 else ''}), skipped {len(self.skipped)} "
+                f"({', '.join(self.skipped[:6])}{', ...' if len(self.skipped) > 6 else ''})")
+
+
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A checkpoint file, or a run directory (its checkpoints/last.ckpt)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise BinexpError(f"init_from: no checkpoint at {path}; fix: pass init_from=<run directory with checkpoints/last.ckpt, or a .ckpt file>")
+    return path.resolve()
+
+
+def read_checkpoint(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise ValueError("no state_dict inside")
+    except Exception as e:  # noqa: BLE001
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BinexpError(f"init_from: checkpoint {path} is corrupt ({first}); fix: point init_from at an intact checkpoint") from None
+    return ckpt
+
+
+def source_model_name(ckpt: dict) -> str | None:
+    run_config = (ckpt.get("hyper_parameters") or {}).get("run_config") or {}
+    return (run_config.get("model") or {}).get("name")
+
+
+def check_compatible(ckpt: dict, path: Path, model_name: str) -> None:
+    src = source_model_name(ckpt)
+    if src is not None and src != model_name:
+        raise BinexpError(f"init_from: {path} was trained with model={src}, this run uses model={model_name}; fix: use the same model in both stages")
+
+
+def load_compatible(module: nn.Module, source: str | Path, model_name: str) -> InitReport:
+    """Copy every same-name, same-shape network tensor (``net.*``: parameters and BatchNorm
+    statistics) of the source checkpoint into ``module``."""
+    path = resolve_checkpoint(source)
+    ckpt = read_checkpoint(path)
+    check_compatible(ckpt, path, model_name)
+    # only the network: metric states and anything else of the old run stay behind
+    src = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    dst = {k: v for k, v in module.state_dict().items() if k.startswith("net.")}
+    report = InitReport(source=str(path))
+    mismatched = [k for k in src if k in dst and src[k].shape != dst[k].shape]
+    if mismatched:
+        k = mismatched[0]
+        raise BinexpError(
+            f"init_from: {k} has shape {tuple(src[k].shape)} in {path} but {tuple(dst[k].shape)} here "
+            f"({len(mismatched)} mismatched tensors); fix: use the same model and widths in both stages"
+        )
+    shared = [k for k in dst if k in src]
+    if not shared:
+        raise BinexpError(f"init_from: no tensor of {path} matches this model; fix: use the same model in both stages")
+    with torch.no_grad():
+        for k in shared:
+            dst[k].copy_(src[k])
+    report.loaded = shared
+    report.new = [k for k in dst if k not in src]
+    report.skipped = [k for k in src if k not in dst]
+    return report

@@ -1,0 +1,416 @@
+"""RBNN: Rotated Binary Neural Network (Lin, Ji, Xu, Zhang, Wang, Wu, Huang, Lin; NeurIPS 2020,
+arXiv 2009.13055), as the official code ``lmbxmu/RBNN`` runs it (reference/rbnn.md §1).
+
+One binarized conv, with latent weight w (C_out, C_in, k, k) and input a (N, C_in, H, W):
+
+1. w_s = (w - mean_c) / std_c per output channel (unbiased std, gradients through the stats);
+   a_s = (a - mean_i) / std_i per sample over (C, H, W) (same).
+2. Bi-rotation: each standardised filter is reshaped row-major to X_c in R^{n1 x n2} (n1 the
+   largest divisor of n = C_in k k with n1 <= sqrt(n)) and rotated as R1^T X_c R2, i.e. by
+   (R1 kron R2)^T; one (R1, R2) pair per layer, shared by all filters. R1, R2 are buffers,
+   Haar-random at init, and are re-solved *outside* forward, by :meth:`RBNNConv2d.epoch_start`
+   (the code: every epoch before the first training step) or :meth:`RBNNConv2d.step_start`:
+   ``rounds`` alternating rounds of B = sign(R1^T X R2) -> Procrustes R1 -> Procrustes R2 on the
+   detached w_s, warm-started, written in place (``copy_``) and broadcast from rank 0 under
+   torch.distributed (the official code rebinds them inside forward, which loses the update
+   under DataParallel, reference §4.4).
+3. w~ = w_s + alpha (stopgrad(R1^T W_s R2) - w_s), alpha = |sin theta| per output channel,
+   theta initialised to pi/2 (so alpha = 1.0 exactly in float32 and the latent weight starts
+   with exactly zero loss gradient, as in the code).
+4. y = conv(sign(a_s), sign(w~)) * lambda, lambda a learnable per-output-channel scale
+   initialised to mean|w| per channel from PyTorch's default conv init (as the code does).
+
+Backward: sign uses the training-aware approximation F'(x; k, t) = max(0, k(sqrt2 t - t^2|x|))
+(``rbnn`` surrogate of :mod:`binexp.quant.sign`; weights k = max(1/t, 1), activations k = 1 and
+t_a = max(t, 1); t = Tmin (Tmax/Tmin)^(e/E) per epoch), so dL/dw_s = (1 - alpha) F'(w~) dL/db
+and no gradient flows through the rotated branch.
+
+Every step of this list is a config knob (``conf/quantizer/rbnn.yaml``); the defaults are the
+official code's behaviour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.registry import register_quantizer
+from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+
+ROTATION_KINDS = ("bi", "full")
+UPDATE_INTERVALS = ("epoch", "step")
+ROTATION_INITS = ("haar", "identity")
+ALPHA_MODES = ("learned", "fixed", "unconstrained")
+ROTATED_GRADS = ("detach", "through")
+UPDATE_DTYPES = ("float32", "float64")
+
+
+@dataclass
+class RBNNConfig:
+    """Schema of ``quantizer=rbnn`` (every field documented in ``conf/quantizer/rbnn.yaml``)."""
+
+    name: str = "rbnn"
+    # seed of the Haar-random R1, R2 init; None = the run's seed (torch.initial_seed(), which
+    # ``binexp train`` sets from the top-level ``seed``). Layer i draws from hash(seed, i, shape).
+    seed: Optional[int] = None
+    rotation: bool = True  # False: w~ = w_s (no R1, R2, theta)
+    rotation_kind: str = "bi"  # bi: R1 kron R2 (code) | full: one n x n rotation per layer
+    max_full_rotation_dim: int = 1152  # refuse a rotation matrix side larger than this (n^2 floats)
+    update_interval: str = "epoch"  # epoch (code) | step
+    update_frequency: int = 1  # update when epoch (or global step) % frequency == 0 (code: --rotation_update)
+    rounds: int = 3  # alternating rounds per update; 0 keeps R at its init (the DataParallel bug, §4.4)
+    rotation_init: str = "haar"  # haar (code: scipy ortho_group) | identity
+    update_dtype: str = "float32"  # precision of the rotation solve (autocast off)
+    alpha_mode: str = "learned"  # learned: |sin theta| (code) | fixed: alpha_value | unconstrained: alpha = theta
+    theta_init: float = math.pi / 2  # learned: initial theta (alpha0 = |sin theta_init| = 1)
+    alpha_value: float = 1.0  # fixed: the constant alpha in [0, 1]; unconstrained: initial alpha
+    rotated_grad: str = "detach"  # detach: stopgrad on the rotated branch (code) | through: dL/dw through R
+    weight_standardize: bool = True  # per-output-channel (w - mean) / std, unbiased
+    act_standardize: bool = True  # per-sample (a - mean) / std over (C, H, W), unbiased
+    binary_activations: bool = True  # False: the code's --a32 (full-precision activations a_s)
+    weight_surrogate: str = "rbnn"
+    act_surrogate: str = "rbnn"
+    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
+
+    def __post_init__(self) -> None:
+        _check_choice("rotation_kind", self.rotation_kind, ROTATION_KINDS)
+        _check_choice("update_interval", self.update_interval, UPDATE_INTERVALS)
+        _check_choice("rotation_init", self.rotation_init, ROTATION_INITS)
+        _check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
+        _check_choice("rotated_grad", self.rotated_grad, ROTATED_GRADS)
+        _check_choice("update_dtype", self.update_dtype, UPDATE_DTYPES)
+        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"quantizer.seed must be a non-negative integer or null, got {self.seed}")
+        if self.update_frequency < 1:
+            raise ValueError(f"quantizer.update_frequency must be >= 1, got {self.update_frequency}")
+        if self.rounds < 0:
+            raise ValueError(f"quantizer.rounds must be >= 0, got {self.rounds}")
+        if self.max_full_rotation_dim < 1:
+            raise ValueError(f"quantizer.max_full_rotation_dim must be >= 1, got {self.max_full_rotation_dim}")
+        if not math.isfinite(self.theta_init) or not math.isfinite(self.alpha_value):
+            raise ValueError("quantizer.theta_init and quantizer.alpha_value must be finite")
+        if self.alpha_mode == "fixed" and not 0.0 <= self.alpha_value <= 1.0:
+            raise ValueError(f"quantizer.alpha_value must be in [0, 1] with alpha_mode=fixed, got {self.alpha_value}")
+        if self.rotation and self.alpha_mode == "fixed" and self.alpha_value == 1.0 and self.rotated_grad == "detach":
+            raise ValueError("quantizer.alpha_mode=fixed with alpha_value=1 and rotated_grad=detach gives the latent "
+                             "weights no gradient at all; fix: set quantizer.rotated_grad=through (rotate-and-binarize) "
+                             "or an alpha_value < 1")
+
+
+def _check_choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+# -- the math, as plain functions (tested against the reference's golden values) -------------
+def bi_rotation_shape(n: int) -> tuple[int, int]:
+    """The code's ``get_ab``: n1 = the largest divisor of n with n1 <= floor(sqrt(n)), n2 = n/n1.
+    A prime n gives (1, n): R1 is a 1x1 sign and R2 a full n x n rotation (the code's SciPy
+    failed there; here it is handled, and ``max_full_rotation_dim`` guards its cost)."""
+    if n < 1:
+        raise ValueError(f"cannot rotate a filter of {n} weights")
+    for n1 in range(math.isqrt(n), 0, -1):
+        if n % n1 == 0:
+            return n1, n // n1
+    return 1, n  # pragma: no cover - n1 = 1 always divides
+
+
+def haar_orthogonal(n: int, generator: torch.Generator | None = None, dtype=torch.float64) -> Tensor:
+    """A Haar-random matrix of O(n) (det = +-1, like scipy's ``ortho_group``): QR of a Gaussian
+    matrix with the signs of R's diagonal moved into Q (Mezzadri 2007)."""
+    z = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(z)
+    d = torch.diagonal(r)
+    q = q * torch.where(d >= 0, 1.0, -1.0).to(q.dtype)
+    return q.to(dtype)
+
+
+def rotate(x: Tensor, r1: Tensor, r2: Tensor) -> Tensor:
+    """R1^T X_c R2 for every filter X_c of ``x`` (C, n1, n2), batched (one bmm each side)."""
+    return torch.matmul(torch.matmul(r1.transpose(0, 1), x), r2)
+
+
+def mean_cosine_to_sign(y: Tensor) -> Tensor:
+    """Mean over filters of cos(y_c, sign(y_c)) = ||y_c||_1 / (||y_c||_2 sqrt(n))."""
+    y = y.flatten(1)
+    return (y.abs().sum(1) / (y.norm(dim=1) * math.sqrt(y.shape[1])).clamp_min(1e-30)).mean()
+
+
+@dataclass
+class RotationResult:
+    r1: Tensor
+    r2: Tensor
+    objectives: Tensor  # (rounds + 1,): J before the update and after each round
+    rotated: Tensor  # R1^T X_c R2 with the final R1, R2, (C, n1, n2)
+    rotated_before: Tensor  # with the initial R1, R2
+    singular_values: list[tuple[Tensor, Tensor]]  # (S of D1, S of D2) per round
+
+
+def rotation_rounds(x: Tensor, r1: Tensor, r2: Tensor, rounds: int = 3) -> RotationResult:
+    """The code's alternating solver (reference §1.3), batched over filters, on ``x`` (C, n1, n2).
+
+    Each round: B_c = sign(R1^T X_c R2); D1 = sum_c B_c R2^T X_c^T = U1 S1 V1^T, R1 = V1 U1^T;
+    D2 = sum_c X_c^T R1 B_c (new R1, old B) = U2 S2 V2^T, R2 = U2 V2^T. Each step maximises
+    J = sum_c tr(B_c^T R1^T X_c R2), so J = sum_c ||R1^T X_c R2||_1 never decreases.
+    ``torch.linalg.svd`` returns V^T (the code's ``torch.svd`` returned V)."""
+    objectives = []
+    svals = []
+    y = rotate(x, r1, r2)
+    first = y
+    for _ in range(rounds):
+        objectives.append(y.abs().sum())
+        b = sign_pm1(y)
+        d1 = torch.einsum("cik,cjk->ij", b, torch.matmul(x, r2))
+        u1, s1, v1h = torch.linalg.svd(d1)
+        r1 = v1h.transpose(0, 1) @ u1.transpose(0, 1)
+        d2 = torch.einsum("cji,cjl->il", x, torch.matmul(r1, b))
+        u2, s2, v2h = torch.linalg.svd(d2)
+        r2 = u2 @ v2h
+        svals.append((s1, s2))
+        y = rotate(x, r1, r2)
+    objectives.append(y.abs().sum())
+    return RotationResult(r1, r2, torch.stack(objectives), y, first, svals)
+
+
+def standardize(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """(x - mean) / std over ``dims`` with the unbiased std, gradients through both statistics.
+    A constant slice (std = 0) maps to 0 (sign +1) instead of NaN."""
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True)
+    return (x - mean) / std.clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def layer_seed(seed: int, index: int, shape: tuple[int, ...]) -> int:
+    """A 63-bit generator seed for layer ``index`` of a run seeded with ``seed``."""
+    key = f"rbnn:{seed}:{index}:{'x'.join(map(str, shape))}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+# -- the layer --------------------------------------------------------------------------------
+class RBNNConv2d(QuantConv2d):
+    """RBNN binary convolution (Lin et al., "Rotated Binary Neural Network", NeurIPS 2020),
+    with the official code's defaults.
+
+    Forward: y = conv(sign(a_s), sign(w~)) * lambda, with w_s, a_s the per-channel / per-sample
+    standardised (unbiased std) weight and input, w~ = w_s + alpha (stopgrad(R1^T W_s R2) - w_s),
+    alpha = |sin theta| per output channel (theta0 = pi/2), sign(0) = +1, lambda a learnable
+    per-channel scale; R1, R2 fixed within the forward (updated by ``epoch_start``/``step_start``).
+    Backward: dL/da_s = g F'_a(a_s), dL/dw_s = (1 - alpha) g F'_w(w~) (rotated branch detached),
+    F'(x; k, t) = max(0, k(sqrt2 t - t^2 |x|)) (weights k = max(1/t, 1); activations k = 1,
+    t_a = max(t, 1)), then through the standardisation statistics; dL/dtheta =
+    sign(sin theta) cos theta <rotated - w_s, g F'_w(w~)>; dL/dlambda from the conv output.
+    Paper: Lin et al., NeurIPS 2020, Sec. 3.2-3.4 and Eq. 11."""
+
+    def __init__(self, cfg: RBNNConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, layer_index: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        self.cfg = cfg
+        self.layer_index = layer_index
+        self._make_latent_weight()
+        # lambda from PyTorch's default init, before any architecture re-init (as the code does)
+        self.scale = nn.Parameter(self.weight.detach().abs().mean(dim=(1, 2, 3)).view(out_channels, 1, 1).clone())
+        self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
+        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        n = in_channels * kernel_size * kernel_size
+        self.n1, self.n2 = bi_rotation_shape(n) if cfg.rotation_kind == "bi" else (1, n)
+        self.rotation = cfg.rotation
+        if self.rotation:
+            side = max(self.n1, self.n2)
+            if side > cfg.max_full_rotation_dim:
+                raise ValueError(
+                    f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} conv "
+                    f"needs a {side}x{side} rotation matrix ({side * side:,} floats, an O({side}^3) SVD per update), "
+                    f"more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: use "
+                    f"quantizer.rotation_kind=bi, or raise quantizer.max_full_rotation_dim")
+            r1, r2 = self._initial_rotations()
+            self.register_buffer("R1", r1)
+            self.register_buffer("R2", r2)
+            self.register_buffer("rotation_updates", torch.zeros((), dtype=torch.long))
+            if cfg.alpha_mode == "learned":
+                self.theta = nn.Parameter(torch.full((out_channels, 1, 1, 1), float(cfg.theta_init)))
+            elif cfg.alpha_mode == "unconstrained":
+                self.theta = nn.Parameter(torch.full((out_channels, 1, 1, 1), float(cfg.alpha_value)))
+            else:
+                self.theta = None
+            # diagnostics of the last update (not checkpointed; read only by extra_stats)
+            self.register_buffer("_stat_objective", torch.full((cfg.rounds + 1,), float("nan")), persistent=False)
+            self.register_buffer("_stat_update", torch.full((4,), float("nan")), persistent=False)
+        self._eval_cache: tuple | None = None
+
+    def _initial_rotations(self) -> tuple[Tensor, Tensor]:
+        if self.cfg.rotation_init == "identity":
+            return torch.eye(self.n1), torch.eye(self.n2)
+        base = self.cfg.seed if self.cfg.seed is not None else torch.initial_seed()
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        g = torch.Generator().manual_seed(layer_seed(int(base), self.layer_index, shape))
+        return haar_orthogonal(self.n1, g, torch.float32), haar_orthogonal(self.n2, g, torch.float32)
+
+    # -- forward pieces -----------------------------------------------------------------------
+    def standardized_weight(self) -> Tensor:
+        return standardize(self.weight, (1, 2, 3)) if self.cfg.weight_standardize else self.weight
+
+    def alpha(self) -> Tensor | float:
+        """alpha per output channel, (C_out, 1, 1, 1) (a float in ``fixed`` mode)."""
+        if self.cfg.alpha_mode == "learned":
+            return self.theta.sin().abs()
+        if self.cfg.alpha_mode == "unconstrained":
+            return self.theta
+        return self.cfg.alpha_value
+
+    def rotated(self, w_s: Tensor) -> Tensor:
+        """(R1 kron R2)^T applied to every filter of the conv-shaped ``w_s``."""
+        x = w_s.reshape(self.out_channels, self.n1, self.n2)
+        return rotate(x, self.R1.to(x.dtype), self.R2.to(x.dtype)).reshape(w_s.shape)
+
+    def mixed_weight(self, w_s: Tensor) -> Tensor:
+        """w~ = w_s + alpha (rot - w_s): the tensor whose sign is the binary weight (Eq. 11)."""
+        if not self.rotation:
+            return w_s
+        if self.cfg.rotated_grad == "detach":
+            with torch.no_grad():
+                rot = self.rotated(w_s.detach())
+        else:
+            rot = self.rotated(w_s)
+        return w_s + self.alpha() * (rot - w_s)
+
+    def _state_key(self) -> tuple:
+        tensors = [self.weight] + ([self.R1, self.R2] if self.rotation else [])
+        if getattr(self, "theta", None) is not None:
+            tensors.append(self.theta)
+        return (torch.is_inference_mode_enabled(),) + tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
+
+    def quantized_weight(self) -> Tensor:
+        if torch.is_grad_enabled():
+            self._eval_cache = None
+            return self.weight_sign(self.mixed_weight(self.standardized_weight()))
+        # no autograd (validation, inference): the binary weight only changes with w, R, theta
+        key = self._state_key()
+        if self._eval_cache is None or self._eval_cache[0] != key:
+            self._eval_cache = (key, sign_pm1(self.mixed_weight(self.standardized_weight())))
+        return self._eval_cache[1]
+
+    def quantize_input(self, x: Tensor) -> Tensor:
+        if self.cfg.act_standardize:
+            x = standardize(x, (1, 2, 3))
+        return self.act_sign(x) if self.act_sign is not None else x
+
+    def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
+        return out * self.scale
+
+    # -- rotation updates (outside forward) ---------------------------------------------------
+    @torch.no_grad()
+    def update_rotation(self) -> RotationResult:
+        """One rotation update: ``rounds`` alternating rounds on the detached standardised
+        weight, warm-started from the current R1, R2, written in place; under torch.distributed
+        rank 0's result is broadcast so every rank holds the same R1, R2."""
+        dtype = torch.float64 if self.cfg.update_dtype == "float64" else torch.float32
+        device = self.weight.device
+        with torch.autocast(device_type=device.type, enabled=False):
+            x = self.standardized_weight().detach().to(dtype).reshape(self.out_channels, self.n1, self.n2)
+            res = rotation_rounds(x, self.R1.to(dtype), self.R2.to(dtype), self.cfg.rounds)
+            self.R1.copy_(res.r1)
+            self.R2.copy_(res.r2)
+            if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+                torch.distributed.broadcast(self.R1, src=0)
+                torch.distributed.broadcast(self.R2, src=0)
+            self.rotation_updates.add_(1)
+            sx, s_after, s_before = sign_pm1(x), sign_pm1(res.rotated), sign_pm1(res.rotated_before)
+            self._stat_objective.copy_(res.objectives)
+            self._stat_update.copy_(torch.stack([
+                mean_cosine_to_sign(res.rotated_before), mean_cosine_to_sign(res.rotated),
+                (s_after != sx).to(dtype).mean(), (s_after != s_before).to(dtype).mean(),
+            ]))
+        self._eval_cache = None
+        return res
+
+    @torch.no_grad()
+    def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
+        super().epoch_start(epoch, max_epochs, lr_decays)  # t, k of the surrogates
+        if self.rotation and self.cfg.update_interval == "epoch" and epoch % self.cfg.update_frequency == 0:
+            self.update_rotation()
+
+    @torch.no_grad()
+    def step_start(self, epoch: int, step: int) -> None:
+        if self.rotation and self.cfg.update_interval == "step" and step % self.cfg.update_frequency == 0:
+            self.update_rotation()
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def latent_weight(self) -> Tensor:
+        """w~, the real tensor whose sign is the binary weight (the rotated, mixed, standardised
+        weight), so angular bias and quantization error are measured where RBNN acts."""
+        return self.mixed_weight(self.standardized_weight()).detach()
+
+    def _alpha_tensor(self) -> Tensor:
+        a = self.alpha()
+        return a.detach().flatten() if torch.is_tensor(a) else torch.full((self.out_channels,), float(a))
+
+    @torch.no_grad()
+    def extra_stats(self) -> dict[str, Tensor]:
+        stats: dict[str, Tensor] = {}
+        ws, wa = self.weight_sign, self.act_sign
+        for prefix, s in (("rbnn_", ws), ("rbnn_act_", wa)):
+            for key in ("t", "k"):
+                if s is not None and isinstance(getattr(s, key, None), Tensor):
+                    stats[f"{prefix}{key}"] = getattr(s, key).detach().clone()
+        if not self.rotation:
+            return stats
+        stats["rbnn_alpha_mean"] = self._alpha_tensor().mean()
+        stats["rbnn_rotation_updates"] = self.rotation_updates.detach().float()
+        if int(self.rotation_updates) > 0 and bool(torch.isfinite(self._stat_update).all()):
+            for r, value in enumerate(self._stat_objective):
+                stats[f"rbnn_objective_round{r}"] = value.clone()
+            cos_before, cos_after, flips, update_flips = self._stat_update
+            stats.update({"rbnn_cos_before": cos_before.clone(), "rbnn_cos_after": cos_after.clone(),
+                          "rbnn_rotation_flips": flips.clone(), "rbnn_update_flips": update_flips.clone()})
+        return stats
+
+    @torch.no_grad()
+    def histograms(self) -> dict[str, Tensor]:
+        hists = {"latent_weight": self.latent_weight()}
+        if self.rotation:
+            hists["rbnn_alpha"] = self._alpha_tensor()
+        return hists
+
+    def storage(self) -> Storage:
+        """1 bit per weight and lambda (C_out floats) at inference; R1, R2 and theta only in
+        training (sign(w~) is precomputed for deployment)."""
+        training: dict[str, int] = {}
+        if self.rotation:
+            training = {"R1": self.n1 * self.n1, "R2": self.n2 * self.n2}
+            if getattr(self, "theta", None) is not None:
+                training["theta"] = self.theta.numel()
+        return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels,
+                       training_floats=training)
+
+    def report(self) -> dict:
+        if not self.rotation:
+            return {"rotation": "off"}
+        return {"rotation": f"{self.cfg.rotation_kind} {self.n1}x{self.n2}", "update": f"every {self.cfg.update_frequency} {self.cfg.update_interval}(s)"}
+
+    def extra_repr(self) -> str:
+        rot = f", rotation={self.cfg.rotation_kind}({self.n1}x{self.n2})" if self.rotation else ", rotation=off"
+        return super().extra_repr() + rot + f", alpha={self.cfg.alpha_mode}"
+
+
+def _next_layer_index(cfg: RBNNConfig) -> int:
+    """Per-config-object layer counter: layer i of a model built from ``cfg`` gets index i, so
+    R's init is a deterministic function of (seed, i, shape) on every rank."""
+    index = cfg.__dict__.get("_layer_counter", 0)
+    cfg.__dict__["_layer_counter"] = index + 1
+    return index
+
+
+@register_quantizer("rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate")
+def build_rbnn_conv(cfg: RBNNConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> RBNNConv2d:
+    """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020."""
+    return RBNNConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding, layer_index=_next_layer_index(cfg))

@@ -1,0 +1,95 @@
+"""init_from= (two-stage training) and distillation from a teacher run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from binexp.config import validate
+from binexp.distill import DistillConfig, distillation_loss
+from binexp.errors import BinexpError
+from binexp.init_from import load_compatible
+from binexp.lit.module import ClassifierModule
+from binexp.preflight import compose
+from tests.conftest import QUICK, read_metrics, run_cli
+
+SHORT = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", *QUICK]
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    """A finished first-stage run (full precision here; the two-stage preset uses binary activations)."""
+    tmp = tmp_path_factory.mktemp("stage1")
+    run = tmp / "run"
+    r = run_cli(["train", "quantizer=fp", *SHORT, f"hydra.run.dir={run}"], tmp)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+def build(overrides: list[str]) -> tuple[ClassifierModule, object]:
+    run = validate(compose(overrides))
+    return ClassifierModule(run.model, run.quantizer, run.schedule, 10), run
+
+
+def test_stage2_starts_from_stage1_weights(stage1):
+    module, run = build(["data=synthetic", "quantizer=xnor", f"init_from={stage1}"])
+    report = load_compatible(module, stage1, run.model.name)
+    saved = torch.load(stage1 / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    net_keys = [k for k in module.state_dict() if k.startswith("net.")]
+    assert sorted(report.loaded) == sorted(net_keys) and report.new == [] and report.skipped == []
+    for k in net_keys:
+        assert torch.equal(module.state_dict()[k], saved[k]), k
+    # the metric state of the old run is not carried over
+    assert "val_acc1_best.max_value" not in report.loaded
+
+
+def test_stage2_through_the_cli_reports_what_it_loaded(tmp_path, stage1):
+    run = tmp_path / "stage2"
+    r = run_cli(["train", "quantizer=xnor", f"init_from={stage1}", *SHORT, f"hydra.run.dir={run}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = read_metrics(run)
+    assert m["init_from"]["loaded"] > 100 and m["init_from"]["new"] == [] and m["status"] == "completed"
+    assert "init_from" in (run / "train.log").read_text()
+
+
+def test_mismatched_run_is_one_line(tmp_path, stage1):
+    r = run_cli(["train", "model=resnet32", f"init_from={stage1}", *SHORT], tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "trained with model=resnet20, this run uses model=resnet32" in lines[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_shape_mismatch_and_missing_checkpoint(tmp_path, stage1):
+    ckpt = torch.load(stage1 / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt["state_dict"]["net.linear.weight"] = torch.zeros(3, 64)
+    bad = tmp_path / "bad.ckpt"
+    torch.save(ckpt, bad)
+    module, run = build(["data=synthetic"])
+    with pytest.raises(BinexpError, match=r"net.linear.weight has shape \(3, 64\)"):
+        load_compatible(module, bad, run.model.name)
+    with pytest.raises(BinexpError, match="no checkpoint at"):
+        load_compatible(module, tmp_path / "nothing", run.model.name)
+
+
+def test_distillation_from_a_teacher_run(tmp_path, stage1):
+    run = tmp_path / "student"
+    r = run_cli(["train", "quantizer=xnor", f"distill.teacher={stage1}", "distill.temperature=2", *SHORT,
+                 f"hydra.run.dir={run}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_metrics(run)["status"] == "completed"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert not any("teacher" in k for k in ckpt["state_dict"])
+
+
+def test_distillation_loss_values():
+    s = torch.tensor([[2.0, 0.0, -1.0]])
+    t = torch.tensor([[1.0, 1.0, 0.0]])
+    y = torch.tensor([0])
+    cfg = DistillConfig(temperature=2.0, weight=1.0)
+    p_t, log_p_s = F.softmax(t / 2, 1), F.log_softmax(s / 2, 1)
+    expected = (p_t * (p_t.log() - log_p_s)).sum() * 4
+    assert distillation_loss(s, t, y, cfg).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation_loss(s, t, y, DistillConfig(weight=0.0)).item() == pytest.approx(F.cross_entropy(s, y).item())
+    assert distillation_loss(t, t, y, DistillConfig(temperature=3.0)).item() == pytest.approx(0.0, abs=1e-7)
