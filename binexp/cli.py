@@ -21,6 +21,10 @@ verbs:
   train [overrides]     train one configuration, or a sweep with -m (Hydra overrides, e.g.
                         binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
                         resume=<run dir> continues a run from its checkpoints/last.ckpt
+  report <dir>...       the runs under these run/sweep directories as one table (seeds folded,
+                        the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR
+  summary [overrides]   bit-aware model summary of the same config as train: parameters by bit
+                        width, memory, MACs split into binary and full precision, training-only state
   list [group]          list the registered names and config options (quantizer, model, data,
                         schedule, experiment, surrogate)
 
@@ -101,7 +105,19 @@ def cmd_list(args: list[str]) -> int:
     return 0
 
 
-VERBS = {"train": cmd_train, "list": cmd_list}
+def cmd_summary(args: list[str]) -> int:
+    from binexp.summary import main as summary_main
+
+    return summary_main(args)
+
+
+def cmd_report(args: list[str]) -> int:
+    from binexp.report import main as report_main
+
+    return report_main(args)
+
+
+VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list}
 
 
 if __name__ == "__main__":  # pragma: no cover

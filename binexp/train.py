@@ -24,6 +24,7 @@ from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
+from binexp.summary import data_input_size, format_summary, summarize, summary_dict
 
 CHECKPOINT_DIR = "checkpoints"
 log = logging.getLogger("binexp.train")
@@ -59,6 +60,21 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     return loggers
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
+    """The bit-aware summary of this run's model, as summary.txt and summary.json."""
+    import json
+
+    rows = summarize(net, input_size)
+    (run_dir / "summary.txt").write_text(format_summary(rows, title) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(summary_dict(rows), indent=2))
 
 
 def _versions() -> dict:
@@ -114,6 +130,8 @@ def run_training(cfg: DictConfig) -> dict:
              static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])
     for layer_name, report in static["layer_reports"].items():
         log.info("layer %s: %s", layer_name, report)
+    if _is_rank_zero():
+        write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
     record = RunRecord(str(run_dir), static)
     callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
     trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))

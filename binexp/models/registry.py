@@ -33,14 +33,15 @@ class ModelEntry:
     name: str
     build: Callable[..., nn.Module]
     summary: str
+    input_size: int = 32  # the image size the architecture is built for
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, summary: str):
+def register_model(name: str, summary: str, input_size: int = 32):
     def deco(build):
-        MODELS[name] = ModelEntry(name, build, summary)
+        MODELS[name] = ModelEntry(name, build, summary, input_size)
         return build
 
     return deco

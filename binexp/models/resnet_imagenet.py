@@ -63,11 +63,11 @@ class ImageNetResNet(nn.Module):
         return self.fc(self.bn2(out))
 
 
-@register_model("resnet18", "ImageNet ResNet-18, Bi-Real-style blocks (16 binary convs, FP downsample)")
+@register_model("resnet18", "ImageNet ResNet-18, Bi-Real-style blocks (16 binary convs, FP downsample)", input_size=224)
 def resnet18(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
     return ImageNetResNet(conv, (2, 2, 2, 2), num_classes, 1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.downsample)
 
 
-@register_model("resnet34", "ImageNet ResNet-34, Bi-Real-style blocks (32 binary convs, FP downsample)")
+@register_model("resnet34", "ImageNet ResNet-34, Bi-Real-style blocks (32 binary convs, FP downsample)", input_size=224)
 def resnet34(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
     return ImageNetResNet(conv, (3, 4, 6, 3), num_classes, 1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.downsample)

@@ -1,0 +1,196 @@
+"""Bit-aware model summary, in the manner of larq's: per layer and in total, parameters by bit
+width, memory at those widths, the float-32 equivalent and compression ratio, MACs split into
+binary (1-bit weights *and* 1-bit inputs: XNOR-popcount) and full precision, OPs = BOPs/64 +
+FLOPs (the convention of XNOR-Net, Bi-Real Net and RBNN), and each method's training-only state
+apart from what inference needs. binexp simulates binarization with float tensors: these are the
+sizes and operation counts a deployment would have, not what training uses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from binexp.quant.layers import QuantConv2d
+from binexp.quant.sign import Surrogate
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str  # "binary" (binarized conv), "fp-conv", "linear", "bn"
+    out_shape: tuple
+    binarized_weights: int = 0
+    weight_bits: float = 0.0  # bits stored for the binarized weights
+    fp32_params: int = 0  # 32-bit values needed at inference (FP weights, biases, BN, scales)
+    training_only: int = 0  # floats only training needs (RBNN's R1, R2, theta...)
+    binary_macs: int = 0
+    fp_macs: int = 0
+
+    @property
+    def memory_kib(self) -> float:
+        return (self.weight_bits + 32 * self.fp32_params) / 8 / 1024
+
+    @property
+    def fp32_kib(self) -> float:
+        return 32 * (self.binarized_weights + self.fp32_params) / 8 / 1024
+
+
+def binarizes_input(layer: QuantConv2d) -> bool:
+    """A binarized conv whose input also goes through a sign (an activation surrogate)."""
+    return any(isinstance(m, Surrogate) and m.role == "activation" for m in layer.modules())
+
+
+@torch.no_grad()
+def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
+    """One row per binarized conv, FP conv, linear and BatchNorm layer, in forward order."""
+    rows: list[LayerRow] = []
+    handled: set[int] = set()
+    hooks = []
+
+    def hook(name):
+        def fn(module, inputs, output):
+            if id(module) in handled:
+                return
+            handled.add(id(module))
+            out_shape = tuple(output.shape[1:])
+            if isinstance(module, QuantConv2d):
+                s = module.storage()
+                macs = s.weights * output.shape[-1] * output.shape[-2]
+                binary = binarizes_input(module)
+                rows.append(LayerRow(name, "binary", out_shape, s.weights, s.weight_bits, s.inference_floats,
+                                     sum(s.training_floats.values()), macs if binary else 0, 0 if binary else macs))
+            elif isinstance(module, nn.Conv2d):
+                params = sum(p.numel() for p in module.parameters())
+                macs = module.weight.numel() * output.shape[-1] * output.shape[-2]
+                rows.append(LayerRow(name, "fp-conv", out_shape, fp32_params=params, fp_macs=macs))
+            elif isinstance(module, nn.Linear):
+                rows.append(LayerRow(name, "linear", out_shape, fp32_params=sum(p.numel() for p in module.parameters()),
+                                     fp_macs=module.weight.numel()))
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                rows.append(LayerRow(name, "bn", out_shape, fp32_params=sum(p.numel() for p in module.parameters())))
+        return fn
+
+    for name, module in model.named_modules():
+        if isinstance(module, (QuantConv2d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+            hooks.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, input_size, input_size))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    # parameters no hooked layer owns (rare: custom modules) still count as 32-bit
+    owned = {id(p) for name, m in model.named_modules() if isinstance(m, (QuantConv2d, nn.Conv2d, nn.Linear,
+             nn.modules.batchnorm._BatchNorm)) for p in m.parameters()}
+    loose = sum(p.numel() for p in model.parameters() if id(p) not in owned)
+    if loose:
+        rows.append(LayerRow("(other parameters)", "other", (), fp32_params=loose))
+    return rows
+
+
+def totals(rows: list[LayerRow]) -> dict:
+    t = {k: sum(getattr(r, k) for r in rows) for k in ("binarized_weights", "weight_bits", "fp32_params", "training_only",
+                                                        "binary_macs", "fp_macs")}
+    memory_kib = (t["weight_bits"] + 32 * t["fp32_params"]) / 8 / 1024
+    fp32_kib = 32 * (t["binarized_weights"] + t["fp32_params"]) / 8 / 1024
+    t.update(
+        memory_kib=round(memory_kib, 2),
+        fp32_equivalent_kib=round(fp32_kib, 2),
+        compression=round(fp32_kib / memory_kib, 2) if memory_kib else 1.0,
+        bits_per_binarized_weight=round(t["weight_bits"] / t["binarized_weights"], 4) if t["binarized_weights"] else None,
+        binary_mac_share=round(t["binary_macs"] / max(t["binary_macs"] + t["fp_macs"], 1), 4),
+        ops=t["binary_macs"] / 64 + t["fp_macs"],
+        training_only_kib=round(32 * t["training_only"] / 8 / 1024, 2),
+    )
+    return t
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}" if x else "0"
+
+
+def format_summary(rows: list[LayerRow], title: str = "") -> str:
+    head = ["layer", "kind", "output", "1-bit/sub-bit weights", "bits", "fp32 params", "train-only", "binary MACs",
+            "fp MACs", "memory KiB"]
+    table = [head]
+    for r in rows:
+        table.append([r.name, r.kind, "x".join(map(str, r.out_shape)), _n(r.binarized_weights), _n(r.weight_bits),
+                      _n(r.fp32_params), _n(r.training_only), _n(r.binary_macs), _n(r.fp_macs), f"{r.memory_kib:.2f}"])
+    t = totals(rows)
+    table.append(["total", "", "", _n(t["binarized_weights"]), _n(t["weight_bits"]), _n(t["fp32_params"]),
+                  _n(t["training_only"]), _n(t["binary_macs"]), _n(t["fp_macs"]), f"{t['memory_kib']:.2f}"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = [title] if title else []
+    for i, row in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0 or i == len(table) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    bpw = t["bits_per_binarized_weight"]
+    lines += [
+        "",
+        f"binarized weights:      {t['binarized_weights']:,} at {bpw if bpw is not None else '-'} bits each",
+        f"32-bit values:          {t['fp32_params']:,} (FP layers, BatchNorm, scales)",
+        f"memory:                 {t['memory_kib']:,.2f} KiB  (float-32 equivalent {t['fp32_equivalent_kib']:,.2f} KiB, "
+        f"compression {t['compression']}x)",
+        f"training-only state:    {t['training_only']:,} floats ({t['training_only_kib']:,.2f} KiB), not needed at inference",
+        f"MACs:                   {t['binary_macs']:,} binary + {t['fp_macs']:,} full precision "
+        f"(binary share {100 * t['binary_mac_share']:.1f} %)",
+        f"OPs = BOPs/64 + FLOPs:  {t['ops']:,.0f}",
+    ]
+    return "\n".join(lines)
+
+
+def summary_dict(rows: list[LayerRow]) -> dict:
+    return {"layers": [dict(asdict(r), memory_kib=round(r.memory_kib, 3)) for r in rows], "totals": totals(rows)}
+
+
+def data_input_size(data_cfg) -> int:
+    """The image size a run of this data config sees (CIFAR: 32)."""
+    return 32 if data_cfg.kind == "cifar" else int(data_cfg.image_size)
+
+
+def data_num_classes(data_cfg) -> int:
+    from binexp.errors import BinexpError
+
+    if getattr(data_cfg, "kind", "") == "cifar":
+        return int(data_cfg.variant)
+    n = getattr(data_cfg, "num_classes", None)
+    if not n:
+        raise BinexpError(f"data.num_classes is not set for data={data_cfg.name}; fix: add data.num_classes=<N>")
+    return int(n)
+
+
+def main(args: list[str]) -> int:
+    """``binexp summary [--input-size N] [--json] [overrides]``: the same config as ``train``."""
+    import argparse
+    import json
+
+    from binexp.config import validate
+    from binexp.models import MODELS
+    from binexp.lit.module import ClassifierModule
+    from binexp.preflight import compose
+
+    parser = argparse.ArgumentParser(prog="binexp summary", description=main.__doc__)
+    parser.add_argument("--input-size", type=int, default=None, help="input image size (default: the data's, 224 for ImageNet models)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for binexp train")
+    ns = parser.parse_args(args)
+    overrides = list(ns.overrides)
+    model_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
+    if model_name in MODELS and MODELS[model_name].input_size == 224 and not any(o.startswith("data=") for o in overrides):
+        overrides.append("data=imagenet")  # an ImageNet architecture is summarised on ImageNet
+    run = validate(compose(overrides))
+    num_classes = data_num_classes(run.data)
+    module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
+    size = ns.input_size or data_input_size(run.data)
+    rows = summarize(module.net, size)
+    if ns.json:
+        print(json.dumps(summary_dict(rows), indent=2))
+    else:
+        title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}: {num_classes} classes, {size}x{size} input"
+        print(format_summary(rows, title))
+    return 0
