@@ -106,6 +106,10 @@ def run_training(cfg: DictConfig) -> dict:
     if cfg.get("init_from") and ckpt_path is None:  # a resumed run restores everything from its own checkpoint
         init_report = load_compatible(module, cfg.init_from, run.model.name)
         log.info(init_report.summary())
+    if cfg.get("channels_last"):
+        module.use_channels_last()
+    if cfg.get("compile"):
+        module.net.compile()  # compiles forward in place; state_dict keys stay the same
     if run.distill.teacher:
         module.set_teacher(load_teacher(run.distill.teacher, datamodule.num_classes), run.distill)
         log.info("distilling from %s (T=%s, weight=%s)", run.distill.teacher, run.distill.temperature, run.distill.weight)

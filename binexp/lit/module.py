@@ -48,7 +48,13 @@ class ClassifierModule(L.LightningModule):
         if self.teacher is not None:
             self.teacher.to(self.device).eval()
 
+    def use_channels_last(self) -> None:
+        self.net.to(memory_format=torch.channels_last)
+        self.channels_last = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.__dict__.get("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def training_step(self, batch, batch_idx: int):

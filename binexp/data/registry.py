@@ -1,0 +1,133 @@
+"""Dataset kinds -> (schema, builder). A ``conf/data/*.yaml`` option names its ``kind``; its
+``name`` is free (``cifar10`` and ``cifar100`` are both kind ``cifar``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import lightning.pytorch as L
+
+
+def _positive(prefix: str, **values) -> None:
+    for key, value in values.items():
+        if value is None or value <= 0:
+            raise ValueError(f"{prefix}.{key} must be > 0, got {value}")
+
+
+@dataclass
+class CifarConfig:
+    kind: str = "cifar"
+    name: str = "cifar10"
+    root: str = "data/cifar10"
+    variant: int = 10
+    download: bool = False
+    batch_size: int = 256
+    eval_batch_size: int = 128
+    augment: bool = True
+    crop_padding: int = 4
+    normalize: str = "imagenet"  # imagenet | half (the RBNN code uses ImageNet statistics)
+    resident_on_device: bool = True  # keep the uint8 set on the GPU (no effect on CPU)
+
+    def __post_init__(self) -> None:
+        _positive("data", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        if self.variant not in (10, 100):
+            raise ValueError(f"data.variant must be 10 or 100, got {self.variant}")
+        if self.normalize not in ("imagenet", "half"):
+            raise ValueError(f"data.normalize must be imagenet or half, got {self.normalize!r}")
+        if self.crop_padding < 0:
+            raise ValueError(f"data.crop_padding must be >= 0, got {self.crop_padding}")
+
+
+@dataclass
+class SyntheticConfig:
+    kind: str = "synthetic"
+    name: str = "synthetic"
+    num_classes: int = 10
+    train_size: int = 2048
+    val_size: int = 512
+    image_size: int = 32
+    noise: float = 1.0
+    seed: int = 0
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    augment: bool = True
+    crop_padding: int = 4
+    normalize: str = "imagenet"
+    resident_on_device: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("data", num_classes=self.num_classes, train_size=self.train_size, val_size=self.val_size,
+                  image_size=self.image_size, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        if self.noise < 0:
+            raise ValueError(f"data.noise must be >= 0, got {self.noise}")
+
+
+@dataclass
+class ImageFolderConfig:
+    kind: str = "imagefolder"
+    name: str = "imagefolder"
+    root: str = "data/imagefolder"
+    num_classes: Optional[int] = None  # None: count the class folders
+    image_size: int = 224
+    crop_ratio: float = 0.875
+    scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
+    batch_size: int = 256
+    eval_batch_size: int = 256
+    num_workers: int = 4
+
+    def __post_init__(self) -> None:
+        _positive("data", image_size=self.image_size, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        if not 0 < self.crop_ratio <= 1:
+            raise ValueError(f"data.crop_ratio must be in (0, 1], got {self.crop_ratio}")
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"data.scale must be [min, max] with 0 < min <= max, got {list(self.scale)}")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+def _build_cifar(c: CifarConfig) -> L.LightningDataModule:
+    from binexp.data.cifar import CIFARDataModule
+
+    return CIFARDataModule(root=c.root, variant=c.variant, download=c.download, batch_size=c.batch_size,
+                           eval_batch_size=c.eval_batch_size, augment=c.augment, crop_padding=c.crop_padding,
+                           normalize=c.normalize, resident_on_device=c.resident_on_device)
+
+
+def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
+    from binexp.data.synthetic import SyntheticDataModule
+
+    return SyntheticDataModule(num_classes=c.num_classes, train_size=c.train_size, val_size=c.val_size,
+                               image_size=c.image_size, noise=c.noise, seed=c.seed, batch_size=c.batch_size,
+                               eval_batch_size=c.eval_batch_size, augment=c.augment, crop_padding=c.crop_padding,
+                               normalize=c.normalize, resident_on_device=c.resident_on_device)
+
+
+def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
+    from binexp.data.imagefolder import ImageFolderDataModule
+
+    return ImageFolderDataModule(root=c.root, image_size=c.image_size, crop_ratio=c.crop_ratio, scale=tuple(c.scale),
+                                 batch_size=c.batch_size, eval_batch_size=c.eval_batch_size,
+                                 num_workers=c.num_workers, num_classes=c.num_classes, name=c.name)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    kind: str
+    schema: type
+    build: Callable[..., L.LightningDataModule]
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "cifar": DatasetEntry("cifar", CifarConfig, _build_cifar),
+    "synthetic": DatasetEntry("synthetic", SyntheticConfig, _build_synthetic),
+    "imagefolder": DatasetEntry("imagefolder", ImageFolderConfig, _build_imagefolder),
+}
+
+
+def dataset_kinds() -> list[str]:
+    return sorted(DATASETS)
+
+
+def build_datamodule(cfg) -> L.LightningDataModule:
+    return DATASETS[cfg.kind].build(cfg)

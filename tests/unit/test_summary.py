@@ -1,0 +1,55 @@
+"""binexp summary: exact parameter and MAC counts against hand counts."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def summary(tmp_path, *overrides):
+    r = run_cli(["summary", "--json", *overrides], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+def test_resnet18_xnor_counts(tmp_path):
+    t = summary(tmp_path, "model=resnet18", "quantizer=xnor")["totals"]
+    # 16 binary 3x3 convs: 147,456 + 516,096 + 2,064,384 + 8,257,536
+    assert t["binarized_weights"] == 10_985_472 and t["weight_bits"] == 10_985_472
+    # FP: stem 9,408 + BN 128 + block BNs 7,680 + downsample 172,032 + BNs 1,792 + BN1d 1,024 + fc 513,000,
+    # plus one alpha per binary output channel (3,840)
+    assert t["fp32_params"] == 705_064 + 3_840
+    assert t["training_only"] == 0
+    # Bi-Real Net's Table: 1.68e9 BOPs and 1.39e8 FLOPs for ResNet-18 at 224x224
+    assert t["binary_macs"] == pytest.approx(1.68e9, rel=0.01) and t["fp_macs"] == pytest.approx(1.39e8, rel=0.01)
+
+
+def test_resnet20_xnor_counts_and_macs(tmp_path):
+    s = summary(tmp_path, "model=resnet20", "quantizer=xnor")
+    t = s["totals"]
+    assert t["binarized_weights"] == 267_264 and t["fp32_params"] == 2_586 + 672
+    # binary MACs: 6 x 2,304 x 32^2 + (4,608 + 5 x 9,216) x 16^2 + (18,432 + 5 x 36,864) x 8^2
+    assert t["binary_macs"] == 14_155_776 + 12_976_128 + 12_976_128
+    assert t["fp_macs"] == 432 * 32 * 32 + 640  # stem conv and classifier
+    assert t["memory_kib"] == pytest.approx((267_264 + 32 * 3_258) / 8 / 1024, abs=0.01)
+    assert t["compression"] == pytest.approx(32 * (267_264 + 3_258) / (267_264 + 32 * 3_258), abs=0.01)
+    assert t["ops"] == pytest.approx(t["binary_macs"] / 64 + t["fp_macs"])
+    assert sum(1 for row in s["layers"] if row["kind"] == "binary") == 18
+
+
+def test_fp_model_has_no_binary_macs(tmp_path):
+    t = summary(tmp_path, "model=resnet20", "quantizer=fp")["totals"]
+    assert t["binarized_weights"] == 0 and t["binary_macs"] == 0 and t["compression"] == 1.0
+
+
+def test_binary_weights_with_real_activations_count_as_fp_macs(tmp_path):
+    t = summary(tmp_path, "model=resnet20", "quantizer=xnor", "quantizer.binary_activations=false")["totals"]
+    assert t["binary_macs"] == 0 and t["binarized_weights"] == 267_264
+
+
+def test_table_output_and_run_directory_copy(tmp_path):
+    r = run_cli(["summary", "model=vgg_small", "quantizer=xnor"], tmp_path)
+    assert r.returncode == 0 and "OPs = BOPs/64 + FLOPs" in r.stdout and "compression" in r.stdout
+    bad = run_cli(["summary", "quantizer=nope"], tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
