@@ -1,0 +1,14 @@
+#!/usr/bin/env python
+"""RBNN Table 4 ablation (ResNet-20, Bi-Real shortcuts) with the reviewers' extras.
+
+    python scripts/table_rbnn_ablation.py            # full scale (needs the dataset; see README)
+    python scripts/table_rbnn_ablation.py --smoke    # the same sweep on synthetic data, one short epoch
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import run_table  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(run_table("rbnn_ablation", sys.argv[1:]))
