@@ -29,6 +29,7 @@ def test_xnor_two_epochs_writes_the_run_directory(tmp_path):
     run = only_run_dir(tmp_path)
     assert run.name.endswith("_resnet20_xnor_synthetic")
     assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+    assert "OPs = BOPs/64 + FLOPs" in (run / "summary.txt").read_text() and (run / "summary.json").is_file()
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert "last.ckpt" in ckpts and any(n.startswith("epoch") for n in ckpts)
     m = read_metrics(run)
