@@ -1,4 +1,9 @@
-"""ImageNet or any ``train/`` + ``val/`` class-folder tree, through torchvision."""
+"""ImageNet or any ``train/`` + ``val/`` class-folder tree, through torchvision.
+
+``decode=pil`` (default): torchvision's ImageFolder with PIL transforms in loader workers.
+``decode=tensor``: workers only read the file bytes; JPEGs are decoded in batches on the
+training device (nvJPEG on a GPU, libjpeg on a CPU) and cropped, flipped, resized and
+normalised there as tensor ops, which takes decoding off the CPU workers when training on a GPU."""
 
 from __future__ import annotations
 
@@ -17,12 +22,14 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def __init__(self, root: str = "data/imagenet", image_size: int = 224, crop_ratio: float = 0.875,
                  scale: tuple[float, float] = (0.08, 1.0), batch_size: int = 256, eval_batch_size: int = 256,
-                 num_workers: int = 4, num_classes: int | None = None, name: str = "imagefolder") -> None:
+                 num_workers: int = 4, num_classes: int | None = None, name: str = "imagefolder",
+                 decode: str = "pil") -> None:
         super().__init__()
         self.root = root
         self.image_size, self.crop_ratio, self.scale = image_size, crop_ratio, tuple(scale)
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.name = name
+        self.decode = decode
         self.expected_classes = num_classes
         self.num_classes = num_classes or len(self._classes("train"))
         self.train_set = self.val_set = None
@@ -67,6 +74,12 @@ class ImageFolderDataModule(L.LightningDataModule):
             norm,
         ])
         root = Path(self.root).expanduser()
+        if self.decode == "tensor":
+            from torchvision.io import read_file
+
+            self.train_set = datasets.ImageFolder(str(root / "train"), loader=read_file)
+            self.val_set = datasets.ImageFolder(str(root / "val"), loader=read_file)
+            return
         self.train_set = datasets.ImageFolder(str(root / "train"), train_tf)
         self.val_set = datasets.ImageFolder(str(root / "val"), val_tf)
 
@@ -74,7 +87,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.world_size > 1:
             batch_size = max(1, batch_size // self.trainer.world_size)
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=True, persistent_workers=self.num_workers > 0, drop_last=shuffle)
+                          pin_memory=self.decode == "pil", persistent_workers=self.num_workers > 0, drop_last=shuffle,
+                          collate_fn=_encoded_batch if self.decode == "tensor" else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, True)
@@ -84,3 +98,54 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.decode != "tensor":
+            return batch
+        import torch
+
+        encoded, labels = batch
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        train = self.trainer is not None and self.trainer.training
+        return decode_batch(encoded, device, train, self.image_size, self.crop_ratio, self.scale), labels
+
+
+def _encoded_batch(samples):
+    """Keep the variable-length file bytes as a list; labels as one tensor."""
+    import torch
+
+    return [data for data, _ in samples], torch.tensor([label for _, label in samples])
+
+
+def decode_batch(encoded: list, device, train: bool, image_size: int, crop_ratio: float, scale: tuple[float, float]):
+    """File bytes -> normalised float batch (N, 3, S, S) on ``device``: JPEGs decoded in one
+    batched call on the device, other formats on the CPU; RandomResizedCrop + flip (train) or
+    resize + center crop (val), as in the PIL pipeline."""
+    import torch
+    from torchvision import transforms
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+    from torchvision.transforms.v2 import functional as TF
+
+    from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
+
+    is_jpeg = [len(d) > 2 and int(d[0]) == 0xFF and int(d[1]) == 0xD8 for d in encoded]
+    images: list = [None] * len(encoded)
+    jpeg_idx = [i for i, j in enumerate(is_jpeg) if j]
+    if jpeg_idx:
+        decoded = decode_jpeg([encoded[i] for i in jpeg_idx], mode=ImageReadMode.RGB, device=device)
+        for i, img in zip(jpeg_idx, decoded):
+            images[i] = img
+    for i, j in enumerate(is_jpeg):
+        if not j:
+            images[i] = decode_image(encoded[i], mode=ImageReadMode.RGB).to(device)
+    out = []
+    for img in images:
+        if train:
+            top, left, h, w = transforms.RandomResizedCrop.get_params(img, scale=list(scale), ratio=[3 / 4, 4 / 3])
+            img = TF.resized_crop(img, top, left, h, w, [image_size, image_size], antialias=True)
+            if torch.rand(()) < 0.5:
+                img = img.flip(-1)
+        else:
+            img = TF.center_crop(TF.resize(img, [int(round(image_size / crop_ratio))], antialias=True), [image_size, image_size])
+        out.append(img)
+    return normalize_uint8(torch.stack(out), IMAGENET_MEAN, IMAGENET_STD)

@@ -75,8 +75,11 @@ class ImageFolderConfig:
     batch_size: int = 256
     eval_batch_size: int = 256
     num_workers: int = 4
+    decode: str = "pil"  # pil (PIL in loader workers) | tensor (batched JPEG decode on the training device)
 
     def __post_init__(self) -> None:
+        if self.decode not in ("pil", "tensor"):
+            raise ValueError(f"data.decode must be pil or tensor, got {self.decode!r}")
         _positive("data", image_size=self.image_size, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
         if not 0 < self.crop_ratio <= 1:
             raise ValueError(f"data.crop_ratio must be in (0, 1], got {self.crop_ratio}")
@@ -108,7 +111,7 @@ def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
 
     return ImageFolderDataModule(root=c.root, image_size=c.image_size, crop_ratio=c.crop_ratio, scale=tuple(c.scale),
                                  batch_size=c.batch_size, eval_batch_size=c.eval_batch_size,
-                                 num_workers=c.num_workers, num_classes=c.num_classes, name=c.name)
+                                 num_workers=c.num_workers, num_classes=c.num_classes, name=c.name, decode=c.decode)
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,14 @@ class TestBadInput:
         (tmp_path / "run" / "metrics.json").write_text("{}")
         line = self.one_line(run_cli(["train", "data=synthetic", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path))
         assert "already holds a run" in line and (tmp_path / "run" / "metrics.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("decode", ["pil", "tensor"])
+def test_imagefolder_end_to_end(tmp_path, imagefolder_root, decode):
+    run = tmp_path / "run"
+    r = run_cli(["train", "data=imagefolder", f"data.root={imagefolder_root}", "data.image_size=32", f"data.decode={decode}",
+                 "data.num_workers=0", "data.batch_size=6", "data.eval_batch_size=6", "trainer.max_epochs=1",
+                 f"hydra.run.dir={run}", *QUICK], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(run)
+    assert m["status"] == "completed" and m["global_step"] == 3  # 18 images / 6 (last batch dropped: none)
