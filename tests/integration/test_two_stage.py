@@ -93,3 +93,28 @@ def test_distillation_loss_values():
     assert distillation_loss(s, t, y, cfg).item() == pytest.approx(expected.item(), rel=1e-6)
     assert distillation_loss(s, t, y, DistillConfig(weight=0.0)).item() == pytest.approx(F.cross_entropy(s, y).item())
     assert distillation_loss(t, t, y, DistillConfig(temperature=3.0)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("preset", ["two_stage_stage1", "two_stage_stage2"])
+def test_two_stage_presets_launch(tmp_path, preset):
+    run = tmp_path / "run"
+    r = run_cli(["train", f"experiment={preset}", *SHORT, "trainer.limit_train_batches=1", f"hydra.run.dir={run}"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = read_metrics(run)
+    assert m["status"] == "completed" and m["quantizer"] == "bireal"
+    assert m["bits_per_weight"] == (32.0 if preset.endswith("1") else 1.0)
+
+
+@pytest.mark.slow
+def test_two_stage_script_runs_both_stages(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "two_stage.py"
+    r = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path / "ts")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "| two_stage_stage1 | 32.00 |" in r.stdout and "| two_stage_stage2 | 1.00 |" in r.stdout
+    m = read_metrics(tmp_path / "ts" / "stage2")
+    assert m["init_from"]["loaded"] > 100 and m["init_from"]["source"].endswith("stage1/checkpoints/last.ckpt")
