@@ -46,6 +46,8 @@ def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
 def to_schema(schema: type, node: DictConfig, group: str):
     """Merge ``node`` into ``schema`` and build the dataclass (runs its ``__post_init__`` checks)."""
     try:
+        if isinstance(node, DictConfig):  # resolve ${...} against the whole config first (e.g. seed: ${seed})
+            node = OmegaConf.to_container(node, resolve=True)
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ValueError, TypeError) as e:

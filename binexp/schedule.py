@@ -38,6 +38,7 @@ class ScheduleConfig:
     warmup_epochs: int = 5
     milestones: List[int] = field(default_factory=list)
     gamma: float = 0.1
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (Bi-Real PyTorch recipe: 0.1)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -56,6 +57,8 @@ class ScheduleConfig:
             raise ValueError(f"schedule.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.lr_schedule == "rbnn_cosine" and self.warmup_epochs < 1:
             raise ValueError("schedule.lr_schedule=rbnn_cosine needs warmup_epochs >= 1; use lr_schedule=cosine for no warm-up")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"schedule.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"schedule.gamma must be in (0, 1], got {self.gamma}")
         if list(self.milestones) != sorted(self.milestones):

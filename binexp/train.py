@@ -132,6 +132,8 @@ def run_training(cfg: DictConfig) -> dict:
     log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
              run.model.name, run.quantizer.name, static["binarized_layers"], static["bits_per_weight"],
              static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])
+    if static.get("method_report"):
+        log.info("method report: %s", static["method_report"])
     for layer_name, report in static["layer_reports"].items():
         log.info("layer %s: %s", layer_name, report)
     if _is_rank_zero():

@@ -65,7 +65,7 @@ class ClassifierModule(L.LightningModule):
                 teacher_logits = self.teacher(x)
             loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
         else:
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.schedule_cfg.label_smoothing)
         self.train_loss(loss)
         self.train_acc1(logits, y)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)

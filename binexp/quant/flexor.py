@@ -55,7 +55,12 @@ def _check_choice(key: str, value, choices) -> None:
 
 @dataclass
 class FlexorConfig:
-    """FleXOR quantizer options (documented field by field in conf/quantizer/flexor.yaml)."""
+    """FleXOR quantizer options (documented field by field in conf/quantizer/flexor.yaml).
+
+    Forward: W = sum_i alpha_i (.) XOR_M(sign(x^e_i)) (bit-exact GF(2) decryption, sign(0)=+1).
+    Backward: per encrypted weight S_tanh (1 - tanh^2(S_tanh x)) times the signs of the gate's
+    other inputs, summed over its gates (``scheme`` picks Fig. 5's alternatives).
+    Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020."""
 
     name: str = "flexor"
     n_in: int = 16  # encrypted bits per slice (per plane)

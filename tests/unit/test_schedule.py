@@ -44,3 +44,21 @@ def test_linear_decay():
 def test_bad_schedules_are_rejected(bad, match):
     with pytest.raises(ValueError, match=match):
         ScheduleConfig(**bad)
+
+
+def test_label_smoothing_reaches_the_loss():
+    import torch
+    import torch.nn.functional as F
+
+    from binexp.lit.module import ClassifierModule
+    from binexp.models import ModelConfig
+    from binexp.quant.fp import FPConfig
+
+    module = ClassifierModule(ModelConfig(name="resnet20"), FPConfig(), ScheduleConfig(label_smoothing=0.1), 10)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    module.eval()  # fixed BN statistics: the same logits twice
+    loss = module.training_step((x, y), 0)
+    assert loss.item() == pytest.approx(F.cross_entropy(module(x), y, label_smoothing=0.1).item(), rel=1e-6)
+    assert loss.item() != pytest.approx(F.cross_entropy(module(x), y).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ScheduleConfig(label_smoothing=1.0)

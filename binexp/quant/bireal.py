@@ -1,0 +1,140 @@
+"""Bi-Real Net (Liu, Wu, Luo, Yang, Liu, Cheng, ECCV 2018; IJCV 2020).
+
+Activations: sign(x) with the ApproxSign backward max(0, 2 - 2|x|) (Sec. 3.2). Weights: the
+magnitude-aware sign W_b = alpha * sign(W), alpha = mean|W| per output channel (Sec. 3.3),
+whose backward scales the straight-through gradient by alpha. The official implementations do
+not all follow the paper's weight gradient; ``weight_grad`` selects which one to run
+(reference/flexor_baselines.md Sec. 3.3):
+
+=====================  =======================================  ===============================
+``weight_grad``        dL/dW (g = dL/dW_b, F' = weight surr.)   what it reproduces
+=====================  =======================================  ===============================
+``paper`` (default)    alpha * F'(W) * g, alpha a constant      paper Sec. 3.3; larq's
+                                                                ``MagnitudeAwareSign``
+``official_pytorch``   F'(W) * g, no alpha factor               official PyTorch code (identity
+                                                                through clamp(W, -1, 1))
+``caffe``              g, straight through (F' ignored)         official Caffe layer
+``exact``              alpha F'(W_i) g_i                        autograd through alpha too (the
+                       + sign(W_i)/n sum_j g_j sign(W_j)        coupled term the paper drops)
+=====================  =======================================  ===============================
+
+With the default ``weight_surrogate=clipped_ste`` (clip 1), F'(W) = 1{|W| <= 1}: the edge
+|W| = 1 passes, as in larq. The paper writes 1{|W| < 1}, and the official PyTorch code's
+clamp(W, -1, 1) also passes nothing at exactly |W| = 1 (PyTorch 2.x scalar-clamp backward);
+the two differ only on that measure-zero set.
+
+Block structure (one binary conv per shortcut, AvgPool -> real 1x1 conv downsample) belongs to
+the model: use ``model=resnet20_bireal`` on CIFAR, ``model=resnet18|resnet34
+model.downsample=avgpool_conv`` on ImageNet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.registry import register_quantizer
+from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+
+WEIGHT_GRADS = ("paper", "official_pytorch", "caffe", "exact")
+
+
+def _check_choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+@dataclass
+class BiRealConfig:
+    name: str = "bireal"
+    # binarize the weights (alpha*sign(W)); false keeps the real latent weight in the conv:
+    # stage 1 of the two-stage recipe (binary activations, real weights), whose checkpoint
+    # stage 2 (both binary) starts from with init_from=
+    binary_weights: bool = True
+    # binarize the conv input with sign(x); false: real-valued activations (W1/A32)
+    binary_activations: bool = True
+    # backward of sign(W) (F' in the table above) and of sign(x); any `binexp list surrogate`
+    weight_surrogate: str = "clipped_ste"
+    act_surrogate: str = "approx_sign"
+    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
+    # paper | official_pytorch | caffe | exact (module docstring)
+    weight_grad: str = "paper"
+
+    def __post_init__(self) -> None:
+        _check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
+        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        if not (self.binary_weights or self.binary_activations):
+            raise ValueError("quantizer.binary_weights and quantizer.binary_activations are both false: nothing is "
+                             "binarized; fix: use quantizer=fp for the real-valued network")
+
+
+class BiRealConv2d(QuantConv2d):
+    """Bi-Real Net binary convolution.
+
+    Forward: y = conv(sign(x), alpha * sign(W)), sign(0) = +1 for both, alpha = mean|W| over
+    the C_in*k*k weights of each output channel (so W_b keeps each filter's L1 magnitude).
+    ``binary_weights=false`` convolves with W itself; ``binary_activations=false`` with x itself.
+
+    Backward: dL/dx = g * F_a'(x), by default ApproxSign's max(0, 2 - 2|x|) (2 at 0, 1 at
+    +-0.5, 0 at and beyond +-1). dL/dW by ``weight_grad``: ``paper`` alpha * 1{|W| <= 1} * g
+    with alpha held constant (stop-gradient), ``official_pytorch`` 1{|W| <= 1} * g, ``caffe`` g,
+    ``exact`` autograd through alpha (adds sign(W_i)/n * sum_j g_j sign(W_j) per channel).
+
+    Paper: Liu et al., "Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved
+    Representational Capability and Advanced Training Algorithm", ECCV 2018, Secs. 3.2-3.3."""
+
+    def __init__(self, cfg: BiRealConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+        self.weight_grad = cfg.weight_grad
+        self.binary_weights = cfg.binary_weights
+        self._make_latent_weight()
+        self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params) if cfg.binary_weights else None
+        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+
+    def alpha(self) -> Tensor:
+        """Per-output-channel scale mean|W|, shape (C_out, 1, 1, 1), with its autograd graph."""
+        return self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+
+    def quantized_weight(self) -> Tensor:
+        w = self.weight
+        if self.weight_sign is None:
+            return w
+        if self.weight_grad == "exact":
+            return self.alpha() * self.weight_sign(w)
+        alpha = self.alpha().detach()
+        if self.weight_grad == "paper":
+            return alpha * self.weight_sign(w)
+        if self.weight_grad == "official_pytorch":
+            s = self.weight_sign(w)  # value sign(W), gradient F'(W) * g
+            return alpha * s.detach() + (s - s.detach())  # value alpha*sign(W) exactly (s - s == 0)
+        # caffe: value alpha*sign(W), gradient g straight through
+        return alpha * sign_pm1(w) + (w - w.detach())
+
+    def quantize_input(self, x: Tensor) -> Tensor:
+        return self.act_sign(x) if self.act_sign is not None else x
+
+    def extra_stats(self) -> dict[str, Tensor]:
+        """Mean over output channels of alpha = mean|W| (the magnitude the weight gradient
+        carries under ``weight_grad=paper``)."""
+        return {"bireal_alpha": self.alpha().detach().mean()}
+
+    def storage(self) -> Storage:
+        """1 bit per weight and alpha (C_out floats; foldable into the next BatchNorm) at
+        inference; 32 bits per weight and no alpha with ``binary_weights=false``."""
+        if self.weight_sign is None:
+            return Storage(weights=self.num_weights, weight_bits=32 * self.num_weights)
+        return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels)
+
+    def extra_repr(self) -> str:
+        w = f"weight_grad={self.weight_grad}" if self.weight_sign is not None else "real weights"
+        a = "binary activations" if self.act_sign is not None else "real activations"
+        return f"{super().extra_repr()}, {w}, {a}"
+
+
+@register_quantizer("bireal", BiRealConfig, "Bi-Real Net: ApproxSign activations, magnitude-aware sign weights (alpha=mean|W|)")
+def build_bireal_conv(cfg: BiRealConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> BiRealConv2d:
+    return BiRealConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding)
