@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from binexp.quant.layers import QuantConv2d, Storage
@@ -54,11 +53,16 @@ UPDATE_DTYPES = ("float32", "float64")
 
 @dataclass
 class RBNNConfig:
-    """Schema of ``quantizer=rbnn`` (every field documented in ``conf/quantizer/rbnn.yaml``)."""
+    """Schema of ``quantizer=rbnn`` (every field documented in ``conf/quantizer/rbnn.yaml``).
+
+    Defaults = the official code (Lin et al., RBNN, NeurIPS 2020): forward
+    conv(sign(a_s), sign(w_s + |sin theta| (stopgrad(R1^T W_s R2) - w_s))) * lambda, backward
+    the training-aware F'(x; k, t) = max(0, k(sqrt2 t - t^2|x|)) for weights and activations;
+    rotation re-solved (3 rounds) before the first training step of every epoch."""
 
     name: str = "rbnn"
-    # seed of the Haar-random R1, R2 init; None = the run's seed (torch.initial_seed(), which
-    # ``binexp train`` sets from the top-level ``seed``). Layer i draws from hash(seed, i, shape).
+    # seed of the Haar-random R1, R2 init (YAML: ${seed}, the run's seed); None = torch.initial_seed()
+    # (which ``binexp train`` sets from the top-level ``seed``). Layer i draws from hash(seed, i, shape).
     seed: Optional[int] = None
     rotation: bool = True  # False: w~ = w_s (no R1, R2, theta)
     rotation_kind: str = "bi"  # bi: R1 kron R2 (code) | full: one n x n rotation per layer
@@ -181,12 +185,48 @@ def rotation_rounds(x: Tensor, r1: Tensor, r2: Tensor, rounds: int = 3) -> Rotat
     return RotationResult(r1, r2, torch.stack(objectives), y, first, svals)
 
 
+def _centered_std(x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """(x - mean, unbiased std) over ``dims``, two-pass (``Tensor.std`` is several times slower
+    on CPU), std clamped to the smallest normal so a constant slice gives 0, not NaN."""
+    d = x - x.mean(dim=dims, keepdim=True)
+    n = math.prod(x.shape[i] for i in dims)
+    norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
+    return d, (norm / math.sqrt(max(n - 1, 1))).clamp_min(torch.finfo(x.dtype).tiny)
+
+
 def standardize(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     """(x - mean) / std over ``dims`` with the unbiased std, gradients through both statistics.
     A constant slice (std = 0) maps to 0 (sign +1) instead of NaN."""
-    mean = x.mean(dim=dims, keepdim=True)
-    std = x.std(dim=dims, keepdim=True)
-    return (x - mean) / std.clamp_min(torch.finfo(x.dtype).tiny)
+    d, std = _centered_std(x, dims)
+    return d / std
+
+
+class _StandardizedSign(torch.autograd.Function):
+    """sign((x - mean) / std) per sample over (C, H, W) with the surrogate's gradient, and the
+    standardisation's exact backward fused into one expression (autograd through
+    :func:`standardize` followed by the surrogate gives the same numbers, with more passes):
+
+        a_s = (x - mu) / sigma, g_s = g F'(a_s),
+        dL/dx = (g_s - mean(g_s) - a_s sum(g_s a_s) / (n - 1)) / sigma   (unbiased sigma)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, surrogate) -> Tensor:  # type: ignore[override]
+        d, std = _centered_std(x, (1, 2, 3))
+        ctx.save_for_backward(d, std)
+        ctx.surrogate = surrogate
+        return sign_pm1(d)  # = sign(a_s), sigma > 0
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        d, std = ctx.saved_tensors
+        a_s = d / std
+        g_s = ctx.surrogate.derivative(a_s)
+        fresh = g_s.shape == grad.shape and g_s.is_contiguous() and g_s.data_ptr() != a_s.data_ptr()
+        g_s = g_s.mul_(grad) if fresh else g_s * grad
+        n = d[0].numel()
+        mean_g = g_s.mean(dim=(1, 2, 3), keepdim=True)
+        proj = (g_s * a_s).sum(dim=(1, 2, 3), keepdim=True) / max(n - 1, 1)
+        return g_s.sub_(mean_g).sub_(a_s.mul_(proj)).div_(std), None
 
 
 def layer_seed(seed: int, index: int, shape: tuple[int, ...]) -> int:
@@ -289,19 +329,25 @@ class RBNNConv2d(QuantConv2d):
         return (torch.is_inference_mode_enabled(),) + tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
 
     def quantized_weight(self) -> Tensor:
-        if torch.is_grad_enabled():
-            self._eval_cache = None
-            return self.weight_sign(self.mixed_weight(self.standardized_weight()))
-        # no autograd (validation, inference): the binary weight only changes with w, R, theta
-        key = self._state_key()
-        if self._eval_cache is None or self._eval_cache[0] != key:
-            self._eval_cache = (key, sign_pm1(self.mixed_weight(self.standardized_weight())))
-        return self._eval_cache[1]
+        # the weight path is small: keep it in the weight's precision under AMP autocast
+        with torch.autocast(self.weight.device.type, enabled=False):
+            if torch.is_grad_enabled():
+                self._eval_cache = None
+                return self.weight_sign(self.mixed_weight(self.standardized_weight()))
+            # no autograd (validation, inference): the binary weight only changes with w, R, theta
+            key = self._state_key()
+            if self._eval_cache is None or self._eval_cache[0] != key:
+                self._eval_cache = (key, sign_pm1(self.mixed_weight(self.standardized_weight())))
+            return self._eval_cache[1]
 
     def quantize_input(self, x: Tensor) -> Tensor:
-        if self.cfg.act_standardize:
-            x = standardize(x, (1, 2, 3))
-        return self.act_sign(x) if self.act_sign is not None else x
+        if not self.cfg.act_standardize:
+            return self.act_sign(x) if self.act_sign is not None else x
+        if self.act_sign is None:  # a32: full-precision standardised activations
+            return standardize(x, (1, 2, 3))
+        if not torch.is_grad_enabled():  # sign(a_s) = sign(x - mean): no std needed
+            return sign_pm1(x - x.mean(dim=(1, 2, 3), keepdim=True))
+        return _StandardizedSign.apply(x, self.act_sign)
 
     def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
         return out * self.scale

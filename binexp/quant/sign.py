@@ -209,7 +209,8 @@ class RBNNTrainingAware(Surrogate):
     def derivative(self, x: Tensor) -> Tensor:
         t = self.t.to(x.dtype)
         k = self.k.to(x.dtype)
-        return torch.clamp(k * (math.sqrt(2.0) * t - t * t * x.abs()), min=0.0)
+        # max(0, k (sqrt2 t - t^2 |x|)), in place on one temporary (x itself is left alone)
+        return x.abs().mul_(-t * t).add_(math.sqrt(2.0) * t).mul_(k).clamp_(min=0.0)
 
 
 class ScaledTanh(Surrogate):

@@ -31,7 +31,10 @@ def test_xnor_two_epochs_writes_the_run_directory(tmp_path):
     assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
     assert "OPs = BOPs/64 + FLOPs" in (run / "summary.txt").read_text() and (run / "summary.json").is_file()
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert "last.ckpt" in ckpts and any(n.startswith("epoch") for n in ckpts)
+    assert "last.ckpt" in ckpts and any(n.startswith("epoch") for n in ckpts) and len(ckpts) == 2
+    # last.ckpt is the last epoch whether or not it was the best one
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (1, 32)
     m = read_metrics(run)
     assert METRIC_KEYS <= set(m)
     assert m["status"] == "completed" and m["epochs"] == 2 and m["global_step"] == 2 * 16
