@@ -16,7 +16,30 @@ def _positive(prefix: str, **values) -> None:
 
 
 @dataclass
-class CifarConfig:
+class InMemoryConfig:
+    """Options shared by the in-memory image sets (CIFAR, synthetic)."""
+
+    batch_size: int = 128  # global batch: split across DDP ranks
+    eval_batch_size: int = 256
+    augment: bool = True  # random crop + flip as batched tensor ops on the training device
+    crop_padding: int = 4
+    normalize: str = "imagenet"  # imagenet | half (the RBNN code uses ImageNet statistics)
+    resident_on_device: bool = True  # keep the uint8 set on the GPU (no effect on CPU)
+
+    def __post_init__(self) -> None:
+        _positive("data", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        if self.normalize not in ("imagenet", "half"):
+            raise ValueError(f"data.normalize must be imagenet or half, got {self.normalize!r}")
+        if self.crop_padding < 0:
+            raise ValueError(f"data.crop_padding must be >= 0, got {self.crop_padding}")
+
+    def loader_kwargs(self) -> dict:
+        return {k: getattr(self, k) for k in ("batch_size", "eval_batch_size", "augment", "crop_padding", "normalize",
+                                             "resident_on_device")}
+
+
+@dataclass
+class CifarConfig(InMemoryConfig):
     kind: str = "cifar"
     name: str = "cifar10"
     root: str = "data/cifar10"
@@ -24,23 +47,15 @@ class CifarConfig:
     download: bool = False
     batch_size: int = 256
     eval_batch_size: int = 128
-    augment: bool = True
-    crop_padding: int = 4
-    normalize: str = "imagenet"  # imagenet | half (the RBNN code uses ImageNet statistics)
-    resident_on_device: bool = True  # keep the uint8 set on the GPU (no effect on CPU)
 
     def __post_init__(self) -> None:
-        _positive("data", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        super().__post_init__()
         if self.variant not in (10, 100):
             raise ValueError(f"data.variant must be 10 or 100, got {self.variant}")
-        if self.normalize not in ("imagenet", "half"):
-            raise ValueError(f"data.normalize must be imagenet or half, got {self.normalize!r}")
-        if self.crop_padding < 0:
-            raise ValueError(f"data.crop_padding must be >= 0, got {self.crop_padding}")
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(InMemoryConfig):
     kind: str = "synthetic"
     name: str = "synthetic"
     num_classes: int = 10
@@ -49,16 +64,11 @@ class SyntheticConfig:
     image_size: int = 32
     noise: float = 1.0
     seed: int = 0
-    batch_size: int = 128
-    eval_batch_size: int = 256
-    augment: bool = True
-    crop_padding: int = 4
-    normalize: str = "imagenet"
-    resident_on_device: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _positive("data", num_classes=self.num_classes, train_size=self.train_size, val_size=self.val_size,
-                  image_size=self.image_size, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+                  image_size=self.image_size)
         if self.noise < 0:
             raise ValueError(f"data.noise must be >= 0, got {self.noise}")
 
@@ -92,18 +102,14 @@ class ImageFolderConfig:
 def _build_cifar(c: CifarConfig) -> L.LightningDataModule:
     from binexp.data.cifar import CIFARDataModule
 
-    return CIFARDataModule(root=c.root, variant=c.variant, download=c.download, batch_size=c.batch_size,
-                           eval_batch_size=c.eval_batch_size, augment=c.augment, crop_padding=c.crop_padding,
-                           normalize=c.normalize, resident_on_device=c.resident_on_device)
+    return CIFARDataModule(root=c.root, variant=c.variant, download=c.download, **c.loader_kwargs())
 
 
 def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
     from binexp.data.synthetic import SyntheticDataModule
 
     return SyntheticDataModule(num_classes=c.num_classes, train_size=c.train_size, val_size=c.val_size,
-                               image_size=c.image_size, noise=c.noise, seed=c.seed, batch_size=c.batch_size,
-                               eval_batch_size=c.eval_batch_size, augment=c.augment, crop_padding=c.crop_padding,
-                               normalize=c.normalize, resident_on_device=c.resident_on_device)
+                               image_size=c.image_size, noise=c.noise, seed=c.seed, **c.loader_kwargs())
 
 
 def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:

@@ -29,17 +29,9 @@ class BasicBlock(nn.Module):
         return F.hardtanh(out)
 
 
-class BiRealBlock(nn.Module):
-    """Bi-Real-style: every binary conv has its own shortcut.
+class BiRealBlock(BasicBlock):
+    """Bi-Real-style: the same layers, but every binary conv has its own shortcut.
     out1 = Hardtanh(BN(conv(x)) + shortcut(x)); out2 = Hardtanh(BN(conv(out1)) + out1)."""
-
-    def __init__(self, conv, in_planes: int, planes: int, stride: int, stage: int, shortcut: nn.Module) -> None:
-        super().__init__()
-        self.conv1 = conv(in_planes, planes, 3, stride, 1, stage=stage)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv(planes, planes, 3, 1, 1, stage=stage)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = shortcut
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.hardtanh(self.bn1(self.conv1(x)) + self.shortcut(x))
