@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return VERBS[verb](rest) or 0
     except BinexpError as e:
         return fail(str(e))
+    except BrokenPipeError:  # e.g. `binexp report ... | head`: the reader has gone, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_train(args: list[str]) -> int:

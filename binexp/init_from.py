@@ -28,9 +28,12 @@ class InitReport:
         return {"source": self.source, "loaded": len(self.loaded), "new": self.new, "skipped": self.skipped}
 
     def summary(self) -> str:
-        return (f"init_from {self.source}: loaded {len(self.loaded)} tensors, new {len(self.new)} "
-                f"({', '.join(self.new[:6])}{', ...' if len(self.new) > 6 else ''}), skipped {len(self.skipped)} "
-                f"({', '.join(self.skipped[:6])}{', ...' if len(self.skipped) > 6 else ''})")
+        """One log line, e.g. ``init_from <ckpt>: loaded 120 tensors, new 2 (net.a, net.b), skipped 0``."""
+        def names(keys: list[str]) -> str:
+            return f" ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})" if keys else ""
+
+        return (f"init_from {self.source}: loaded {len(self.loaded)} tensors, new {len(self.new)}{names(self.new)}, "
+                f"skipped {len(self.skipped)}{names(self.skipped)}")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -80,7 +83,7 @@ def load_compatible(module: nn.Module, source: str | Path, model_name: str) -> I
         k = mismatched[0]
         raise BinexpError(
             f"init_from: {k} has shape {tuple(src[k].shape)} in {path} but {tuple(dst[k].shape)} here "
-            f"({len(mismatched)} mismatched tensors); fix: use the same model and widths in both stages"
+            f"({len(mismatched)} mismatched tensors); fix: use the same model, widths and number of classes in both stages"
         )
     shared = [k for k in dst if k in src]
     if not shared:

@@ -159,6 +159,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _fmt_bits(value) -> str:
+    """Bits per weight: 2 decimals where that is exact (32.00, 1.00, 0.40), else the 4 the CSV
+    keeps (FleXOR's per-layer ceil: 1.0008, 0.4003), so markdown and CSV show the same number."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if round(value, 2) == value else f"{value:.4f}"
+
+
 def render(records: list[dict], by: list[str], metric: str, fmt: str) -> str:
     has_bits = any(r["bits_per_weight"] not in (None, 32.0) for r in records)
     has_paper = any(r["paper"] is not None for r in records)
@@ -176,7 +184,7 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str) -> str:
     for r in records:
         acc = "–" if r[f"{metric}_mean"] is None else (
             f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}" if r["n"] > 1 else f"{r[f'{metric}_mean']:.2f}")
-        cells = [str(r.get(k)) for k in by] + ([_fmt(r["bits_per_weight"])] if has_bits else []) + [acc, str(r["n"])]
+        cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else []) + [acc, str(r["n"])]
         cells += ([_fmt(r["paper"]), "–" if r["delta"] is None else f"{r['delta']:+.2f}"] if has_paper else [])
         cells += [str(r["epochs"]), r["status"]]
         lines.append(cells)
@@ -213,15 +221,21 @@ def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_d
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    ok = [r for r in records if r["status"] == "completed" and r[f"{metric}_mean"] is not None]
-    bits = {r["bits_per_weight"] for r in ok if r["bits_per_weight"] is not None}
-    if len(bits) > 1:
+    # one line per model (ResNet-20 and ResNet-32 of FleXOR's Table 1 are two curves)
+    ok = [(rec, row.runs[0].metrics.get("model") or "") for rec, row in zip(records, rows)
+          if rec["status"] == "completed" and rec[f"{metric}_mean"] is not None and rec["bits_per_weight"] is not None]
+    if len({rec["bits_per_weight"] for rec, _ in ok}) > 1:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        pts = sorted((r["bits_per_weight"], r[f"{metric}_mean"], r[f"{metric}_std"] or 0.0, r["paper"]) for r in ok)
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label="binexp")
-        paper = [(p[0], p[3]) for p in pts if p[3] is not None]
-        if paper:
-            ax.plot([p[0] for p in paper], [p[1] for p in paper], "s--", label="paper")
+        for i, model in enumerate(dict.fromkeys(m for _, m in ok)):
+            pts = sorted(((r["bits_per_weight"], r[f"{metric}_mean"], r[f"{metric}_std"] or 0.0, r["paper"])
+                          for r, m in ok if m == model), key=lambda p: p[0])
+            name = f"{model} " if model else ""
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        color=f"C{i % 10}", label=f"{name}binexp")
+            paper = [(p[0], p[3]) for p in pts if p[3] is not None]
+            if paper:
+                ax.plot([p[0] for p in paper], [p[1] for p in paper], "s--", color=f"C{i % 10}", alpha=0.6,
+                        label=f"{name}paper")
         ax.set_xlabel("bits per weight")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)

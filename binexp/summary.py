@@ -1,13 +1,16 @@
 """Bit-aware model summary, in the manner of larq's: per layer and in total, parameters by bit
 width, memory at those widths, the float-32 equivalent and compression ratio, MACs split into
 binary (1-bit weights *and* 1-bit inputs: XNOR-popcount) and full precision, OPs = BOPs/64 +
-FLOPs (the convention of XNOR-Net, Bi-Real Net and RBNN), and each method's training-only state
-apart from what inference needs. binexp simulates binarization with float tensors: these are the
-sizes and operation counts a deployment would have, not what training uses."""
+FLOPs (the convention of XNOR-Net, Bi-Real Net and RBNN), and each method's own state: what
+inference needs besides the weights (per-channel scales alpha/lambda; FleXOR's XOR matrices M+,
+counted once per distinct matrix and included in the memory total) apart from what only training
+needs (RBNN's R1, R2, theta, by name). binexp simulates binarization with float tensors: these
+are the sizes and operation counts a deployment would have, not what training uses."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -27,6 +30,9 @@ class LayerRow:
     training_only: int = 0  # floats only training needs (RBNN's R1, R2, theta...)
     binary_macs: int = 0
     fp_macs: int = 0
+    scale_floats: int = 0  # of fp32_params: the method's per-channel scales (alpha, lambda)
+    training_state: dict = field(default_factory=dict)  # training_only by name (R1, R2, theta)
+    xor_matrices: dict = field(default_factory=dict)  # FleXOR M+: {fingerprint of one plane: N_out*N_in bits}
 
     @property
     def memory_kib(self) -> float:
@@ -35,6 +41,17 @@ class LayerRow:
     @property
     def fp32_kib(self) -> float:
         return 32 * (self.binarized_weights + self.fp32_params) / 8 / 1024
+
+
+def xor_planes(layer: nn.Module) -> dict[str, int]:
+    """FleXOR's XOR-gate matrices M+ (buffer ``xor_matrix``, q planes of N_out x N_in bits): one
+    entry per plane, keyed by its content, so a matrix shared by several layers counts once."""
+    m = getattr(layer, "xor_matrix", None)
+    if not isinstance(m, torch.Tensor) or m.dim() != 3:
+        return {}
+    planes = m.detach().cpu().to(torch.uint8)
+    return {hashlib.sha1(p.contiguous().numpy().tobytes() + str(tuple(p.shape)).encode()).hexdigest(): p.numel()
+            for p in planes}
 
 
 def binarizes_input(layer: QuantConv2d) -> bool:
@@ -60,7 +77,9 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                 macs = s.weights * output.shape[-1] * output.shape[-2]
                 binary = binarizes_input(module)
                 rows.append(LayerRow(name, "binary", out_shape, s.weights, s.weight_bits, s.inference_floats,
-                                     sum(s.training_floats.values()), macs if binary else 0, 0 if binary else macs))
+                                     sum(s.training_floats.values()), macs if binary else 0, 0 if binary else macs,
+                                     scale_floats=s.inference_floats, training_state=dict(s.training_floats),
+                                     xor_matrices=xor_planes(module)))
             elif isinstance(module, nn.Conv2d):
                 params = sum(p.numel() for p in module.parameters())
                 macs = module.weight.numel() * output.shape[-1] * output.shape[-2]
@@ -94,8 +113,16 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
 
 def totals(rows: list[LayerRow]) -> dict:
     t = {k: sum(getattr(r, k) for r in rows) for k in ("binarized_weights", "weight_bits", "fp32_params", "training_only",
-                                                        "binary_macs", "fp_macs")}
-    memory_kib = (t["weight_bits"] + 32 * t["fp32_params"]) / 8 / 1024
+                                                        "binary_macs", "fp_macs", "scale_floats")}
+    by_name: dict[str, int] = {}
+    xor: dict[str, int] = {}
+    for r in rows:
+        for k, v in r.training_state.items():
+            by_name[k] = by_name.get(k, 0) + v
+        xor.update(r.xor_matrices)
+    # needed at inference but not a weight: FleXOR's distinct XOR matrices (bits, in memory below)
+    t.update(training_by_name=by_name, xor_matrices=len(xor), xor_matrix_bits=sum(xor.values()))
+    memory_kib = (t["weight_bits"] + t["xor_matrix_bits"] + 32 * t["fp32_params"]) / 8 / 1024
     fp32_kib = 32 * (t["binarized_weights"] + t["fp32_params"]) / 8 / 1024
     t.update(
         memory_kib=round(memory_kib, 2),
@@ -133,10 +160,19 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
     lines += [
         "",
         f"binarized weights:      {t['binarized_weights']:,} at {bpw if bpw is not None else '-'} bits each",
-        f"32-bit values:          {t['fp32_params']:,} (FP layers, BatchNorm, scales)",
+        f"32-bit values:          {t['fp32_params']:,} (FP layers, BatchNorm, scales; of these {t['scale_floats']:,} "
+        f"per-channel scales of the binarized convs)",
+    ]
+    if t["xor_matrices"]:
+        lines.append(f"XOR network M+:         {t['xor_matrices']} distinct matri{'x' if t['xor_matrices'] == 1 else 'ces'}, "
+                     f"{t['xor_matrix_bits']:,} bits "
+                     f"(needed at inference, shared by the layers that use them)")
+    named = ", ".join(f"{k} {v:,}" for k, v in t["training_by_name"].items())
+    lines += [
         f"memory:                 {t['memory_kib']:,.2f} KiB  (float-32 equivalent {t['fp32_equivalent_kib']:,.2f} KiB, "
         f"compression {t['compression']}x)",
-        f"training-only state:    {t['training_only']:,} floats ({t['training_only_kib']:,.2f} KiB), not needed at inference",
+        f"training-only state:    {t['training_only']:,} floats ({t['training_only_kib']:,.2f} KiB"
+        f"{': ' + named if named else ''}), not needed at inference",
         f"MACs:                   {t['binary_macs']:,} binary + {t['fp_macs']:,} full precision "
         f"(binary share {100 * t['binary_mac_share']:.1f} %)",
         f"OPs = BOPs/64 + FLOPs:  {t['ops']:,.0f}",

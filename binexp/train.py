@@ -147,9 +147,15 @@ def run_training(cfg: DictConfig) -> dict:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         raise
-    if trainer.interrupted:
-        return record.write(trainer, status="interrupted")
-    return record.write(trainer, status="completed")
+    final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
+             final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),
+             run_dir, run_dir)
+    return final
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 @hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")

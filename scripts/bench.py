@@ -54,6 +54,8 @@ class Bench:
         torch.manual_seed(0)
         self.dm = build_datamodule(run.data)
         self.dm.setup("fit")
+        if device.type != "cpu" and getattr(self.dm, "resident_on_device", False):
+            self.dm.train_set.to(device)  # as in training: the uint8 set lives on the accelerator
         self.module = ClassifierModule(run.model, run.quantizer, run.schedule, self.dm.num_classes).to(device)
         if channels_last:
             self.module.use_channels_last()
@@ -76,7 +78,13 @@ class Bench:
             self.it = iter(self.loader)
             batch = next(self.it)
         x, y = batch
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        if getattr(self.dm, "decode", None) == "tensor":  # ImageFolder: file bytes, decoded on the device
+            from binexp.data.imagefolder import decode_batch
+
+            dm = self.dm
+            return decode_batch(x, self.device, True, dm.image_size, dm.crop_ratio, dm.scale), y
+        x = x.to(self.device, non_blocking=True)
         return self.dm.transform_batch((x, y), train=True) if hasattr(self.dm, "transform_batch") else (x, y)
 
     def step(self, record: bool) -> None:

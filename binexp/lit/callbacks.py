@@ -50,7 +50,8 @@ def _tensorboard(trainer: L.Trainer):
 class LayerDiagnostics(Callback):
     """Every ``every_n_epochs`` epochs, on rank 0 only, logs for each binarized layer:
     ``angular_bias/<layer>``, ``quant_error/<layer>``, ``flip_rate/<layer>`` (signs changed
-    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights
+    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights,
+    and a method's model-level ``model_report`` numbers as ``model/<key>``
     (``add_scalar``, never ``add_scalars``). The step axis is the global step."""
 
     def __init__(self, every_n_epochs: int = 1, histograms: bool = True) -> None:
@@ -77,6 +78,14 @@ class LayerDiagnostics(Callback):
             if self.histograms:
                 for hist, tensor in layer.histograms().items():
                     writer.add_histogram(f"{hist}/{name}", tensor.detach().float().cpu(), step)
+        # model-level aggregates of a method (FleXOR's bits per weight, effective bits...): ``model/<key>``
+        layers = [layer for _, layer in quantized_layers(pl_module)]
+        for cls in dict.fromkeys(type(layer) for layer in layers):
+            hook = getattr(cls, "model_report", None)
+            if callable(hook):
+                for key, value in hook([layer for layer in layers if type(layer) is cls]).items():
+                    if isinstance(value, (int, float)):
+                        writer.add_scalar(f"model/{key}", float(value), step)
 
 
 class RunRecord(Callback):

@@ -10,7 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from binexp.distill import DistillConfig, distillation_loss
 from binexp.models import build_model
-from binexp.quant import ConvFactory
+from binexp.quant import ConvFactory, quantized_layers
 from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
 
 
@@ -101,7 +101,19 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.on_validation_epoch_end()
 
+    def optimizer_params(self):
+        """All parameters, one group; when a binarized layer names the only parameters to decay
+        (``weight_decay_only()``, FleXOR's ``weight_decay_on=encrypted``), two groups: those
+        with the schedule's weight decay, everything else with none."""
+        only = [getattr(layer, "weight_decay_only", lambda: None)() for _, layer in quantized_layers(self.net)]
+        if all(o is None for o in only):
+            return self.parameters()
+        decayed = {id(p) for o in only if o for p in o}
+        params = list(self.parameters())
+        return [{"params": [p for p in params if id(p) in decayed]},
+                {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.schedule_cfg, self.parameters())
+        optimizer = build_optimizer(self.schedule_cfg, self.optimizer_params())
         scheduler = build_scheduler(self.schedule_cfg, optimizer, self.trainer.max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

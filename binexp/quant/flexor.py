@@ -21,7 +21,8 @@ slice into N_out binary weights:
 
 Training techniques (Sec. 4 / appendix): S_tanh (default 10) with a linear warm-up, S_tanh x2
 at each multistep LR decay, clipping x^e to +-clip_factor/S_tanh after every optimizer step;
-LR warm-up is the schedule's ``warmup_epochs``. See ``conf/quantizer/flexor.yaml`` for every
+LR warm-up is the schedule's ``warmup_epochs``; ``weight_decay_on`` decays every parameter or only
+the encrypted weights (the paper leaves it open). See ``conf/quantizer/flexor.yaml`` for every
 field and which choices the paper leaves open.
 """
 
@@ -46,6 +47,7 @@ PLANE_MATRICES = ("per_plane", "shared")
 FLATTEN_ORDERS = ("tf", "torch")
 SCHEMES = ("flexor", "analog", "ste")
 ALPHA_SHAPES = ("channel", "layer")
+WEIGHT_DECAY_ON = ("all", "encrypted")
 
 
 def _check_choice(key: str, value, choices) -> None:
@@ -63,7 +65,7 @@ class FlexorConfig:
     Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020."""
 
     name: str = "flexor"
-    n_in: int = 16  # encrypted bits per slice (per plane)
+    n_in: int = 12  # encrypted bits per slice (per plane); 12/20 = 0.6 bit
     n_out: int = 20  # weights decrypted per slice
     n_in_per_stage: Optional[List[int]] = None  # Table 2: N_in per network stage; null = n_in everywhere
     n_tap: int = 2  # ones per row of M (XOR fan-in)
@@ -82,9 +84,13 @@ class FlexorConfig:
     alpha_init: float = 0.2
     alpha_shape: str = "channel"
     encrypted_init_std: float = 1e-3
+    weight_decay_on: str = "all"  # all: every parameter (reimplementation) | encrypted: only the encrypted weights
+    # surrogate of each encrypted sign inside the digital XOR; null = the scheme's own (flexor: scaled_tanh
+    # with S_tanh; ste: ste). Any registered surrogate; not with scheme=analog (no per-sign surrogate there)
+    weight_surrogate: Optional[str] = None
     binary_activations: bool = False
     act_surrogate: str = "clipped_ste"
-    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)  # activation surrogate knobs
+    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)  # knobs of act_surrogate/weight_surrogate
 
     def __post_init__(self) -> None:
         _check_choice("xor_policy", self.xor_policy, XOR_POLICIES)
@@ -92,7 +98,13 @@ class FlexorConfig:
         _check_choice("flatten", self.flatten, FLATTEN_ORDERS)
         _check_choice("scheme", self.scheme, SCHEMES)
         _check_choice("alpha_shape", self.alpha_shape, ALPHA_SHAPES)
+        _check_choice("weight_decay_on", self.weight_decay_on, WEIGHT_DECAY_ON)
         _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        if self.weight_surrogate is not None:
+            _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+            if self.scheme == "analog":
+                raise ValueError("quantizer.weight_surrogate applies to the digital XOR's signs; fix: use scheme=flexor "
+                                 "(or ste) with it, or weight_surrogate=null with scheme=analog")
         for key in ("n_out", "n_tap", "q"):
             if getattr(self, key) < 1:
                 raise ValueError(f"quantizer.{key} must be >= 1, got {getattr(self, key)}")
@@ -304,6 +316,7 @@ class FlexorConv2d(QuantConv2d):
         self.clip_factor = float(cfg.clip_factor)
         self.alpha_init = float(cfg.alpha_init)
         self.encrypted_init_std = float(cfg.encrypted_init_std)
+        self.weight_decay_on = cfg.weight_decay_on
         self.matrix_seed = int(cfg.seed) if cfg.seed is not None else int(torch.initial_seed())
 
         self.encrypted = nn.Parameter(torch.empty(self.q, self.n_slices, self.n_in))
@@ -316,20 +329,28 @@ class FlexorConv2d(QuantConv2d):
         self._rebuild_taps()
         self.register_load_state_dict_post_hook(lambda module, _incompatible: module._rebuild_taps())
 
-        # the shared scaled-tanh surrogate holds S_tanh (buffer ``s``) for every scheme
+        # the shared scaled-tanh surrogate holds S_tanh (buffer ``s``) for every scheme; another
+        # per-sign surrogate (scheme=ste, or weight_surrogate=<name>) is built beside it
+        sign_name = cfg.weight_surrogate or ("ste" if self.scheme == "ste" else "scaled_tanh")
         self.tanh_sign = make_surrogate("scaled_tanh", "weight", SurrogateParams(s_tanh=self.s_tanh))
-        self.ste_sign = make_surrogate("ste", "weight") if self.scheme == "ste" else None
+        self.other_sign = None if sign_name == "scaled_tanh" else make_surrogate(sign_name, "weight", cfg.surrogate_params)
         self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         self.reset_latent_weight(None)
 
     # -- state -----------------------------------------------------------------------------
     def _rebuild_taps(self) -> None:
+        """``taps``/``row_sign`` (the gather form forward uses) from the ``xor_matrix`` buffer."""
         pairs = [taps_of(m) for m in self.xor_matrix.cpu()]
         width = max(t.shape[1] for t, _ in pairs)
         taps = torch.stack([torch.cat([t, torch.full((t.shape[0], width - t.shape[1]), self.n_in)], 1) for t, _ in pairs])
         dev = self.xor_matrix.device
-        self.taps = taps.to(dev)
-        self.row_sign = torch.stack([r for _, r in pairs]).to(dev, torch.get_default_dtype())
+        row_sign = torch.stack([r for _, r in pairs]).to(dev, self.row_sign.dtype)
+        if self.taps.shape == taps.shape:  # in place: the buffers keep their identity (DDP, compiled graphs)
+            self.taps.copy_(taps)
+            self.row_sign.copy_(row_sign)
+        else:
+            self.taps = taps.to(dev)
+            self.row_sign = row_sign
 
     @torch.no_grad()
     def set_xor_matrix(self, m, plane: int | None = None) -> None:
@@ -372,10 +393,9 @@ class FlexorConv2d(QuantConv2d):
     def decrypted_pm1(self) -> Tensor:
         """(q, n_slices, N_out) decrypted +-1 bits, with the gradient of ``scheme``."""
         x = self.encrypted
-        if self.scheme == "flexor":
-            return xor_decrypt_pm1(self.tanh_sign(x), self.taps, self.row_sign)
-        if self.scheme == "ste":
-            return xor_decrypt_pm1(self.ste_sign(x), self.taps, self.row_sign)
+        if self.scheme != "analog":
+            sign = self.tanh_sign if self.other_sign is None else self.other_sign
+            return xor_decrypt_pm1(sign(x), self.taps, self.row_sign)
         # analog XOR: value = the digital bits, gradient = d/dx of prod tanh(S x)
         s = self.tanh_sign.s.to(x.dtype)
         analog = xor_decrypt_pm1(torch.tanh(s * x), self.taps, self.row_sign)
@@ -405,9 +425,12 @@ class FlexorConv2d(QuantConv2d):
     # -- schedules -------------------------------------------------------------------------
     @torch.no_grad()
     def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
-        """S_tanh warm-up and doubling at each LR decay (written into the surrogate's buffer)."""
+        """S_tanh warm-up and doubling at each LR decay (written into the surrogate's buffer).
+        The gather form of M is rebuilt too: ``init_from`` copies a source run's M into the
+        buffer in place, bypassing ``load_state_dict`` and its hook."""
         super().epoch_start(epoch, max_epochs, lr_decays)
         self.tanh_sign.s.fill_(self.s_tanh_at(epoch, lr_decays))
+        self._rebuild_taps()
 
     @torch.no_grad()
     def step_end(self, epoch: int, step: int) -> None:
@@ -415,6 +438,11 @@ class FlexorConv2d(QuantConv2d):
         if self.clip_encrypted:
             c = (self.clip_factor / self.tanh_sign.s).to(self.encrypted.dtype)  # a tensor: no device sync
             self.encrypted.clamp_(min=-c, max=c)
+
+    def weight_decay_only(self) -> list[nn.Parameter] | None:
+        """``weight_decay_on=encrypted``: the parameters that alone get weight decay in the whole
+        model (the optimizer set-up reads this); None: weight decay on every parameter."""
+        return [self.encrypted] if self.weight_decay_on == "encrypted" else None
 
     # -- export helpers --------------------------------------------------------------------
     @torch.no_grad()

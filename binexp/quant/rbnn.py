@@ -189,7 +189,7 @@ def _centered_std(x: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """(x - mean, unbiased std) over ``dims``, two-pass (``Tensor.std`` is several times slower
     on CPU), std clamped to the smallest normal so a constant slice gives 0, not NaN."""
     d = x - x.mean(dim=dims, keepdim=True)
-    n = math.prod(x.shape[i] for i in dims)
+    n = math.prod([x.shape[i] for i in dims])  # a list: a generator breaks torch.compile graphs
     norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
     return d, (norm / math.sqrt(max(n - 1, 1))).clamp_min(torch.finfo(x.dtype).tiny)
 
@@ -220,9 +220,7 @@ class _StandardizedSign(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         d, std = ctx.saved_tensors
         a_s = d / std
-        g_s = ctx.surrogate.derivative(a_s)
-        fresh = g_s.shape == grad.shape and g_s.is_contiguous() and g_s.data_ptr() != a_s.data_ptr()
-        g_s = g_s.mul_(grad) if fresh else g_s * grad
+        g_s = ctx.surrogate.derivative(a_s) * grad  # a fresh tensor: the in-place ops below are safe
         n = d[0].numel()
         mean_g = g_s.mean(dim=(1, 2, 3), keepdim=True)
         proj = (g_s * a_s).sum(dim=(1, 2, 3), keepdim=True) / max(n - 1, 1)
@@ -266,11 +264,14 @@ class RBNNConv2d(QuantConv2d):
         if self.rotation:
             side = max(self.n1, self.n2)
             if side > cfg.max_full_rotation_dim:
+                why, fix = "", "use quantizer.rotation_kind=bi, or raise quantizer.max_full_rotation_dim"
+                if cfg.rotation_kind == "bi":  # n prime (or nearly): n1 x n2 = 1 x n, a full rotation in disguise
+                    why = f" (the largest divisor of n = {n} up to sqrt(n) is {self.n1}, so R1 kron R2 is {self.n1} x {self.n2})"
+                    fix = "raise quantizer.max_full_rotation_dim, or quantizer.rotation=false"
                 raise ValueError(
                     f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} conv "
-                    f"needs a {side}x{side} rotation matrix ({side * side:,} floats, an O({side}^3) SVD per update), "
-                    f"more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: use "
-                    f"quantizer.rotation_kind=bi, or raise quantizer.max_full_rotation_dim")
+                    f"needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per update), "
+                    f"more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}")
             r1, r2 = self._initial_rotations()
             self.register_buffer("R1", r1)
             self.register_buffer("R2", r2)
@@ -285,6 +286,7 @@ class RBNNConv2d(QuantConv2d):
             self.register_buffer("_stat_objective", torch.full((cfg.rounds + 1,), float("nan")), persistent=False)
             self.register_buffer("_stat_update", torch.full((4,), float("nan")), persistent=False)
         self._eval_cache: tuple | None = None
+        self._last_step_update: int | None = None  # step mode: the global step R was last solved for
 
     def _initial_rotations(self) -> tuple[Tensor, Tensor]:
         if self.cfg.rotation_init == "identity":
@@ -334,6 +336,8 @@ class RBNNConv2d(QuantConv2d):
             if torch.is_grad_enabled():
                 self._eval_cache = None
                 return self.weight_sign(self.mixed_weight(self.standardized_weight()))
+            if torch.compiler.is_compiling():  # a compiled graph recomputes it rather than guard on a cache
+                return sign_pm1(self.mixed_weight(self.standardized_weight()))
             # no autograd (validation, inference): the binary weight only changes with w, R, theta
             key = self._state_key()
             if self._eval_cache is None or self._eval_cache[0] != key:
@@ -386,7 +390,13 @@ class RBNNConv2d(QuantConv2d):
 
     @torch.no_grad()
     def step_start(self, epoch: int, step: int) -> None:
-        if self.rotation and self.cfg.update_interval == "step" and step % self.cfg.update_frequency == 0:
+        """``update_interval=step``: re-solve R before every ``update_frequency``-th optimizer step
+        (``step`` = the global step), once per step: with gradient accumulation Lightning calls
+        this for every micro-batch with the same global step, and R must stay fixed within a step."""
+        if not (self.rotation and self.cfg.update_interval == "step") or step == self._last_step_update:
+            return
+        self._last_step_update = step
+        if step % self.cfg.update_frequency == 0:
             self.update_rotation()
 
     # -- diagnostics ----------------------------------------------------------------------------

@@ -98,7 +98,9 @@ class Surrogate(nn.Module):
 
 
 class STE(Surrogate):
-    """Straight-through estimator. Forward: sign(x) (sign(0)=+1). Backward: F'(x) = 1.
+    """Straight-through estimator: forward sign(x), backward 1 (Bengio et al., 2013).
+
+    Forward: sign(x) (sign(0)=+1). Backward: F'(x) = 1.
 
     Paper: Bengio, Leonard, Courville, "Estimating or propagating gradients through stochastic
     neurons", 2013."""
@@ -110,7 +112,9 @@ class STE(Surrogate):
 
 
 class ClippedSTE(Surrogate):
-    """Clipped straight-through estimator. Forward: sign(x) (sign(0)=+1).
+    """Clipped STE: forward sign(x), backward 1{|x| <= clip} (BNN, Hubara et al., 2016; XNOR-Net).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x) = 1 where |x| <= clip (edges included, larq's convention), else 0.
 
     Paper: Hubara et al., "Binarized Neural Networks", NeurIPS 2016; used by XNOR-Net
@@ -123,7 +127,9 @@ class ClippedSTE(Surrogate):
 
 
 class ApproxSign(Surrogate):
-    """Bi-Real Net's ApproxSign. Forward: sign(x) (sign(0)=+1).
+    """ApproxSign: forward sign(x), backward max(0, 2 - 2|x|) (Bi-Real Net, Liu et al., 2018).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x) = max(0, 2 - 2|x|), the derivative of the piecewise polynomial
     F(x) = 2x + x^2 (-1 <= x < 0), 2x - x^2 (0 <= x < 1), sign(x) outside.
 
@@ -136,7 +142,9 @@ class ApproxSign(Surrogate):
 
 
 class SwishSign(Surrogate):
-    """SwishSign. Forward: sign(x) (sign(0)=+1).
+    """SwishSign: forward sign(x), backward b(2 - bx tanh(bx/2)) / (1 + cosh(bx)) (BNN+, Darabi et al., 2018).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x) = b(2 - b x tanh(b x / 2)) / (1 + cosh(b x)), the derivative of
     2 sigmoid(bx)(1 + bx(1 - sigmoid(bx))) - 1, with b = ``surrogate_params.beta``.
 
@@ -151,7 +159,9 @@ class SwishSign(Surrogate):
 
 
 class AnnealedTanh(Surrogate):
-    """Annealed tanh. Forward: sign(x) (sign(0)=+1).
+    """Annealed tanh: forward sign(x), backward t(1 - tanh^2(tx)), t rising per epoch (cf. IR-Net's EDE, 2020).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x) = t (1 - tanh^2(t x)), the derivative of tanh(t x), with the temperature
     t = tanh_start * (tanh_end / tanh_start)^(e / E) at epoch e of E (log-linear, as IR-Net's
     EDE and RBNN schedule theirs), so tanh(t x) sharpens toward sign as training proceeds.
@@ -181,7 +191,9 @@ def rbnn_t_k(epoch: int, max_epochs: int, t_min: float, t_max: float) -> tuple[f
 
 
 class RBNNTrainingAware(Surrogate):
-    """RBNN's training-aware approximation of sign. Forward: sign(x) (sign(0)=+1).
+    """RBNN's training-aware sign: forward sign(x), backward max(0, k(sqrt2 t - t^2|x|)) (Lin et al., 2020).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x; k, t) = max(0, k (sqrt(2) t - t^2 |x|)), the derivative of
     F(x) = k(-sign(x) t^2 x^2 / 2 + sqrt(2) t x) on |x| < sqrt(2)/t, k sign(x) outside.
 
@@ -214,7 +226,9 @@ class RBNNTrainingAware(Surrogate):
 
 
 class ScaledTanh(Surrogate):
-    """FleXOR's scaled-tanh surrogate. Forward: sign(x) (sign(0)=+1).
+    """Scaled tanh: forward sign(x), backward S(1 - tanh^2(Sx)) (FleXOR, Lee et al., 2020).
+
+    Forward: sign(x) (sign(0)=+1).
     Backward: F'(x) = S (1 - tanh^2(S x)), the derivative of tanh(S x), S = S_tanh
     (a buffer, so FleXOR's S_tanh warm-up and doubling schedules change it in place).
 

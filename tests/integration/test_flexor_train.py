@@ -66,6 +66,12 @@ def test_sweep_logs_flexor_diagnostics_to_tensorboard_and_the_run_log(bits_sweep
     assert "encrypted_weight/layer3.2.conv2" in hists and "flexor_alpha/layer3.2.conv2" in hists
     assert events.Scalars("flexor_bits_per_weight/layer1.0.conv1")[0].value == pytest.approx(8 * 116 / 2304, abs=1e-6)
     assert events.Scalars("flexor_s_tanh/layer1.0.conv1")[0].value == 10.0
+    # the model-level numbers of metrics.json's method_report, as model/<key>
+    rep = read_metrics(run)["method_report"]
+    for key in ("flexor_bits_per_weight", "flexor_bits_per_weight_with_alpha", "flexor_effective_bits_per_weight",
+                "flexor_unused_input_share"):
+        assert events.Scalars(f"model/{key}")[0].value == pytest.approx(rep[key], abs=1e-6), key
+    assert rep["flexor_bits_per_weight"] == pytest.approx(106_992 / 267_264, abs=1e-6)  # 8 bits per 20-weight slice, ceil per layer
     log = next(run.glob("*.log")).read_text()
     assert "layer layer1.0.conv1: {'n_in': 8, 'n_out': 20" in log and "'xor_rank'" in log
 
@@ -134,8 +140,9 @@ def test_preset_launches_for_one_step_on_synthetic_data(preset_sweep, preset):
 @pytest.mark.slow
 def test_three_epochs_learn_far_above_chance_and_export(tmp_path):
     run = tmp_path / "run"
+    # the command as written: the quantizer's defaults are N_in/N_out = 12/20, 0.6 bit
     r = run_cli(["train", "quantizer=flexor", "data=synthetic", "model=resnet20", "trainer.max_epochs=3",
-                 "quantizer.n_in=12", "quantizer.n_out=20", f"hydra.run.dir={run}", *QUICK], tmp_path, timeout=900)
+                 f"hydra.run.dir={run}", *QUICK], tmp_path, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["bits_per_weight"] == 0.6005 and m["epochs"] == 3

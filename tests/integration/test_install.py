@@ -15,7 +15,8 @@ def test_wheel_install_finds_configs_from_any_directory(tmp_path):
     wheel = next(wheel_dir.glob("binexp-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    assert (site / "binexp" / "conf" / "train.yaml").is_file()
+    shipped = {p.relative_to(site / "binexp" / "conf") for p in (site / "binexp" / "conf").rglob("*.yaml")}
+    assert shipped == {p.relative_to(REPO / "conf") for p in (REPO / "conf").rglob("*.yaml")}  # every config, every group
     assert (site / "binexp" / "conf" / "quantizer" / "xnor.yaml").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()

@@ -25,3 +25,40 @@ def test_table_script_smoke(name, tmp_path):
     header = next(line for line in r.stdout.splitlines() if line.startswith("| experiment"))
     if any("paper_value" in (REPO / "conf" / "experiment" / f"{e}.yaml").read_text() for e in experiments):
         assert "| paper | Δ |" in header
+    if name == "flexor_table1":
+        check_flexor_report(out, r.stdout, tmp_path)
+
+
+def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
+    """The smoke FleXOR sweep's markdown has bits/weight, accuracy and the paper column, and its
+    CSV parses back to the same numbers."""
+    import csv
+    import io
+
+    from tests.conftest import run_cli
+
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| experiment"))
+    assert header == "| experiment | bits/weight | best_val_acc1 (%) | n | paper | Δ | epochs | status |"
+    md = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines
+                            if line.startswith("| flexor_"))}
+    # reference flexor_baselines.md §5: ResNet-20 at N_out = 20 with per-layer ceil
+    assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == ["1.0008", "0.8006", "0.6005", "0.4003"]
+    assert md["flexor_resnet20_b04"][4] == "88.23" and md["flexor_resnet32_b08"][4] == "91.20"  # FleXOR Table 1
+    r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert sorted(row["experiment"] for row in rows) == sorted(md)
+    for row in rows:
+        cells = md[row["experiment"]]
+        assert float(row["bits_per_weight"]) == float(cells[1])
+        assert float(row["best_val_acc1_mean"]) == float(cells[2]) and row["n"] == cells[3] == "1"
+        assert float(row["paper"]) == float(cells[4]) and float(row["delta"]) == float(cells[5])
+
+
+def test_readme_lists_every_table_script_with_its_wall_time():
+    readme = (REPO / "README.md").read_text().splitlines()
+    for name in TABLES:
+        line = next((x for x in readme if x.startswith(f"| `scripts/table_{name}.py` |")), None)
+        assert line is not None, name
+        assert line.rstrip(" |").split("|")[-1].strip().startswith("≈"), line  # the expected wall time column

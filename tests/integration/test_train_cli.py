@@ -132,7 +132,7 @@ class TestBadInput:
         return lines[0]
 
     @pytest.mark.parametrize("args,expected", [
-        (["quantizer=xnr"], "unknown quantizer option 'xnr'; choose one of: fp,"),
+        (["quantizer=xnr"], "unknown quantizer option 'xnr'; choose one of: bireal, flexor, fp, rbnn, xnor"),
         (["model=resnet21"], "unknown model option 'resnet21'"),
         (["quantizer.act_scal=K"], "unknown key quantizer.act_scal"),
         (["data=synthetic", "data.batch_size=lots"], "bad value for data.batch_size"),

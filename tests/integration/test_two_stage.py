@@ -46,11 +46,18 @@ def test_stage2_starts_from_stage1_weights(stage1):
 
 def test_stage2_through_the_cli_reports_what_it_loaded(tmp_path, stage1):
     run = tmp_path / "stage2"
-    r = run_cli(["train", "quantizer=xnor", f"init_from={stage1}", *SHORT, f"hydra.run.dir={run}"], tmp_path)
+    dump = ["+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump"]
+    r = run_cli(["train", "quantizer=xnor", f"init_from={stage1}", *SHORT, *dump, f"hydra.run.dir={run}"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     m = read_metrics(run)
     assert m["init_from"]["loaded"] > 100 and m["init_from"]["new"] == [] and m["status"] == "completed"
-    assert "init_from" in (run / "train.log").read_text()
+    assert f"loaded {m['init_from']['loaded']} tensors, new 0, skipped 0\n" in (run / "train.log").read_text()
+    # through the whole train path: at train start (step 0) every binarized layer holds stage 1's tensors
+    saved = torch.load(stage1 / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    start = torch.load(run / "rank_state" / "rank0.pt", map_location="cpu", weights_only=False)["start_state"]
+    assert len(start) == 18
+    for layer, tensors in start.items():
+        assert torch.equal(tensors["weight"], saved[f"net.{layer}.weight"]), layer
 
 
 def test_mismatched_run_is_one_line(tmp_path, stage1):

@@ -186,6 +186,19 @@ def test_ste_scheme_passes_the_other_signs_only():
     assert (ga, gb) == (1.0, -1.0)  # -s_b, -s_a
 
 
+def test_any_registered_surrogate_can_drive_the_encrypted_signs():
+    # approx_sign F'(x) = max(0, 2 - 2|x|); y = -(s_a s_b): dy/dx_a = -F'(x_a) s_b, dy/dx_b = -F'(x_b) s_a
+    layer = make_layer(n_in=2, n_out=1, n_tap=2, weight_surrogate="approx_sign", alpha_init=1.0)
+    set_encrypted(layer, [0.1, -0.3])
+    layer.quantized_weight().sum().backward()
+    assert layer.quantized_weight().item() == 1.0
+    assert layer.encrypted.grad.flatten().tolist() == pytest.approx([1.8, -1.4], rel=1e-6)
+    with pytest.raises(ValueError, match="weight_surrogate applies to the digital XOR"):
+        FlexorConfig(scheme="analog", weight_surrogate="ste")
+    with pytest.raises(ValueError, match="quantizer.weight_surrogate='magic'"):
+        FlexorConfig(weight_surrogate="magic")
+
+
 def test_identity_matrix_reduces_to_per_channel_binarization():
     torch.manual_seed(0)
     for flatten in ("tf", "torch"):
@@ -280,6 +293,21 @@ def test_matrix_is_a_function_of_the_settings_and_the_seed():
     assert torch.equal(make_layer(16, 16, 3, n_in=12, seed=None).xor_matrix, make_layer(16, 16, 3, n_in=12, seed=1234).xor_matrix)
 
 
+def test_in_place_copy_of_the_matrix_is_picked_up_at_epoch_start():
+    # init_from copies a source run's tensors into state_dict() in place: no load_state_dict hook
+    src = make_layer(4, 8, 3, n_in=8, n_out=10, seed=1)
+    dst = make_layer(4, 8, 3, n_in=8, n_out=10, seed=2)
+    with torch.no_grad():
+        src.encrypted.normal_()
+        for k, v in dst.state_dict().items():
+            v.copy_(src.state_dict()[k])
+    assert torch.equal(dst.xor_matrix, src.xor_matrix) and not torch.equal(dst.taps, src.taps)
+    dst.epoch_start(0, 1)
+    assert torch.equal(dst.taps, src.taps) and torch.equal(dst.row_sign, src.row_sign)
+    assert torch.equal(dst.quantized_weight(), src.quantized_weight())
+    assert torch.equal(dst.bit_planes(), torch.from_numpy(reference_bits(dst)).float() * 2 - 1)
+
+
 def test_state_dict_restores_the_matrix_and_the_gather_form():
     src = make_layer(4, 8, 3, n_in=8, n_out=10, seed=1)
     dst = make_layer(4, 8, 3, n_in=8, n_out=10, seed=2)
@@ -312,6 +340,34 @@ def test_s_tanh_warmup_doubling_and_clipping():
         plain.encrypted.fill_(3.0)
     plain.step_end(10, 0)
     assert plain.encrypted.max().item() == 3.0
+
+
+def test_weight_decay_on_encrypted_only():
+    from binexp.lit.module import ClassifierModule
+    from binexp.schedule import ScheduleConfig, build_optimizer
+
+    sched = ScheduleConfig(lr=0.1, weight_decay=0.5, momentum=0.9)
+    everything = ClassifierModule(ModelConfig(name="resnet20"), FlexorConfig(seed=0), sched, 10)
+    assert len(build_optimizer(sched, everything.optimizer_params()).param_groups) == 1
+    torch.manual_seed(0)
+    module = ClassifierModule(ModelConfig(name="resnet20"), FlexorConfig(seed=0, weight_decay_on="encrypted"), sched, 10)
+    opt = build_optimizer(sched, module.optimizer_params())
+    decayed, rest = opt.param_groups
+    layers = [layer for _, layer in quantized_layers(module.net)]
+    assert [id(p) for p in decayed["params"]] == [id(layer.encrypted) for layer in layers]
+    assert decayed["weight_decay"] == 0.5 and rest["weight_decay"] == 0.0
+    assert len(decayed["params"]) + len(rest["params"]) == len(list(module.parameters()))
+    before = {id(p): p.detach().clone() for p in module.parameters()}
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradient: p <- p - lr * wd * p on the decayed group only
+    for p in decayed["params"]:
+        assert torch.allclose(p, before[id(p)] * 0.95, rtol=1e-6, atol=0)
+    for p in rest["params"]:
+        assert torch.equal(p, before[id(p)])
+    assert layers[0].alpha.flatten()[0].item() == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="quantizer.weight_decay_on='alpha'"):
+        FlexorConfig(weight_decay_on="alpha")
 
 
 def test_binary_activations_option():

@@ -23,6 +23,43 @@ def test_forward_is_sign_with_zero_positive(name, role):
     assert s(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
 
 
+# One table for every surrogate, at their default knobs and at epoch 0 of their schedules
+# (tanh: t = 1; rbnn weights: t = 0.01, k = 100); values from each formula by hand (math module).
+XS = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
+GRAD_TABLE = {
+    "ste": [1, 1, 1, 1, 1, 1, 1],
+    "clipped_ste": [0, 1, 1, 1, 1, 1, 0],  # edges |x| = 1 included (larq)
+    "approx_sign": [0, 0, 1, 2, 1, 0, 0],  # max(0, 2 - 2|x|): 2, 1, 0 at 0, +-0.5, +-1
+    "swish_sign": [-0.03034, -0.194992, -0.084622, 5.0, -0.084622, -0.194992, -0.03034],  # b = 5
+    "tanh": [0.180707, 0.419974, 0.786448, 1.0, 0.786448, 0.419974, 0.180707],  # 1 - tanh^2(x)
+    "rbnn": [1.399214, 1.404214, 1.409214, 1.414214, 1.409214, 1.404214, 1.399214],  # 100(0.01 sqrt2 - 1e-4 |x|)
+    "scaled_tanh": [0.0, 0.0, 0.001816, 10.0, 0.001816, 0.0, 0.0],  # 10 (1 - tanh^2(10 x))
+}
+
+
+def test_grad_table_covers_every_surrogate():
+    assert sorted(GRAD_TABLE) == sorted(SURROGATES)
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_TABLE))
+def test_forward_and_gradient_table(name):
+    s = make_surrogate(name, "weight")
+    s.set_progress(0, 100)
+    x = torch.tensor(XS, dtype=torch.float64, requires_grad=True)
+    y = s(x)
+    assert y.tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == pytest.approx(GRAD_TABLE[name], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_docstring_states_forward_backward_and_paper(name):
+    doc = SURROGATES[name].__doc__
+    first = doc.strip().splitlines()[0]  # what `binexp list surrogate` shows
+    assert "forward sign(x)" in first and "backward" in first and "20" in first, first
+    assert "Forward:" in doc and "Backward:" in doc and "Paper:" in doc
+
+
 def test_sign_pm1_never_zero():
     x = torch.randn(1000)
     x[::7] = 0
@@ -114,6 +151,14 @@ def test_annealed_tanh_schedule_and_gradient():
         s.set_progress(e, 100)
         values.append(s.t.item())
     assert values == pytest.approx([1.0, math.sqrt(10), 10.0], rel=1e-6)
+    # t = 1 * 10^(e/E) by epoch e of E = 10
+    by_epoch = []
+    for e in (0, 1, 5, 9):
+        s.set_progress(e, 10)
+        by_epoch.append(s.t.item())
+    assert by_epoch == pytest.approx([1.0, 1.258925, 3.162278, 7.943282], rel=1e-6)
+    s.set_progress(5, 10)  # gradient at x = 0.1 with t = sqrt(10): t (1 - tanh^2(t x))
+    assert grad_at(s, [0.1]).item() == pytest.approx(2.865996, rel=1e-6)
     s.set_progress(0, 100)
     assert grad_at(s, [0.0, 1.0]).tolist() == pytest.approx([1.0, 1 - math.tanh(1.0) ** 2])
 

@@ -84,3 +84,35 @@ def test_rbnn_extra_floats_match_the_reference_table(model, rotations, channels,
     assert (t["binarized_weights"], t["fp32_params"]) == (tx["binarized_weights"], tx["fp32_params"])
     # the table's extra bytes: R1 + R2 + theta (training only) + lambda (the per-channel scale)
     assert 4 * (t["training_only"] + channels) == total_bytes
+
+
+def _totals(model: str, quantizer: dict) -> dict:
+    from omegaconf import OmegaConf
+
+    from binexp.config import to_schema
+    from binexp.models import ModelConfig, build_model
+    from binexp.quant import ConvFactory, get_quantizer
+    from binexp.summary import summarize, totals
+
+    qcfg = to_schema(get_quantizer(quantizer["name"]).schema, OmegaConf.create(quantizer), "quantizer")
+    return totals(summarize(build_model(ModelConfig(name=model), ConvFactory(qcfg), 10), 32))
+
+
+def test_rbnn_training_state_by_name():
+    t = _totals("resnet20", {"name": "rbnn", "seed": 0})
+    # reference/rbnn.md §1.2: R1 + R2 = 11,256 floats, theta one per output channel (672);
+    # R1 is n1^2, R2 n2^2 with (n1, n2) = (12, 12), (16, 18), (24, 24) for 7, 6, 5 convs (n = 144, 288, 576)
+    assert t["training_by_name"] == {"R1": 7 * 144 + 6 * 256 + 5 * 576, "R2": 7 * 144 + 6 * 324 + 5 * 576, "theta": 672}
+    assert t["training_by_name"]["R1"] + t["training_by_name"]["R2"] == 11_256
+    assert t["scale_floats"] == 672 and t["xor_matrices"] == 0
+
+
+def test_flexor_xor_matrices_count_once_and_take_memory():
+    # one M+ of N_out x N_in = 20 x 16 bits shared by all 18 layers (same seed and settings)
+    t = _totals("resnet20", {"name": "flexor", "n_in": 16, "n_out": 20, "seed": 0})
+    assert (t["xor_matrices"], t["xor_matrix_bits"]) == (1, 320)
+    assert t["weight_bits"] == 213_984 and t["fp32_params"] == 2_586 + 672 and t["training_only"] == 0
+    assert t["memory_kib"] == round((213_984 + 320 + 32 * 3_258) / 8 / 1024, 2)  # 38.89
+    # q = 2 with a matrix per bit plane: two distinct 20 x 8 matrices
+    t2 = _totals("resnet20", {"name": "flexor", "n_in": 8, "n_out": 20, "q": 2, "seed": 0})
+    assert (t2["xor_matrices"], t2["xor_matrix_bits"]) == (2, 320) and t2["scale_floats"] == 2 * 672
