@@ -50,7 +50,7 @@ EOF
 step "generate JPEG folder" $PY scripts/make_image_folder.py "$OUT/jpegs" $JPEG
 for decode in tensor pil; do
   step "ResNet-18 imagefolder decode=$decode" $PY scripts/bench.py model=resnet18 quantizer=rbnn data=imagefolder \
-      data.root="$OUT/jpegs" data.decode=$decode $R18 $STEPS --channels-last --json "$OUT/resnet18_$decode.json"
+      data.root="$OUT/jpegs" data.decode=$decode $R18 $STEPS --epoch-images 1281167 --channels-last --json "$OUT/resnet18_$decode.json"
 done
 rm -rf "$OUT/jpegs"
 echo; echo "results in $OUT (log.txt, *.json)"
