@@ -25,6 +25,8 @@ verbs:
                         the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR
   summary [overrides]   bit-aware model summary of the same config as train: parameters by bit
                         width, memory, MACs split into binary and full precision, training-only state
+  export <run> <out>    pack a FleXOR run's encrypted bits + alphas into <out> and check that
+                        integer-XOR decryption equals the training forward
   list [group]          list the registered names and config options (quantizer, model, data,
                         schedule, experiment, surrogate)
 
@@ -120,7 +122,13 @@ def cmd_report(args: list[str]) -> int:
     return report_main(args)
 
 
-VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list}
+def cmd_export(args: list[str]) -> int:
+    from binexp.quant.flexor_export import main as export_main
+
+    return export_main(args)
+
+
+VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -212,19 +212,35 @@ __all__ = ["ExportedLayer", "claimed_bytes", "export_model", "flexor_layers", "l
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m binexp.quant.flexor_export RUN/checkpoints/last.ckpt OUT.flexor``: export a
-    FleXOR run's checkpoint, rebuild it with integer XOR and print the check."""
+    """``binexp export <run dir | .ckpt> <out.flexor>``: pack a FleXOR run's weights, rebuild
+    them with integer XOR and print the check (sizes, mismatched bits, largest difference)."""
     import argparse
     import json
 
-    p = argparse.ArgumentParser(description="Export a FleXOR checkpoint to a packed .flexor file and verify it.")
-    p.add_argument("checkpoint")
-    p.add_argument("out")
+    from binexp.errors import BinexpError
+
+    p = argparse.ArgumentParser(prog="binexp export", description="Pack a FleXOR run's encrypted sign bits and "
+                                "alphas into one file and check that integer-XOR decryption equals the training forward.")
+    p.add_argument("checkpoint", help="a FleXOR run directory (its checkpoints/last.ckpt) or a .ckpt file")
+    p.add_argument("out", help="the .flexor file to write (must not exist)")
     args = p.parse_args(argv)
-    module = module_from_checkpoint(args.checkpoint)
-    res = verify_roundtrip(module.net, args.out)
-    print(json.dumps(res, indent=2))
-    return 0 if res["mismatched_bits"] == 0 and res["max_abs_diff"] == 0.0 else 1
+    path = Path(args.checkpoint).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise BinexpError(f"export: no checkpoint at {path}; fix: pass a FleXOR run directory or its .ckpt file")
+    out = Path(args.out).expanduser()
+    if out.exists():
+        raise BinexpError(f"export: {out} already exists; fix: choose another output path (nothing is overwritten)")
+    try:
+        module = module_from_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - one line for any unreadable checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BinexpError(f"export: cannot rebuild a run from {path} ({first}); fix: pass an intact binexp checkpoint") from None
+    if not flexor_layers(module.net):
+        raise BinexpError(f"export: {path} has no FleXOR layers; fix: export a run trained with quantizer=flexor")
+    print(json.dumps(verify_roundtrip(module.net, out), indent=2))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

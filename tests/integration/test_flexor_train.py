@@ -3,6 +3,7 @@ export round trip on a run's checkpoint, and (slow) learning on synthetic data."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,8 +149,11 @@ def test_three_epochs_learn_far_above_chance_and_export(tmp_path):
     assert m["bits_per_weight"] == 0.6005 and m["epochs"] == 3
     assert m["best_val_acc1"] > 60, m  # 10 classes: chance is 10 %
     module = module_from_checkpoint(run / "checkpoints" / "last.ckpt")
-    res = verify_roundtrip(module.net, tmp_path / "model.flexor")
+    r = run_cli(["export", str(run), str(tmp_path / "model.flexor")], tmp_path)  # as a user exports it
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
     assert res["mismatched_bits"] == 0 and res["max_abs_diff"] == 0.0
+    assert res["bytes"] == (tmp_path / "model.flexor").stat().st_size
     assert abs(res["bytes"] - res["claimed_bytes"]) / res["claimed_bytes"] < 0.05
     # trained: the encrypted weights moved away from the run's (seed 0) initialisation
     torch.manual_seed(0)
@@ -158,3 +162,18 @@ def test_three_epochs_learn_far_above_chance_and_export(tmp_path):
     flips = sum(int(((a.encrypted >= 0) != (b.encrypted >= 0)).sum()) for (_, a), (_, b) in pairs)
     total = sum(a.encrypted.numel() for (_, a), _ in pairs)
     assert flips > 0.05 * total, (flips, total)
+
+
+def test_export_bad_input_is_one_line_and_overwrites_nothing(tmp_path):
+    missing = run_cli(["export", str(tmp_path / "nope"), str(tmp_path / "out.flexor")], tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        f"binexp: error: export: no checkpoint at {tmp_path / 'nope'}; "
+        "fix: pass a FleXOR run directory or its .ckpt file"]
+    corrupt = tmp_path / "bad.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    r = run_cli(["export", str(corrupt), str(tmp_path / "out.flexor")], tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot rebuild a run from" in r.stderr
+    (tmp_path / "out.flexor").write_bytes(b"keep")
+    r = run_cli(["export", str(corrupt), str(tmp_path / "out.flexor")], tmp_path)
+    assert r.returncode == 2 and "already exists" in r.stderr and (tmp_path / "out.flexor").read_bytes() == b"keep"
