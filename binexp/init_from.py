@@ -88,9 +88,8 @@ def load_compatible(module: nn.Module, source: str | Path, model_name: str) -> I
     shared = [k for k in dst if k in src]
     if not shared:
         raise BinexpError(f"init_from: no tensor of {path} matches this model; fix: use the same model in both stages")
-    with torch.no_grad():
-        for k in shared:
-            dst[k].copy_(src[k])
+    # through load_state_dict, so the layers' load hooks run (FleXOR rebuilds its gather form of M)
+    module.load_state_dict({k: src[k] for k in shared}, strict=False)
     report.loaded = shared
     report.new = [k for k in dst if k not in src]
     report.skipped = [k for k in src if k not in dst]

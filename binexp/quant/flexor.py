@@ -426,8 +426,9 @@ class FlexorConv2d(QuantConv2d):
     @torch.no_grad()
     def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
         """S_tanh warm-up and doubling at each LR decay (written into the surrogate's buffer).
-        The gather form of M is rebuilt too: ``init_from`` copies a source run's M into the
-        buffer in place, bypassing ``load_state_dict`` and its hook."""
+        The gather form of M is rebuilt too (a few small tensors, once per epoch), so a write
+        into the ``xor_matrix`` buffer that bypasses ``load_state_dict`` and its hook still
+        takes effect."""
         super().epoch_start(epoch, max_epochs, lr_decays)
         self.tanh_sign.s.fill_(self.s_tanh_at(epoch, lr_decays))
         self._rebuild_taps()
