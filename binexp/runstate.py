@@ -1,0 +1,76 @@
+"""Whether a run is alive: a lock that dies with the process.
+
+The training process (rank 0) holds an exclusive ``fcntl`` lock on ``<run dir>/.lock`` for as
+long as it runs. The kernel drops the lock when the process ends, however it ends (SIGKILL,
+OOM, a node lost), so a reader that can take the lock knows that nobody is running the run: a
+``metrics.json`` that still says ``running`` then belongs to a dead run.
+
+``effective_status(run_dir, record)`` is what ``binexp report`` and ``binexp status`` show:
+the recorded status, except ``running`` becomes ``dead`` when the lock is free."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """Hold ``<run dir>/.lock`` exclusively until :meth:`release` (or process exit)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another live process holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def is_held(run_dir: str | Path) -> bool:
+    """True while a live process holds the run's lock (no lock file: not held)."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def effective_status(run_dir: str | Path, record: dict) -> str:
+    """The recorded status, with ``running`` turned into ``dead`` when no process holds the lock."""
+    status = str(record.get("status", "unknown"))
+    if status == "running" and not is_held(run_dir):
+        return "dead"
+    return status
