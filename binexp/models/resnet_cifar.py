@@ -1,4 +1,4 @@
-"""CIFAR ResNets as the official RBNN code builds them (reference/rbnn.md section 2.2).
+"""CIFAR ResNets as the official RBNN code builds them (lmbxmu/RBNN, ``cifar/models_cifar/resnet.py``, ``resnet_bireal.py``, ``resnet2.py``).
 
 First conv and classifier full precision, Hardtanh everywhere, option-A shortcuts for
 ResNet-20/32, BatchNorm1d before the classifier."""

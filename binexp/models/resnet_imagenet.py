@@ -1,5 +1,5 @@
 """ImageNet ResNet-18/34 with Bi-Real-style blocks, as the official RBNN code builds them
-(reference/rbnn.md section 2.3)."""
+(lmbxmu/RBNN, ``imagenet/models_imagenet/resnet.py``; Bi-Real Net, arXiv:1808.00278)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VGG-small as the official RBNN code builds it (reference/rbnn.md section 2.2)."""
+"""VGG-small as the official RBNN code builds it (lmbxmu/RBNN, ``cifar/models_cifar/vgg.py``)."""
 
 from __future__ import annotations
 

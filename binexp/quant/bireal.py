@@ -4,7 +4,7 @@ Activations: sign(x) with the ApproxSign backward max(0, 2 - 2|x|) (Sec. 3.2). W
 magnitude-aware sign W_b = alpha * sign(W), alpha = mean|W| per output channel (Sec. 3.3),
 whose backward scales the straight-through gradient by alpha. The official implementations do
 not all follow the paper's weight gradient; ``weight_grad`` selects which one to run
-(reference/flexor_baselines.md Sec. 3.3):
+(Bi-Real Net, arXiv:1808.00278, Sec. 3.2, Eq. 8):
 
 =====================  =======================================  ===============================
 ``weight_grad``        dL/dW (g = dL/dW_b, F' = weight surr.)   what it reproduces

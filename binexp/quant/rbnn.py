@@ -1,5 +1,5 @@
 """RBNN: Rotated Binary Neural Network (Lin, Ji, Xu, Zhang, Wang, Wu, Huang, Lin; NeurIPS 2020,
-arXiv 2009.13055), as the official code ``lmbxmu/RBNN`` runs it (reference/rbnn.md §1).
+arXiv 2009.13055), as the official code ``lmbxmu/RBNN`` runs it (``modules/binarized_modules.py`` and the rotation update in ``main.py``).
 
 One binarized conv, with latent weight w (C_out, C_in, k, k) and input a (N, C_in, H, W):
 
@@ -13,7 +13,7 @@ One binarized conv, with latent weight w (C_out, C_in, k, k) and input a (N, C_i
    ``rounds`` alternating rounds of B = sign(R1^T X R2) -> Procrustes R1 -> Procrustes R2 on the
    detached w_s, warm-started, written in place (``copy_``) and broadcast from rank 0 under
    torch.distributed (the official code rebinds them inside forward, which loses the update
-   under DataParallel, reference §4.4).
+   under DataParallel in the official ``main.py``).
 3. w~ = w_s + alpha (stopgrad(R1^T W_s R2) - w_s), alpha = |sin theta| per output channel,
    theta initialised to pi/2 (so alpha = 1.0 exactly in float32 and the latent weight starts
    with exactly zero loss gradient, as in the code).
@@ -160,7 +160,7 @@ class RotationResult:
 
 
 def rotation_rounds(x: Tensor, r1: Tensor, r2: Tensor, rounds: int = 3) -> RotationResult:
-    """The code's alternating solver (reference §1.3), batched over filters, on ``x`` (C, n1, n2).
+    """The code's alternating solver (official ``main.py``, the per-epoch update before the first step; paper Sec. 3.2), batched over filters, on ``x`` (C, n1, n2).
 
     Each round: B_c = sign(R1^T X_c R2); D1 = sum_c B_c R2^T X_c^T = U1 S1 V1^T, R1 = V1 U1^T;
     D2 = sum_c X_c^T R1 B_c (new R1, old B) = U2 S2 V2^T, R2 = U2 V2^T. Each step maximises

@@ -1,5 +1,5 @@
 """RBNN under 2-process CPU DDP (gloo) through the installed CLI: every rank ends with the same
-R1, R2 and theta (reference/rbnn.md §4.4: the official code's update was lost under
+R1, R2 and theta (in the official lmbxmu/RBNN ``main.py`` the update was lost under
 DataParallel; binexp updates R in place on every rank and broadcasts rank 0's). ~15 s on 2 cores,
 so it runs in the default suite."""
 

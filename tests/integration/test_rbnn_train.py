@@ -1,5 +1,5 @@
 """RBNN through the installed CLI: when R changes, resume, TensorBoard diagnostics, the presets
-and the ablation sweep (reference/rbnn.md §1.3, §4.2, §5.9)."""
+and the ablation sweep (RBNN, arXiv:2009.13055, Sec. 3.2-3.4 and Table 4; the official lmbxmu/RBNN ``main.py``)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["global_step"] == 6
-    assert m["params"]["training_only_fp32"] == 11_256 + 672  # R1 + R2 + theta (reference §1.2)
+    assert m["params"]["training_only_fp32"] == 11_256 + 672  # R1 + R2 + theta (paper Sec. 3.1: n1*n1 + n2*n2 per layer)
     assert m["layer_reports"]["layer1.0.conv1"]["rotation"] == "bi 12x12"
 
     first = load_dump(run)

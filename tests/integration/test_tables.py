@@ -42,7 +42,7 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
     assert header == "| experiment | bits/weight | best_val_acc1 (%) | n | paper | Δ | epochs | status |"
     md = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines
                             if line.startswith("| flexor_"))}
-    # reference flexor_baselines.md §5: ResNet-20 at N_out = 20 with per-layer ceil
+    # FleXOR (arXiv:2009.04690) Table 1: ResNet-20 at N_out = 20 with per-layer ceil
     assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == ["1.0008", "0.8006", "0.6005", "0.4003"]
     assert md["flexor_resnet20_b04"][4] == "88.23" and md["flexor_resnet32_b08"][4] == "91.20"  # FleXOR Table 1
     r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)

@@ -1,5 +1,5 @@
 """Bi-Real Net quantizer: forward and every weight-gradient variant pinned to exact values and
-to autograd of their definitions (reference/flexor_baselines.md §3.2-3.3 and §5)."""
+to autograd of their definitions (Bi-Real Net, arXiv:1808.00278, Sec. 3.2, Eq. 5-8)."""
 
 from dataclasses import asdict
 

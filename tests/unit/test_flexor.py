@@ -1,5 +1,5 @@
 """FleXOR: XOR decryption, surrogate gradients, bit accounting and export pinned to exact
-values (reference/flexor_baselines.md sections 1 and 5)."""
+values (FleXOR, arXiv:2009.04690, Sec. 3 and Algorithm 1)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """RBNN (Lin et al., NeurIPS 2020): the layer pinned to the reference's golden values
-(reference/rbnn.md §1.2-§1.6 and §5)."""
+(RBNN, arXiv:2009.13055, Sec. 3, and the official ``modules/binarized_modules.py``)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_full_rotation_is_one_n_by_n_matrix():
 # -- the alternating solver -----------------------------------------------------------------
 def test_golden_example_objective_and_first_round():
     x, eye2, eye3 = golden_x(), torch.eye(2, dtype=torch.float64), torch.eye(3, dtype=torch.float64)
-    six = 5e-7  # the reference prints 6 decimals: every value must round to them
+    six = 5e-7  # the golden values carry 6 decimals: every value must round to them
     res = rotation_rounds(x, eye2, eye3, rounds=3)
     assert res.objectives.tolist() == pytest.approx([15.711572, 16.888942, 17.253976, 17.255985], abs=six)
     one = rotation_rounds(x, eye2, eye3, rounds=1)

@@ -1,5 +1,5 @@
 """Every surrogate: forward is exactly sign with sign(0)=+1; backward matches its formula at
-fixed points (values from reference/flexor_baselines.md §5 and rbnn.md §5)."""
+fixed points (Bi-Real Net arXiv:1808.00278 Eq. 5, RBNN arXiv:2009.13055 Eq. 14, FleXOR arXiv:2009.04690 Eq. 3)."""
 
 import math
 

@@ -56,7 +56,7 @@ def test_table_output_and_run_directory_copy(tmp_path):
 
 
 @pytest.mark.parametrize("model,rotations,channels,total_bytes", [
-    # reference/rbnn.md §1.2: R1+R2 floats, the C_out count (theta and lambda each), total fp32 bytes
+    # RBNN (arXiv:2009.13055) Sec. 3.1: R1+R2 floats, the C_out count (theta and lambda each), total fp32 bytes
     ("resnet20", 11_256, 672, 50_400),
     ("resnet20_bireal", 11_256, 672, 50_400),
     ("resnet18_cifar", 62_272, 4_736, 286_976),
@@ -100,7 +100,7 @@ def _totals(model: str, quantizer: dict) -> dict:
 
 def test_rbnn_training_state_by_name():
     t = _totals("resnet20", {"name": "rbnn", "seed": 0})
-    # reference/rbnn.md §1.2: R1 + R2 = 11,256 floats, theta one per output channel (672);
+    # RBNN (arXiv:2009.13055) Sec. 3.1: R1 + R2 = 11,256 floats, theta one per output channel (672);
     # R1 is n1^2, R2 n2^2 with (n1, n2) = (12, 12), (16, 18), (24, 24) for 7, 6, 5 convs (n = 144, 288, 576)
     assert t["training_by_name"] == {"R1": 7 * 144 + 6 * 256 + 5 * 576, "R2": 7 * 144 + 6 * 324 + 5 * 576, "theta": 672}
     assert t["training_by_name"]["R1"] + t["training_by_name"]["R2"] == 11_256

@@ -1,4 +1,4 @@
-"""XNOR-Net forward and gradients pinned to exact values (reference/flexor_baselines.md §5)."""
+"""XNOR-Net forward and gradients pinned to exact values (XNOR-Net, arXiv:1603.05279, Sec. 3.1-3.2)."""
 
 import pytest
 import torch
