@@ -428,11 +428,10 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
             series[f"{label} (paper)"] = paper
             ax.plot([b for b, _ in paper], [v for _, v in paper], "s--", color=f"C{i % 10}", alpha=0.6, label=f"{label} (paper)")
     for j, p in enumerate(fp):
-        label = "fp " + ", ".join(x for x in [p["line"][0]] + [f"{f}={p['key'][f]}" for f in fields] if x)
+        parts = [p["line"][0]] + [f"{f}={p['key'][f]}" for f in by if p["key"][f] not in (None, "None", "fp")]
+        label = "fp " + ", ".join(dict.fromkeys(x for x in parts if x)) + f": {p['y']:.2f}"
         series[f"{label} (reference)"] = [(None, p["y"])]
-        ax.axhline(p["y"], color="0.3", linestyle=":", linewidth=1.2)
-        ax.annotate(f"{label.strip()} {p['y']:.2f}", xy=(0.01, p["y"]), xycoords=("axes fraction", "data"), fontsize=7,
-                    va="bottom", color="0.3")
+        ax.axhline(p["y"], color="0.3", linestyle=(0, (1, 1 + j)), linewidth=1.2, label=f"{label} (reference)")
     ax.set_xlabel("bits per weight")
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(alpha=0.3)
@@ -450,7 +449,7 @@ def val_curves(rows: list, by: list[str], out_dir: Path) -> tuple[Path, dict]:
     fig, ax = plt.subplots(figsize=(6, 4))
     series = {}
     for i, row in enumerate(rows):
-        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key)) or row.runs[0].metrics.get("name", "run")
+        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key) if v not in (None, "None")) or row.runs[0].metrics.get("name", "run")
         if row.status != "completed":
             label += f" ({row.status})"
         per_epoch: dict[int, list[float]] = {}

@@ -54,7 +54,7 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items or []:
         if "=" in item:
             k, v = item.split("=", 1)
-            out[k.lstrip("+~")] = v
+            out[k.lstrip("+~")] = v.lower() if v in ("True", "False") else v  # a sweep's jobs record False, a run false
     return out
 
 
@@ -232,7 +232,7 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str) -> str:
         acc = "–" if r[f"{metric}_mean"] is None else (
             f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}" if r[f"{metric}_std"] is not None else f"{r[f'{metric}_mean']:.2f}")
         cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else [])
-        cells += [_fmt(r[k]) for k in extras] + [acc, str(r["n"])]
+        cells += [("–" if r[k] is None else f"{r[k]:.{2 if k == 'model_size_kib' else 4}f}") for k in extras] + [acc, str(r["n"])]
         if has_paper:
             paper = _fmt(r["paper"])
             if r["paper"] is None and r.get("paper_note"):
