@@ -83,6 +83,11 @@ def _run_overrides(metrics: dict) -> tuple[str, ...]:
     return tuple(keep)
 
 
+def composed(metrics: dict) -> dict:
+    """The run's composed model.* / quantizer.* fields, data.name and epochs (cached)."""
+    return _compose(_run_overrides(metrics))
+
+
 def _epochs(n) -> str:
     return f"{n} epoch" + ("" if n == 1 else "s")
 

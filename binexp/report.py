@@ -100,9 +100,21 @@ def value_of(run: Run, key: str):
     node = run.metrics
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return None
+            return composed_value(run, key)
         node = node[part]
     return node
+
+
+def composed_value(run: Run, key: str):
+    """A model.* / quantizer.* value the run did not override: its composed config's (the
+    preset's N_in of an ``experiment=`` sweep), so rows never read ``None`` for a set value."""
+    if not key.startswith(("model.", "quantizer.")) or "overrides" not in run.metrics:
+        return None
+    try:
+        value = paper_check.composed(run.metrics).get(key)
+    except BinexpError:
+        return None
+    return None if value is None or (isinstance(value, str) and "${" in value) else str(value)
 
 
 def paper_value(run: Run, metric: str = "best_val_acc1"):

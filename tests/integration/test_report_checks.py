@@ -49,7 +49,7 @@ def test_a_preset_run_gets_its_paper_value_an_overridden_one_does_not(tmp_path, 
     code, out, _ = report(capsys, tmp_path, "--format", "csv")
     assert code == 0
     rows = {r["quantizer.n_in"]: r for r in csv_rows(out)}
-    assert (rows["None"]["paper"], rows["None"]["delta"], rows["None"]["paper_note"]) == ("89.91", "-0.91", "")
+    assert (rows["16"]["paper"], rows["16"]["delta"], rows["16"]["paper_note"]) == ("89.91", "-0.91", "")  # 16: the preset's N_in
     assert rows["8"]["paper"] == "" and rows["8"]["delta"] == ""
     assert rows["8"]["paper_note"] == f"{exp}: not the preset: quantizer.n_in=8 (preset 16)"
     code, out, _ = report(capsys, tmp_path)
