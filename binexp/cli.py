@@ -22,7 +22,7 @@ verbs:
                         binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
                         resume=<run dir> continues a run from its checkpoints/last.ckpt
   report <dir>...       the runs under these run/sweep directories as one table (seeds folded,
-                        the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR
+                        the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR, --alpha
   summary [overrides]   bit-aware model summary of the same config as train: parameters by bit
                         width, memory, MACs split into binary and full precision, training-only state
   plot <dir> <figure>   a paper figure from a run's or sweep's TensorBoard events / metrics.json:

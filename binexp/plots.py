@@ -75,7 +75,7 @@ class RunData:
 
 def event_files(run_dir: Path) -> list[Path]:
     tb = run_dir / "tensorboard"
-    return sorted(tb.rglob("events.out.tfevents.*")) if tb.is_dir() else []
+    return sorted((tb if tb.is_dir() else run_dir).rglob("events.out.tfevents.*"))
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -99,7 +99,7 @@ def load_run(run_dir: Path) -> RunData:
         data.scalars[tag].sort(key=lambda p: p[0])
     pairs = sorted(dict(data.scalars.get("epoch", [])).items())
     data._epoch_steps = [s for s, _ in pairs]
-    data._epoch_values = [int(round(v)) for _, v in pairs]
+    data._epoch_values = [round(v) for _, v in pairs]
     return data
 
 

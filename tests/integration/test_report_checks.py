@@ -20,8 +20,9 @@ def write_run(root: Path, name: str, overrides: list[str], experiment: str | Non
     d.mkdir(parents=True)
     meta = {}
     if experiment:
-        from binexp.preflight import compose
         from omegaconf import OmegaConf
+
+        from binexp.preflight import compose
 
         meta = OmegaConf.to_container(compose([f"experiment={experiment}"]).meta, resolve=True)
     record = {"overrides": overrides, "choices": {"experiment": experiment} if experiment else {}, "meta": meta,
@@ -176,7 +177,7 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
             _event_run(sweep, f"f{n_in}_{n_out}", overrides=[f"quantizer.n_in={n_in}", f"quantizer.n_out={n_out}"],
                        quantizer="flexor", bits_per_weight=n_in / n_out, best_val_acc1=80 + n_in / n_out)
     _event_run(sweep, "fp", overrides=["quantizer=fp"], quantizer="fp", bits_per_weight=32.0, best_val_acc1=92.0)
-    code, out, _ = report(capsys, sweep, "--plot", tmp_path / "plots")
+    code, _, _ = report(capsys, sweep, "--plot", tmp_path / "plots")
     assert code == 0 and (tmp_path / "plots" / "acc_vs_bits.png").is_file() and (tmp_path / "plots" / "val_curves.png").is_file()
     runs = rep.find_runs([str(sweep)])
     by = rep.differing_keys(runs)
