@@ -120,8 +120,10 @@ def check(metrics: dict, metric: str) -> tuple[float | None, str]:
         smoke.append(f"{run['data.name']} data")
     if epochs is not None and preset["epochs"] is not None and epochs != preset["epochs"]:
         smoke.append(_epochs(epochs))
-    if run["limit_train_batches"] not in (None, 1.0) and run["limit_train_batches"] != preset["limit_train_batches"]:
-        smoke.append(f"limit_train_batches={run['limit_train_batches']}")
+    limit = run["limit_train_batches"]  # Lightning: an int counts batches, a float is a share of the epoch
+    cut = not (limit is None or (isinstance(limit, float) and limit >= 1.0)) and limit != preset["limit_train_batches"]
+    if cut:
+        smoke.append(f"limit_train_batches={limit}")
     for key in sorted(set(run) | set(preset)):
         if key.split(".")[0] in ("model", "quantizer") and key not in IGNORED and run.get(key) != preset.get(key):
             changed.append(f"{key}={run.get(key)} (preset {preset.get(key)})")
@@ -129,7 +131,7 @@ def check(metrics: dict, metric: str) -> tuple[float | None, str]:
         return value, ""
     parts = []
     if smoke:
-        label = "smoke: " if (run["data.name"] == "synthetic" or (epochs or 0) < (preset["epochs"] or 0)) else ""
+        label = "smoke: " if (cut or run["data.name"] == "synthetic" or (epochs or 0) < (preset["epochs"] or 0)) else ""
         parts.append(label + ", ".join(smoke) + f" (paper: {preset['data.name']}, {_epochs(preset['epochs'])})")
     if changed:
         parts.append("not the preset: " + ", ".join(changed))

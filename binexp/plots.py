@@ -86,7 +86,7 @@ def load_run(run_dir: Path) -> RunData:
         metrics = json.loads(mfile.read_text()) if mfile.is_file() else {}
     except json.JSONDecodeError:
         metrics = {}
-    data = RunData(run_dir, metrics, label=run_dir.name)
+    data = RunData(run_dir, metrics, label=str(metrics.get("name") or run_dir.name))
     for ev in event_files(run_dir):
         acc = EventAccumulator(str(ev), size_guidance={"scalars": 0, "histograms": 0})
         acc.Reload()
@@ -180,7 +180,7 @@ def layer_curves(runs: list[RunData], prefixes: list[str], title: str, ylabel: s
             ax.grid(alpha=0.3)
             ax.ticklabel_format(axis="y", useOffset=False)
             ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(layers) <= 20 else 2)
-        fig.suptitle(f"{title} — {run.label}", fontsize=9)
+        fig.suptitle(f"{title} — {_short(run.label)}", fontsize=9)
         name = out / (f"{title}.png" if len(runs) == 1 else f"{title}_{_file_label(run.label)}.png")
         paths.append(_save(fig, name))
     return paths, series
@@ -260,7 +260,7 @@ def weight_hist(runs: list[RunData], out: Path, root: Path, layers: list[str] | 
             ax.set_ylabel("density")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle(f"weight histograms — {run.label}", fontsize=9)
+        fig.suptitle(f"weight histograms — {_short(run.label)}", fontsize=9)
         paths.append(_save(fig, out / ("weight_hist.png" if len(runs) == 1 else f"weight_hist_{_file_label(run.label)}.png")))
     return paths, series
 
@@ -375,6 +375,10 @@ def name_runs(runs: list[RunData]) -> None:
         run.label = short or run.path.name
 
 
+def _short(label: str, n: int = 70) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
 def _file_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", label)[:80]
 
@@ -406,7 +410,7 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
         p = {"key": dict(zip(by, rec_key(rec, by))), "bits": rec["bits_per_weight"], "y": rec[f"{metric}_mean"],
              "std": rec[f"{metric}_std"] or 0.0, "paper": rec["paper"], "line": (m.get("model") or "", m.get("quantizer") or "")}
         (fp if (p["bits"] >= 32 or p["line"][1] == "fp") else points).append(p)
-    if not points or len(points) + len(fp) < 2:
+    if not points or (len({p["bits"] for p in points}) < 2 and not fp):  # all at one bit width: nothing to plot against
         return None, {}
     fields = [f for f in by if len({p["key"][f] for p in points}) > 1]
     along = _line_field(points, fields)

@@ -285,7 +285,8 @@ def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
 
 
 def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_dir: Path) -> list[Path]:
-    """acc_vs_bits.png (binary rows against bits, fp as reference lines) and val_curves.png
+    """acc_vs_bits.png (binary rows against bits, fp as reference lines; when bits vary or an
+    fp row is there to compare with) and val_curves.png
     (one line per configuration, x in epochs); returns the files (see ``binexp.plots``)."""
     from binexp.plots import acc_vs_bits, val_curves
 

@@ -73,10 +73,13 @@ def test_every_defining_field_hides_the_paper_value(tmp_path, capsys, override, 
 
 def test_smoke_runs_are_marked_and_get_no_paper_value(tmp_path, capsys):
     exp = "rbnn_cifar_resnet20"
-    write_run(tmp_path, "a", [f"experiment={exp}", "data=synthetic", "trainer.max_epochs=1"], exp, max_epochs=1)
-    _, out, _ = report(capsys, tmp_path, "--format", "csv")
+    write_run(tmp_path / "a", "a", [f"experiment={exp}", "data=synthetic", "trainer.max_epochs=1"], exp, max_epochs=1)
+    _, out, _ = report(capsys, tmp_path / "a", "--format", "csv")
     (row,) = csv_rows(out)
     assert row["paper"] == "" and row["paper_note"] == f"{exp}: smoke: synthetic data, 1 epoch (paper: cifar10, 1000 epochs)"
+    write_run(tmp_path / "b", "b", [f"experiment={exp}", "trainer.limit_train_batches=1"], exp, max_epochs=1000)
+    _, out, _ = report(capsys, tmp_path / "b", "--format", "csv")
+    assert csv_rows(out)[0]["paper_note"] == f"{exp}: smoke: limit_train_batches=1 (paper: cifar10, 1000 epochs)"
 
 
 def test_top5_metric_uses_the_top5_paper_value_or_none(tmp_path, capsys):
@@ -192,3 +195,16 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     assert ref == [(None, 92.0)]  # a horizontal line, not a point at 32 bits
     _, curves = val_curves(rows, by, tmp_path / "p2")
     assert len(curves) == 5 and all(pts == [(1, 10.0), (2, 20.0), (3, 30.0)] for pts in curves.values())  # x in epochs
+
+
+def test_no_bits_plot_when_every_row_has_one_bit_width_and_no_fp(tmp_path):
+    from binexp import report as rep
+    from binexp.plots import acc_vs_bits
+
+    write_run(tmp_path, "a", ["quantizer=xnor"], quantizer="xnor")
+    write_run(tmp_path, "b", ["quantizer=rbnn"], quantizer="rbnn")
+    runs = rep.find_runs([str(tmp_path)])
+    rows = rep.group(runs, ["quantizer"])
+    records = rep.table_records(rows, ["quantizer"], "best_val_acc1")
+    assert acc_vs_bits(records, rows, ["quantizer"], "best_val_acc1", tmp_path / "p") == (None, {})
+    assert not (tmp_path / "p").exists()

@@ -46,7 +46,7 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
     assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == ["1.0008", "0.8006", "0.6005", "0.4003"]
     # a smoke run is never printed beside FleXOR Table 1's number (88.23, 91.20): "—" and a footnote why
     assert md["flexor_resnet20_b04"][4].startswith("— [") and md["flexor_resnet32_b08"][4].startswith("— [")
-    assert "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch (paper: cifar10, 500 epochs)" in stdout
+    assert "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 (paper: cifar10, 500 epochs)" in stdout
     r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
