@@ -22,9 +22,11 @@ verbs:
                         binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
                         resume=<run dir> continues a run from its checkpoints/last.ckpt
   report <dir>...       the runs under these run/sweep directories as one table (seeds folded,
-                        the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR
+                        the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR, --alpha
   summary [overrides]   bit-aware model summary of the same config as train: parameters by bit
                         width, memory, MACs split into binary and full precision, training-only state
+  plot <dir> <figure>   a paper figure from a run's or sweep's TensorBoard events / metrics.json:
+                        quant_error, weight_hist, alpha, angular_bias, flexor_stanh, flexor_ntap
   export <run> <out>    pack a FleXOR run's encrypted bits + alphas into <out> and check that
                         integer-XOR decryption equals the training forward
   list [group]          list the registered names and config options (quantizer, model, data,
@@ -128,7 +130,14 @@ def cmd_export(args: list[str]) -> int:
     return export_main(args)
 
 
-VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export}
+def cmd_plot(args: list[str]) -> int:
+    from binexp.commands.plot import main as plot_main
+
+    return plot_main(args)
+
+
+VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export,
+         "plot": cmd_plot}
 
 
 if __name__ == "__main__":  # pragma: no cover

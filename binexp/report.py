@@ -3,8 +3,11 @@
 It reads each run's ``metrics.json`` (and nothing else, except TensorBoard events for
 ``--plot``): one row per configuration — the overrides that differ between runs, or ``--by`` —
 with seeds folded into mean ± std (n), and, where the run's experiment has a paper value in its
-``meta``, the paper's number and our difference beside it. Runs that failed, were interrupted
-or are still running get rows of their own with that status; none is dropped."""
+``meta``, the paper's number and our difference beside it — only for runs that are that
+experiment (same model, quantizer, data and epochs, see ``binexp.paper``), else "—" and why.
+Runs that failed, were interrupted, are still running or died (``running`` with nobody holding
+the run's lock) get rows of their own with that status; none is dropped. Columns for what other
+parts of binexp record (model size, Huffman bits per weight, RBNN's final α) appear when present."""
 
 from __future__ import annotations
 
@@ -17,10 +20,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from binexp import paper as paper_check
 from binexp.errors import BinexpError
+from binexp.runstate import effective_status
 
 FOLDED = {"seed"}  # keys folded into mean ± std, never columns
-PAPER_KEYS = ("paper_value", "value", "paper")
+PAPER_KEYS = paper_check.TOP1_KEYS
+RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")
+# optional metrics.json keys -> (record key, column title); shown only when some run has them
+EXTRA_COLUMNS = {"model_size_kib": "size (KiB)", "huffman_bits_per_weight": "Huffman bits/w", "alpha_final_mean": "α final"}
 
 
 @dataclass
@@ -31,7 +39,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.metrics.get("status", "unknown")
+        return effective_status(self.path, self.metrics)
 
 
 @dataclass
@@ -46,7 +54,7 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items or []:
         if "=" in item:
             k, v = item.split("=", 1)
-            out[k.lstrip("+~")] = v
+            out[k.lstrip("+~")] = v.lower() if v in ("True", "False") else v  # a sweep's jobs record False, a run false
     return out
 
 
@@ -92,17 +100,57 @@ def value_of(run: Run, key: str):
     node = run.metrics
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return None
+            return composed_value(run, key)
         node = node[part]
     return node
 
 
-def paper_value(run: Run):
-    meta = run.metrics.get("meta") or {}
-    for key in PAPER_KEYS:
-        if isinstance(meta.get(key), (int, float)):
-            return float(meta[key])
-    return None
+def composed_value(run: Run, key: str):
+    """A model.* / quantizer.* value the run did not override: its composed config's (the
+    preset's N_in of an ``experiment=`` sweep), so rows never read ``None`` for a set value."""
+    if not key.startswith(("model.", "quantizer.")) or "overrides" not in run.metrics:
+        return None
+    try:
+        value = paper_check.composed(run.metrics).get(key)
+    except BinexpError:
+        return None
+    return None if value is None or (isinstance(value, str) and "${" in value) else str(value)
+
+
+def paper_value(run: Run, metric: str = "best_val_acc1"):
+    return paper_check.check(run.metrics, metric)[0]
+
+
+def metric_names(runs: list[Run]) -> list[str]:
+    """The keys --metric accepts: numeric (or not yet set) top-level entries of any metrics.json."""
+    names = set(RECORD_METRICS)
+    for r in runs:
+        names |= {k for k, v in r.metrics.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+    return sorted(names)
+
+
+def check_keys(runs: list[Run], by: list[str], metric: str) -> None:
+    """Unknown --metric or --by: one line listing what exists (a typo must not print a table of –)."""
+    names = metric_names(runs)
+    if metric not in names:
+        raise BinexpError(f"report: unknown --metric {metric!r}; choose one of: {', '.join(names)}")
+    for key in by:
+        if not any(value_of(r, key) is not None for r in runs):
+            valid = {k for r in runs for k in r.overrides if not k.startswith("hydra.")}
+            valid |= {k for r in runs for k, v in r.metrics.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+            raise BinexpError(f"report: unknown --by key {key!r}: no run has it; choose from: {', '.join(sorted(valid))}")
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def extra_values(run: Run) -> dict:
+    m = run.metrics
+    alpha = m.get("alpha_final")
+    alphas = [float(v) for v in alpha.values() if _number(v) is not None] if isinstance(alpha, dict) else []
+    return {"model_size_kib": _number(m.get("model_size_kib")), "huffman_bits_per_weight": _number(m.get("huffman_bits_per_weight")),
+            "alpha_final_mean": statistics.fmean(alphas) if alphas else None}
 
 
 def group(runs: list[Run], by: list[str]) -> list[Row]:
@@ -118,7 +166,7 @@ def group(runs: list[Run], by: list[str]) -> list[Row]:
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)  # one seed: no std
 
 
 def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
@@ -127,7 +175,8 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
         values = [float(r.metrics[metric]) for r in row.runs if isinstance(r.metrics.get(metric), (int, float))]
         mean, std = mean_std(values if row.status == "completed" else [])
         bits = [r.metrics.get("bits_per_weight") for r in row.runs if isinstance(r.metrics.get("bits_per_weight"), (int, float))]
-        paper = next((p for p in (paper_value(r) for r in row.runs) if p is not None), None)
+        checks = {paper_check.check(r.metrics, metric) for r in row.runs}
+        paper, note = next(iter(checks)) if len(checks) == 1 else (None, "the row's runs differ in what they compare to")
         rec = {k: v for k, v in zip(by, row.key)}
         rec.update({
             "bits_per_weight": round(statistics.fmean(bits), 4) if bits else None,
@@ -136,15 +185,23 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
             "n": len(values) if row.status == "completed" else len(row.runs),
             "paper": paper,
             "delta": None if (paper is None or mean is None) else round(mean - paper, 2),
+            "paper_note": note,
             "epochs": max((r.metrics.get("epochs") or 0 for r in row.runs), default=0),
             "status": row.status,
         })
+        for key in EXTRA_COLUMNS:
+            vals = [v for v in (extra_values(r)[key] for r in row.runs) if v is not None]
+            rec[key] = round(statistics.fmean(vals), 4) if vals else None
         if row.status != "completed":
             run = row.runs[0]
             note = run.metrics.get("error") or ""
-            if row.status == "running":
+            if row.status in ("running", "dead"):
                 age = time.time() - (run.path / "metrics.json").stat().st_mtime
                 note = f"last update {age / 60:.0f} min ago"
+                if row.status == "dead":
+                    note = f"metrics.json says running but no process holds the run (killed?); {note}"
+            elif row.status == "interrupted":
+                note = f"{note + '; ' if note else ''}continue with binexp train resume={run.path}"
             rec["status"] = f"{row.status}: {note}" if note else row.status
             rec["run"] = str(run.path)
         records.append(rec)
@@ -169,102 +226,76 @@ def _fmt_bits(value) -> str:
 
 def render(records: list[dict], by: list[str], metric: str, fmt: str) -> str:
     has_bits = any(r["bits_per_weight"] not in (None, 32.0) for r in records)
-    has_paper = any(r["paper"] is not None for r in records)
+    has_paper = any(r["paper"] is not None or r.get("paper_note") for r in records)
+    extras = [k for k in EXTRA_COLUMNS if any(r.get(k) is not None for r in records)]
     if fmt == "csv":
-        cols = by + ["bits_per_weight", f"{metric}_mean", f"{metric}_std", "n", "paper", "delta", "epochs", "status"]
+        cols = by + ["bits_per_weight", *extras, f"{metric}_mean", f"{metric}_std", "n", "paper", "delta", "paper_note", "epochs", "status"]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in records:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
         return buf.getvalue().rstrip("\n")
-    header = list(by) + (["bits/weight"] if has_bits else []) + [f"{metric} (%)", "n"]
+    unit = " (%)" if "acc" in metric else ""
+    header = list(by) + (["bits/weight"] if has_bits else []) + [EXTRA_COLUMNS[k] for k in extras] + [f"{metric}{unit}", "n"]
     header += (["paper", "Δ"] if has_paper else []) + ["epochs", "status"]
-    lines = []
+    lines, notes = [], {}
     for r in records:
         acc = "–" if r[f"{metric}_mean"] is None else (
-            f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}" if r["n"] > 1 else f"{r[f'{metric}_mean']:.2f}")
-        cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else []) + [acc, str(r["n"])]
-        cells += ([_fmt(r["paper"]), "–" if r["delta"] is None else f"{r['delta']:+.2f}"] if has_paper else [])
+            f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}" if r[f"{metric}_std"] is not None else f"{r[f'{metric}_mean']:.2f}")
+        cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else [])
+        cells += [("–" if r[k] is None else f"{r[k]:.{2 if k == 'model_size_kib' else 4}f}") for k in extras] + [acc, str(r["n"])]
+        if has_paper:
+            paper = _fmt(r["paper"])
+            if r["paper"] is None and r.get("paper_note"):
+                paper = f"— [{notes.setdefault(r['paper_note'], len(notes) + 1)}]"
+            cells += [paper, "–" if r["delta"] is None else f"{r['delta']:+.2f}"]
         cells += [str(r["epochs"]), r["status"]]
         lines.append(cells)
+    footnotes = [f"[{i}] no paper value: {text}" for text, i in notes.items()]
     if fmt == "latex":
         esc = lambda s: s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")  # noqa: E731
         out = [r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
         out += [" & ".join(esc(c) for c in cells) + r" \\" for cells in lines]
-        out += [r"\bottomrule", r"\end{tabular}"]
+        out += [r"\bottomrule", r"\end{tabular}"] + [f"% {f}" for f in footnotes]
         return "\n".join(out)
     md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     md += ["| " + " | ".join(c.replace("|", "/") for c in cells) + " |" for cells in lines]
+    return "\n".join(md + ([""] + footnotes if footnotes else []))
+
+
+def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
+    """RBNN's final α per layer (mean over a row's seeds), one column per row."""
+    cols, layers = [], {}
+    for row in rows:
+        dicts = [r.metrics.get("alpha_final") for r in row.runs if isinstance(r.metrics.get("alpha_final"), dict)]
+        if not dicts:
+            continue
+        cols.append(", ".join(f"{k}={v}" for k, v in zip(by, row.key)) or row.runs[0].metrics.get("name", "run"))
+        for d in dicts:
+            for layer, v in d.items():
+                if _number(v) is not None:
+                    layers.setdefault(layer, {}).setdefault(len(cols) - 1, []).append(float(v))
+    if not cols:
+        raise BinexpError("report: --alpha: no run records alpha_final; fix: pass RBNN runs (alpha_final in metrics.json)")
+    md = ["| layer | " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in range(len(cols) + 1)) + "|"]
+    for layer, per_col in layers.items():
+        md.append(f"| {layer} | " + " | ".join(f"{statistics.fmean(per_col[i]):.4f}" if i in per_col else "–" for i in range(len(cols))) + " |")
     return "\n".join(md)
 
 
-def scalar_series(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tb = run_dir / "tensorboard"
-    if not tb.is_dir():
-        return []
-    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags().get("scalars", []):
-        return []
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
-
-
 def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_dir: Path) -> list[Path]:
-    """acc_vs_bits.png (when bits per weight vary) and val_curves.png; returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """acc_vs_bits.png (binary rows against bits, fp as reference lines; when bits vary or an
+    fp row is there to compare with) and val_curves.png
+    (one line per configuration, x in epochs); returns the files (see ``binexp.plots``)."""
+    from binexp.plots import acc_vs_bits, val_curves
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    # one line per model (ResNet-20 and ResNet-32 of FleXOR's Table 1 are two curves)
-    ok = [(rec, row.runs[0].metrics.get("model") or "") for rec, row in zip(records, rows)
-          if rec["status"] == "completed" and rec[f"{metric}_mean"] is not None and rec["bits_per_weight"] is not None]
-    if len({rec["bits_per_weight"] for rec, _ in ok}) > 1:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for i, model in enumerate(dict.fromkeys(m for _, m in ok)):
-            pts = sorted(((r["bits_per_weight"], r[f"{metric}_mean"], r[f"{metric}_std"] or 0.0, r["paper"])
-                          for r, m in ok if m == model), key=lambda p: p[0])
-            name = f"{model} " if model else ""
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                        color=f"C{i % 10}", label=f"{name}binexp")
-            paper = [(p[0], p[3]) for p in pts if p[3] is not None]
-            if paper:
-                ax.plot([p[0] for p in paper], [p[1] for p in paper], "s--", color=f"C{i % 10}", alpha=0.6,
-                        label=f"{name}paper")
-        ax.set_xlabel("bits per weight")
-        ax.set_ylabel(f"{metric} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        path = out_dir / "acc_vs_bits.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+    path, _ = acc_vs_bits(records, rows, by, metric, out_dir)
+    if path is not None:
         written.append(path)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = 0
-    for row in rows:
-        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key)) or row.runs[0].metrics.get("name", "run")
-        for i, run in enumerate(row.runs):
-            series = scalar_series(run.path, "val/acc1")
-            if series:
-                ax.plot([s for s, _ in series], [v for _, v in series], "o-", markersize=3, color=f"C{rows.index(row) % 10}",
-                        label=label if i == 0 else None, alpha=0.8)
-                drawn += 1
-    ax.set_xlabel("step")
-    ax.set_ylabel("val/acc1 (%)")
-    ax.grid(alpha=0.3)
-    if drawn:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / "val_curves.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
+    written.append(val_curves(rows, by, out_dir)[0])
     return written
 
 
@@ -275,14 +306,19 @@ def main(args: list[str]) -> int:
     parser.add_argument("--metric", default="best_val_acc1", help="metrics.json key to report (default best_val_acc1; val_acc1 = last epoch)")
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
     parser.add_argument("--plot", default=None, metavar="DIR", help="write acc_vs_bits.png and val_curves.png here")
+    parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
     ns = parser.parse_args(args)
     runs = find_runs(ns.dirs)
     by = [k for k in ns.by.split(",") if k] if ns.by else differing_keys(runs)
     if not by:
         by = ["name"]
+    check_keys(runs, by if ns.by else [], ns.metric)
     rows = group(runs, by)
     records = table_records(rows, by, ns.metric)
+    alpha = render_alpha(records, rows, by) if ns.alpha else None
     print(render(records, by, ns.metric, ns.format))
+    if alpha:
+        print("\nα final per layer\n" + alpha)
     if ns.plot:
         for path in plot(records, rows, by, ns.metric, Path(ns.plot)):
             print(f"wrote {path}")

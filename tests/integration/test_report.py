@@ -94,7 +94,14 @@ def test_paper_column_and_running_runs(tmp_path):
     run("b", 8, 82.0, 2, paper=88.23)
     run("c", 16, 85.0, 1, paper=89.91)
     run("d", 16, 10.0, 2, status="running", paper=89.91)
-    r = run_cli(["report", str(tmp_path / "sweep"), "--format", "csv"], tmp_path)
+    from binexp.runstate import RunLock
+
+    lock = RunLock(tmp_path / "sweep" / "d")  # a running run: its training process holds the lock
+    assert lock.acquire()
+    try:
+        r = run_cli(["report", str(tmp_path / "sweep"), "--format", "csv"], tmp_path)
+    finally:
+        lock.release()
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert [(row["quantizer.n_in"], row["bits_per_weight"], row["best_val_acc1_mean"], row["n"], row["paper"], row["delta"])
             for row in rows[:2]] == [("8", "0.4", "81.0", "2", "88.23", "-7.23"), ("16", "0.8", "85.0", "1", "89.91", "-4.91")]

@@ -1,0 +1,476 @@
+"""Figures from runs: what ``binexp report --plot`` and ``binexp plot`` draw.
+
+Data come from each run's ``metrics.json`` and its TensorBoard event files (every
+``events.out.tfevents.*`` under ``<run>/tensorboard/``, in any subfolder). The x axis of
+curves is the epoch (1 = after the first epoch): TensorBoard steps are global steps, mapped
+to epochs through Lightning's ``epoch`` scalar (or ``global_step / epochs`` of metrics.json).
+
+Every figure function returns ``(path, series)``: ``series`` maps each drawn line (or panel,
+for histograms) to its points, so tests check what was drawn, not just that a PNG exists.
+
+Figures of ``binexp plot``:
+
+* ``quant_error`` — RBNN (arXiv 2009.13055) Fig. 2(b): quantization error per binarized layer
+  at the last epoch (or ``--epochs``), one line per measured family (``quant_error`` and, where
+  logged, ``quant_error_rotated``, ``quant_error_mixed`` ...), one line per run of a sweep.
+* ``weight_hist`` — RBNN Fig. 5: histograms of ``latent_weight/<layer>`` for chosen layers
+  (one panel each) at chosen epochs (one line each).
+* ``alpha`` — ``rbnn_alpha_mean/<layer>`` over epochs, every layer in one picture.
+* ``angular_bias`` — ``angular_bias/<layer>`` over epochs, every layer in one picture, and a
+  second panel for ``act_angular_bias/<layer>`` where logged.
+* ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04823) Fig. 6/7: accuracy against the
+  swept ``quantizer.s_tanh`` / ``quantizer.n_tap`` of a sweep, one line per setting of the other
+  swept keys."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from binexp.errors import BinexpError
+
+FIGURES = ("quant_error", "weight_hist", "alpha", "angular_bias", "flexor_stanh", "flexor_ntap")
+SWEEP_FIGURES = {"flexor_stanh": "quantizer.s_tanh", "flexor_ntap": "quantizer.n_tap"}
+
+
+# --- reading runs -------------------------------------------------------------------------
+
+@dataclass
+class RunData:
+    """One run's TensorBoard scalars and histograms, keyed by tag, on an epoch axis."""
+
+    path: Path
+    metrics: dict
+    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    histograms: dict[str, list[tuple[int, object]]] = field(default_factory=dict)
+    _epoch_steps: list[int] = field(default_factory=list)
+    _epoch_values: list[int] = field(default_factory=list)
+    label: str = ""
+
+    def epoch(self, step: int) -> int:
+        """Epochs completed when ``step`` was logged (1-based)."""
+        if self._epoch_steps:
+            i = bisect.bisect_right(self._epoch_steps, step) - 1
+            return self._epoch_values[max(i, 0)] + 1
+        gs, ep = self.metrics.get("global_step"), self.metrics.get("epochs")
+        if gs and ep:
+            return max(1, round(step / (gs / ep)))
+        return step
+
+    def series(self, tag: str) -> list[tuple[int, float]]:
+        """(epoch, value) of a scalar tag; one value per epoch (the last logged in it)."""
+        out: dict[int, float] = {}
+        for step, value in self.scalars.get(tag, []):
+            out[self.epoch(step)] = value
+        return sorted(out.items())
+
+    def layers(self, prefix: str) -> list[str]:
+        """Layer names of the tags ``<prefix>/<layer>``, in network order (first logged first)."""
+        return [t.split("/", 1)[1] for t in self.scalars if t.startswith(prefix + "/")]
+
+
+def event_files(run_dir: Path) -> list[Path]:
+    tb = run_dir / "tensorboard"
+    return sorted((tb if tb.is_dir() else run_dir).rglob("events.out.tfevents.*"))
+
+
+def load_run(run_dir: Path) -> RunData:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    mfile = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(mfile.read_text()) if mfile.is_file() else {}
+    except json.JSONDecodeError:
+        metrics = {}
+    data = RunData(run_dir, metrics, label=str(metrics.get("name") or run_dir.name))
+    for ev in event_files(run_dir):
+        acc = EventAccumulator(str(ev), size_guidance={"scalars": 0, "histograms": 0})
+        acc.Reload()
+        tags = acc.Tags()
+        for tag in tags.get("scalars", []):
+            data.scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+        for tag in tags.get("histograms", []):
+            data.histograms.setdefault(tag, []).extend((e.step, e.histogram_value) for e in acc.Histograms(tag))
+    for tag in list(data.scalars):
+        data.scalars[tag].sort(key=lambda p: p[0])
+    pairs = sorted(dict(data.scalars.get("epoch", [])).items())
+    data._epoch_steps = [s for s, _ in pairs]
+    data._epoch_values = [round(v) for _, v in pairs]
+    return data
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories at or under ``root`` (those with metrics.json or TensorBoard events)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise BinexpError(f"plot: {root} does not exist; fix: pass a run or sweep directory")
+    found = {p.parent for p in root.rglob("metrics.json")} | {p.parent for p in root.rglob("tensorboard") if p.is_dir()}
+    return sorted(d for d in found if "tensorboard" not in d.relative_to(root).parts)
+
+
+# --- drawing helpers ----------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+
+
+def _legend(ax, n: int) -> None:
+    if n:
+        ax.legend(fontsize=7 if n <= 12 else 5, ncol=1 if n <= 10 else 2, loc="best")
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def short_layer(name: str) -> str:
+    """``layer2.1.conv1`` stays; ``net.features.3`` loses ``net.``."""
+    return name.removeprefix("net.")
+
+
+# --- binexp plot figures ------------------------------------------------------------------
+
+def _need(runs: list[RunData], ok, what: str, root: Path) -> list[RunData]:
+    good = [r for r in runs if ok(r)]
+    if not good:
+        raise BinexpError(f"plot: no {what} under {root}; fix: pass a run (or sweep) directory whose TensorBoard events have them "
+                          f"(callbacks.layer_diagnostics on)")
+    return good
+
+
+def layer_curves(runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path) -> tuple[list[Path], dict]:
+    """One panel per prefix that exists, one line per layer, x in epochs; one PNG per run."""
+    plt = _plt()
+    runs = _need(runs, lambda r: any(r.layers(p) for p in prefixes), " / ".join(f"{p}/<layer> scalars" for p in prefixes), root)
+    paths, series = [], {}
+    for run in runs:
+        present = [p for p in prefixes if run.layers(p)]
+        fig, axes = plt.subplots(1, len(present), figsize=(7.4 * len(present), 4.4), squeeze=False)
+        for ax, prefix in zip(axes[0], present):
+            layers = run.layers(prefix)
+            cmap = plt.get_cmap("viridis")
+            for i, layer in enumerate(layers):
+                pts = run.series(f"{prefix}/{layer}")
+                series[(run.label, prefix, layer)] = pts
+                ax.plot([e for e, _ in pts], [v for _, v in pts], "o-", markersize=2.5, linewidth=1.2,
+                        color=cmap(i / max(1, len(layers) - 1)), label=short_layer(layer))
+            _epoch_axis(ax)
+            ax.set_ylabel(ylabel if prefix == present[0] else f"{ylabel} ({prefix})")
+            ax.set_title(f"{prefix} per layer", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.ticklabel_format(axis="y", useOffset=False)
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(layers) <= 20 else 2)
+        fig.suptitle(f"{title} — {_short(run.label)}", fontsize=9)
+        name = out / (f"{title}.png" if len(runs) == 1 else f"{title}_{_file_label(run.label)}.png")
+        paths.append(_save(fig, name))
+    return paths, series
+
+
+def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | None = None) -> tuple[list[Path], dict]:
+    """RBNN Fig. 2(b): quantization error per layer; one line per family, run and epoch."""
+    plt = _plt()
+
+    def families(r: RunData) -> list[str]:
+        return sorted({t.split("/", 1)[0] for t in r.scalars if re.match(r"quant_error(_\w+)?/", t)})
+
+    runs = _need(runs, families, "quant_error/<layer> scalars", root)
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    series, layer_order = {}, []
+    for ri, run in enumerate(runs):
+        for fam in families(run):
+            layers = run.layers(fam)
+            for layer in layers:
+                if layer not in layer_order:
+                    layer_order.append(layer)
+            last = max((run.series(f"{fam}/{layer}")[-1][0] for layer in layers if run.series(f"{fam}/{layer}")), default=None)
+            for ep in (epochs or [last]):
+                pts = []
+                for layer in layers:
+                    vals = dict(run.series(f"{fam}/{layer}"))
+                    if ep in vals:
+                        pts.append((layer, vals[ep]))
+                if not pts:
+                    continue
+                label = f"{fam} (epoch {ep})"
+                label = (label if len(runs) == 1 else f"{run.label}: {label}")
+                series[(run.label, fam, ep)] = pts
+                ax.plot([layer_order.index(lay) for lay, _ in pts], [v for _, v in pts], marker="o", markersize=3, label=label,
+                        linestyle="-" if fam == "quant_error" else "--")
+    if not series:
+        raise BinexpError(f"plot: quant_error: no values at epoch(s) {epochs} under {root}; fix: choose logged epochs")
+    ax.set_xticks(range(len(layer_order)))
+    ax.set_xticklabels([short_layer(lay) for lay in layer_order], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("binarized layer")
+    ax.set_ylabel("quantization error ‖αb − w‖² / ‖w‖²")
+    ax.set_title("quantization error per layer (RBNN Fig. 2(b))", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return [_save(fig, out / "quant_error.png")], series
+
+
+def weight_hist(runs: list[RunData], out: Path, root: Path, layers: list[str] | None = None,
+                epochs: list[int] | None = None) -> tuple[list[Path], dict]:
+    """RBNN Fig. 5: one panel per chosen layer, one histogram per chosen epoch."""
+    plt = _plt()
+    runs = _need(runs, lambda r: any(t.startswith("latent_weight/") for t in r.histograms), "latent_weight/<layer> histograms", root)
+    paths, series = [], {}
+    for run in runs:
+        all_layers = [t.split("/", 1)[1] for t in run.histograms if t.startswith("latent_weight/")]
+        if layers:
+            unknown = [lay for lay in layers if lay not in all_layers]
+            if unknown:
+                raise BinexpError(f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; choose from: {', '.join(all_layers)}")
+            chosen = list(layers)
+        else:  # first, middle and last binarized layer
+            chosen = list(dict.fromkeys([all_layers[0], all_layers[len(all_layers) // 2], all_layers[-1]]))
+        fig, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 3.4), squeeze=False)
+        for ax, layer in zip(axes[0], chosen):
+            by_epoch = {run.epoch(step): h for step, h in run.histograms[f"latent_weight/{layer}"]}
+            avail = sorted(by_epoch)
+            want = epochs or list(dict.fromkeys([avail[0], avail[-1]]))
+            missing = [e for e in want if e not in by_epoch]
+            if missing:
+                raise BinexpError(f"plot: weight_hist: epoch(s) {missing} not logged for {layer}; choose from: {avail}")
+            for ep in want:
+                xs, dens = uniform_density(by_epoch[ep])
+                series[(run.label, layer, ep)] = list(zip(xs, dens))
+                ax.plot(xs, dens, drawstyle="steps-mid", linewidth=1.2, label=f"epoch {ep}")
+            ax.set_title(short_layer(layer), fontsize=9)
+            ax.set_xlabel("latent weight")
+            ax.set_ylabel("density")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"weight histograms — {_short(run.label)}", fontsize=9)
+        paths.append(_save(fig, out / ("weight_hist.png" if len(runs) == 1 else f"weight_hist_{_file_label(run.label)}.png")))
+    return paths, series
+
+
+def uniform_density(h, bins: int = 60) -> tuple[list[float], list[float]]:
+    """A TensorBoard histogram (exponential buckets, very narrow near 0) re-binned onto
+    ``bins`` equal bins between its min and max, each bucket's count spread evenly over its
+    width; returns (bin centres, density)."""
+    import numpy as np
+
+    counts = np.asarray(h.bucket, dtype=float)
+    lo = np.concatenate([[h.min], np.asarray(h.bucket_limit, dtype=float)[:-1]])
+    hi = np.asarray(h.bucket_limit, dtype=float)
+    lo, hi = np.clip(lo, h.min, h.max), np.clip(hi, h.min, h.max)
+    edges = np.linspace(h.min, h.max, bins + 1) if h.max > h.min else np.array([h.min - 0.5, h.max + 0.5])
+    out = np.zeros(len(edges) - 1)
+    for c, a, b in zip(counts, lo, hi):
+        if c == 0:
+            continue
+        if b <= a:  # a bucket of zero width (all values equal): into the bin that holds it
+            out[min(max(np.searchsorted(edges, a, side="right") - 1, 0), len(out) - 1)] += c
+            continue
+        overlap = np.clip(np.minimum(edges[1:], b) - np.maximum(edges[:-1], a), 0, None)
+        out += c * overlap / (b - a)
+    width = np.diff(edges)
+    total = out.sum()
+    dens = out / (total * width) if total > 0 else out
+    return ((edges[:-1] + edges[1:]) / 2).tolist(), dens.tolist()
+
+
+def _override_value(metrics: dict, key: str):
+    for item in metrics.get("overrides") or []:
+        k, _, v = str(item).lstrip("+~").partition("=")
+        if k == key:
+            return v
+    return None
+
+
+def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best_val_acc1") -> tuple[list[Path], dict]:
+    """Accuracy against a swept key; one line per setting of the other swept keys, seeds
+    folded into mean ± std."""
+    from binexp.report import differing_keys, find_runs
+
+    runs = [r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))]
+    runs = [r for r in runs if _override_value(r.metrics, key) is not None]
+    xs = {_override_value(r.metrics, key) for r in runs}
+    if len(xs) < 2:
+        raise BinexpError(f"plot: {title} needs a completed sweep over {key} (2+ values) under {root}; found {len(xs)}; "
+                          f"fix: binexp train -m ... {key}=a,b,c and pass its sweep directory")
+    others = [k for k in differing_keys(runs) if k != key]
+    groups: dict[tuple, dict[float, list[float]]] = {}
+    for r in runs:
+        gk = tuple((k, r.overrides.get(k)) for k in others)
+        groups.setdefault(gk, {}).setdefault(float(_override_value(r.metrics, key)), []).append(float(r.metrics[metric]))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    series = {}
+    for gk, pts in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        xs_ = sorted(pts)
+        ys = [statistics.fmean(pts[x]) for x in xs_]
+        es = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs_]
+        label = ", ".join(f"{k.removeprefix('quantizer.')}={v}" for k, v in gk) or "binexp"
+        series[label] = list(zip(xs_, ys))
+        ax.errorbar(xs_, ys, yerr=es, marker="o", capsize=3, label=label)
+    ax.set_xlabel(key)
+    if all(float(x).is_integer() for x in xs):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend(ax, len(series))
+    return [_save(fig, out / f"{title.split()[0]}.png")], series
+
+
+def draw(figure: str, root: Path, out: Path, layers: list[str] | None = None, epochs: list[int] | None = None) -> tuple[list[Path], dict]:
+    """Draw ``figure`` from the run or sweep at ``root`` into ``out``; returns (paths, series)."""
+    if figure not in FIGURES:
+        raise BinexpError(f"plot: unknown figure {figure!r}; choose one of: {', '.join(FIGURES)}")
+    root = Path(root).expanduser()
+    if figure in SWEEP_FIGURES:
+        fig_name = {"flexor_stanh": "flexor_stanh (FleXOR Fig. 6)", "flexor_ntap": "flexor_ntap (FleXOR Fig. 7)"}[figure]
+        return sweep_curve(root, SWEEP_FIGURES[figure], fig_name, out)
+    dirs = run_dirs(root)
+    if not dirs:
+        raise BinexpError(f"plot: no runs (metrics.json or tensorboard/) under {root}; fix: pass a run or sweep directory")
+    runs = [load_run(d) for d in dirs]
+    name_runs(runs)
+    if figure == "quant_error":
+        return quant_error(runs, out, root, epochs)
+    if figure == "weight_hist":
+        return weight_hist(runs, out, root, layers, epochs)
+    if figure == "alpha":
+        return layer_curves(runs, ["rbnn_alpha_mean"], "alpha", "mean α = |sin θ| of the layer", out, root)
+    return layer_curves(runs, ["angular_bias", "act_angular_bias"], "angular_bias", "angular bias cos(w, sign w)", out, root)
+
+
+# --- binexp report --plot -----------------------------------------------------------------
+
+def name_runs(runs: list[RunData]) -> None:
+    """Short labels for a sweep's runs: the overrides that differ between them
+    (``quantizer=rbnn``), not Hydra's 90-character job directory names."""
+    from binexp.report import parse_overrides
+
+    if len(runs) < 2:
+        return
+    ovs = [parse_overrides(r.metrics.get("overrides", [])) for r in runs]
+    keys = [k for k in dict.fromkeys(k for o in ovs for k in o) if len({o.get(k) for o in ovs}) > 1]
+    for run, o in zip(runs, ovs):
+        short = ",".join(f"{k.split('.')[-1] if k.count('.') > 1 else k}={o.get(k)}" for k in keys)
+        run.label = short or run.path.name
+
+
+def _short(label: str, n: int = 70) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def _file_label(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", label)[:80]
+
+
+def _line_field(points: list[dict], fields: list[str]) -> str | None:
+    """The field that runs along the x axis: removing it leaves groups whose bits differ
+    point to point; among such fields, the one with the most values."""
+    best, best_n = None, 1
+    for f in fields:
+        groups: dict[tuple, list] = {}
+        for p in points:
+            groups.setdefault((p["line"], tuple(p["key"][g] for g in fields if g != f)), []).append(p["bits"])
+        if all(len(b) == len(set(b)) for b in groups.values()):
+            n = len({p["key"][f] for p in points})
+            if n > best_n:
+                best, best_n = f, n
+    return best
+
+
+def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out_dir: Path) -> tuple[Path | None, dict]:
+    """Accuracy against bits per weight: one line per distinct setting of every field that is
+    not the one along x (N_out = 10 and N_out = 20 are two lines), per model and quantizer;
+    full-precision rows are horizontal reference lines, never joined to binary points."""
+    points, fp = [], []
+    for rec, row in zip(records, rows):
+        if rec["status"] != "completed" or rec[f"{metric}_mean"] is None or rec["bits_per_weight"] is None:
+            continue
+        m = row.runs[0].metrics
+        p = {"key": dict(zip(by, rec_key(rec, by))), "bits": rec["bits_per_weight"], "y": rec[f"{metric}_mean"],
+             "std": rec[f"{metric}_std"] or 0.0, "paper": rec["paper"], "line": (m.get("model") or "", m.get("quantizer") or "")}
+        (fp if (p["bits"] >= 32 or p["line"][1] == "fp") else points).append(p)
+    if not points or (len({p["bits"] for p in points}) < 2 and not fp):  # all at one bit width: nothing to plot against
+        return None, {}
+    fields = [f for f in by if len({p["key"][f] for p in points}) > 1]
+    along = _line_field(points, fields)
+    lines: dict[str, list[dict]] = {}
+    for p in points:
+        parts = [x for x in p["line"] if x] + [f"{f}={p['key'][f]}" for f in fields if f != along and f not in ("model", "quantizer")]
+        label = ", ".join(dict.fromkeys(parts)) if along else ", ".join(dict.fromkeys(parts + [f"{f}={p['key'][f]}" for f in fields]))
+        lines.setdefault(label, []).append(p)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series = {}
+    for i, (label, pts) in enumerate(lines.items()):
+        pts.sort(key=lambda p: p["bits"])
+        series[label] = [(p["bits"], p["y"]) for p in pts]
+        ax.errorbar([p["bits"] for p in pts], [p["y"] for p in pts], yerr=[p["std"] for p in pts], marker="o", capsize=3,
+                    color=f"C{i % 10}", label=label)
+        paper = [(p["bits"], p["paper"]) for p in pts if p["paper"] is not None]
+        if paper:
+            series[f"{label} (paper)"] = paper
+            ax.plot([b for b, _ in paper], [v for _, v in paper], "s--", color=f"C{i % 10}", alpha=0.6, label=f"{label} (paper)")
+    for j, p in enumerate(fp):
+        parts = [p["line"][0]] + [f"{f}={p['key'][f]}" for f in by if p["key"][f] not in (None, "None", "fp")]
+        label = "fp " + ", ".join(dict.fromkeys(x for x in parts if x)) + f": {p['y']:.2f}"
+        series[f"{label} (reference)"] = [(None, p["y"])]
+        ax.axhline(p["y"], color="0.3", linestyle=(0, (1, 1 + j)), linewidth=1.2, label=f"{label} (reference)")
+    ax.set_xlabel("bits per weight")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir / "acc_vs_bits.png"), series
+
+
+def rec_key(rec: dict, by: list[str]) -> list:
+    return [rec.get(k) for k in by]
+
+
+def val_curves(rows: list, by: list[str], out_dir: Path) -> tuple[Path, dict]:
+    """val/acc1 over epochs, one line per configuration (its seeds' mean per epoch)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    series = {}
+    for i, row in enumerate(rows):
+        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key) if v not in (None, "None")) or row.runs[0].metrics.get("name", "run")
+        if row.status != "completed":
+            label += f" ({row.status})"
+        per_epoch: dict[int, list[float]] = {}
+        for run in row.runs:
+            data = load_run(run.path)
+            for ep, v in data.series("val/acc1"):
+                per_epoch.setdefault(ep, []).append(v)
+        if not per_epoch:
+            continue
+        pts = [(ep, statistics.fmean(vs)) for ep, vs in sorted(per_epoch.items())]
+        series[label] = pts
+        ax.plot([e for e, _ in pts], [v for _, v in pts], "o-", markersize=3, color=f"C{i % 10}", label=label)
+    _epoch_axis(ax)
+    ax.set_ylabel("val/acc1 (%)")
+    ax.grid(alpha=0.3)
+    _legend(ax, len(series))
+    return _save(fig, out_dir / "val_curves.png"), series
+
+
+__all__ = ["FIGURES", "acc_vs_bits", "draw", "load_run", "run_dirs", "val_curves"]
