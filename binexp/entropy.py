@@ -10,9 +10,12 @@ FleXOR's q; n = C_out*C_in*kh*kw weight positions, so every rate below is "bits 
 position" and sums the planes, as FleXOR's q*N_in/N_out does):
 
 * sign entropy: H(p) = -p log2 p - (1-p) log2(1-p) with p the share of +1 bits; rate P*H(p);
-* kernel entropy: each kh x kw kernel of one (plane, c_out, c_in) is one symbol out of 2^(kh kw)
-  (512 for 3x3); with empirical pattern frequencies f, H_k = -sum f log2 f bits per kernel, rate
-  P*H_k/(kh kw) per weight (<= the sign rate: H of a block <= the sum of its bits' H);
+* kernel entropy: the sign bits in PyTorch order [plane, C_out, C_in, kh, kw] are cut into blocks
+  of k = 9 consecutive bits - for 3x3 convs exactly the kernels, one symbol out of 512 patterns; for
+  other kernel sizes (1x1 shortcuts, LeNet-5's 5x5 and FC layers) 9 consecutive weights, so every
+  layer's symbols are drawn from the same 512 patterns and stay well sampled (the last partial
+  block is a symbol of its own). With empirical pattern frequencies f, H_k = -sum f log2 f bits
+  per block, rate (sum over blocks of H_k) / n (<= the sign rate: a block's H <= its bits' H);
 * Huffman: a Huffman code of the kernel patterns built from their counts (heapq), size = sum over
   patterns of count * code length, rate size / n. A code has >= 1 bit per symbol, so one single
   pattern still costs 1 bit per kernel; H_k <= Huffman < H_k + 1 bit per kernel. The code table
@@ -87,20 +90,23 @@ def huffman_table_bits(distinct: int, symbol_bits: int, max_length: int) -> int:
     return distinct * (symbol_bits + max(1, math.ceil(math.log2(max_length + 1))))
 
 
-def kernel_counts(signs: torch.Tensor) -> tuple[Counter, int]:
-    """Counts of the kh x kw kernel patterns of a (..., kh, kw) sign tensor (+1 -> bit 1, in
-    row-major order, the first element the most significant bit); returns (counts, kh*kw)."""
-    kh, kw = signs.shape[-2:]
-    k = kh * kw
-    bits = (signs.detach().reshape(-1, k) > 0).cpu().numpy()
-    if k <= 62:
-        weights = (1 << np.arange(k - 1, -1, -1, dtype=np.int64))
-        codes = bits.astype(np.int64) @ weights
-        values, counts = np.unique(codes, return_counts=True)
-        return Counter(dict(zip(values.tolist(), counts.tolist()))), k
-    packed = np.packbits(bits, axis=1)
-    values, counts = np.unique(packed, axis=0, return_counts=True)
-    return Counter({v.tobytes(): int(c) for v, c in zip(values, counts)}), k
+BLOCK = 9  # bits per symbol: one 3x3 kernel
+
+
+def kernel_counts(signs: torch.Tensor, block: int = BLOCK) -> tuple[Counter, int]:
+    """Counts of the ``block``-bit patterns of a sign tensor flattened in its (row-major) order
+    (+1 -> bit 1, the first bit the most significant): pattern -> count, with the last partial
+    block (if any) keyed ``(length, pattern)``; returns (counts, block)."""
+    bits = (signs.detach().reshape(-1) > 0).cpu().numpy().astype(np.int64)
+    full = len(bits) // block
+    weights = 1 << np.arange(block - 1, -1, -1, dtype=np.int64)
+    codes = bits[: full * block].reshape(full, block) @ weights
+    values, counts = np.unique(codes, return_counts=True)
+    out = Counter(dict(zip(values.tolist(), counts.tolist())))
+    rest = bits[full * block:]
+    if len(rest):
+        out[(len(rest), int(rest @ weights[block - len(rest):]))] += 1
+    return out, block
 
 
 def sign_statistics(signs: torch.Tensor, weights: int | None = None) -> dict:
@@ -111,14 +117,14 @@ def sign_statistics(signs: torch.Tensor, weights: int | None = None) -> dict:
     n = int(weights or n_bits)
     p = float((signs > 0).sum()) / n_bits if n_bits else 0.0
     counts, k = kernel_counts(signs)
-    kernels = n_bits // k
+    kernels = sum(counts.values())
     h_kernel = entropy_of_counts(counts.values())
     stream, max_len = huffman_size(counts)
     table = huffman_table_bits(len(counts), k, max_len)
     return {
         "weights": n,
         "sign_bits": n_bits,
-        "kernel_size": k,
+        "block_bits": k,
         "kernels": kernels,
         "distinct_kernels": len(counts),
         "plus_share": round(p, 6),
@@ -148,7 +154,7 @@ def layer_entropy(layer) -> dict:
     signs = layer.weight_signs().detach()
     s = sign_statistics(signs, layer.num_weights)
     s["stored_bits"] = layer.storage().weight_bits
-    out = {"weights": s["weights"], "kernel_size": s["kernel_size"], "distinct_kernels": s["distinct_kernels"],
+    out = {"weights": s["weights"], "kernels": s["kernels"], "distinct_kernels": s["distinct_kernels"],
            "plus_share": s["plus_share"]}
     out.update(_rates(s))
     out["_sums"] = s
@@ -182,10 +188,10 @@ def format_entropy(report: dict) -> str:
     """The ``binexp summary`` section: one row per layer and a total, in bits per weight."""
     if not report:
         return ""
-    head = ["layer", "kernel", "+1 share", "stored", "H(sign)", "H(kernel)/k", "Huffman", "+table", "table bits"]
+    head = ["layer", "patterns", "+1 share", "stored", "H(sign)", "H(kernel)/9", "Huffman", "+table", "table bits"]
     rows = [head]
     for name, r in report["layer_entropy"].items():
-        rows.append([name, str(r["kernel_size"]), f"{r['plus_share']:.4f}", f"{r['stored_bits_per_weight']:.4f}",
+        rows.append([name, f"{r['distinct_kernels']}/{r['kernels']}", f"{r['plus_share']:.4f}", f"{r['stored_bits_per_weight']:.4f}",
                      f"{r['sign_entropy_bits_per_weight']:.4f}", f"{r['kernel_entropy_bits_per_weight']:.4f}",
                      f"{r['huffman_bits_per_weight']:.4f}", f"{r['huffman_bits_per_weight_with_table']:.4f}",
                      f"{r['huffman_table_bits']:,}"])
@@ -193,8 +199,9 @@ def format_entropy(report: dict) -> str:
                  f"{report['kernel_entropy_bits_per_weight']:.4f}", f"{report['huffman_bits_per_weight']:.4f}",
                  f"{report['huffman_bits_per_weight_with_table']:.4f}", f"{report['huffman_table_bits']:,}"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["Sign-bit information (bits per weight; lossless coding cannot go below H(kernel)/k, "
-             "a Huffman code of the kh x kw kernel patterns reaches 'Huffman', its code table adds '+table'):"]
+    lines = ["Sign-bit information, bits per weight ('stored': what the method keeps; lossless coding of 3x3 kernels "
+             "(9-bit blocks) cannot go below H(kernel)/9; a Huffman code of them reaches 'Huffman', with its code "
+             "table '+table'; 'patterns': distinct/all kernels):"]
     for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0 or i == len(rows) - 2:

@@ -227,6 +227,8 @@ def main(args: list[str]) -> int:
     model_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
     if model_name in MODELS and MODELS[model_name].input_size == 224 and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=imagenet")  # an ImageNet architecture is summarised on ImageNet
+    if model_name in MODELS and MODELS[model_name].input_size == 28 and not any(o.startswith("data=") for o in overrides):
+        overrides.append("data=mnist")  # LeNet-5 is summarised on MNIST's 28x28
     run = validate(compose(overrides))
     num_classes = data_num_classes(run.data)
     module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
