@@ -59,7 +59,7 @@ def read_idx(path: Path) -> np.ndarray:
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
-        return parse_idx(raw, str(path))
+        return parse_idx(raw, path.name)
     except (OSError, ValueError, EOFError) as e:
         raise BinexpError(f"MNIST file {path} is corrupt ({e}); fix: delete it and re-download with "
                           f"data.download=true, or point data.root at an intact copy") from None
