@@ -23,6 +23,11 @@ position" and sums the planes, as FleXOR's q*N_in/N_out does):
   bits and its code length in ceil(log2(max length + 1)) bits (a canonical Huffman code is rebuilt
   from the lengths alone).
 
+These are plug-in (empirical) estimates: with few kernels against 512 patterns (ResNet-20's first
+stage has 256 kernels per conv) H_k is biased low - the Huffman code of those very kernels still
+reaches it, but a fresh sample of that layer would cost more. ``distinct_kernels`` / ``kernels``
+shows how well a layer is sampled.
+
 The totals code every layer with its own code: total rate = sum of the layers' bits / sum of
 their weight positions.
 """
