@@ -204,9 +204,9 @@ def format_entropy(report: dict) -> str:
                  f"{report['kernel_entropy_bits_per_weight']:.4f}", f"{report['huffman_bits_per_weight']:.4f}",
                  f"{report['huffman_bits_per_weight_with_table']:.4f}", f"{report['huffman_table_bits']:,}"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["Sign-bit information, bits per weight ('stored': what the method keeps; lossless coding of 3x3 kernels "
-             "(9-bit blocks) cannot go below H(kernel)/9; a Huffman code of them reaches 'Huffman', with its code "
-             "table '+table'; 'patterns': distinct/all kernels):"]
+    lines = [("Sign-bit information, bits per weight ('stored': what the method keeps; lossless coding of 3x3 kernels "
+              "(9-bit blocks) cannot go below H(kernel)/9; a Huffman code of them reaches 'Huffman', with its code "
+              "table '+table'; 'patterns': distinct/all kernels):")]
     for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0 or i == len(rows) - 2:

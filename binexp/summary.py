@@ -207,7 +207,6 @@ def main(args: list[str]) -> int:
     ``train``; ``--run`` summarises a trained run (its checkpoint and saved config) instead, so its
     sign-bit entropy and Huffman section describe the trained weights."""
     import argparse
-    import json
 
     from binexp.config import validate
     from binexp.models import MODELS

@@ -97,7 +97,7 @@ class MNISTDataModule(InMemoryDataModule):
         from torchvision.datasets.utils import download_url
 
         self.root.mkdir(parents=True, exist_ok=True)
-        for key, stem in FILES.items():
+        for stem in FILES.values():
             if find_file(self.root, stem):
                 continue
             errors = []

@@ -51,7 +51,7 @@ class LeNet5(nn.Module):
 
     def _layer(self, name: str, x: Tensor) -> Tensor:
         out = getattr(self, name)(x)
-        b = self.biases[name] if name in self.biases else None
+        b = self.biases.get(name)
         return out if b is None else out + b.view(1, -1, *([1] * (out.dim() - 2)))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -8,8 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from binexp.entropy import (binary_entropy, entropy_of_counts, huffman_lengths, huffman_size, kernel_counts,
-                            model_entropy, sign_statistics)
+from binexp.entropy import (
+    binary_entropy,
+    entropy_of_counts,
+    huffman_lengths,
+    huffman_size,
+    kernel_counts,
+    model_entropy,
+    sign_statistics,
+)
 from binexp.quant.flexor import FlexorConfig, FlexorConv2d
 
 ALL_PLUS = [1] * 9
@@ -76,7 +83,7 @@ def test_model_entropy_totals_and_flexor_planes():
         layer.encrypted.normal_()
     net = nn.Sequential(layer)
     r = model_entropy(net)
-    [(name, lr)] = r["layer_entropy"].items()
+    [lr] = r["layer_entropy"].values()
     signs = layer.weight_signs()
     assert signs.shape == (12, 4, 3, 3)
     s = sign_statistics(signs, layer.num_weights)

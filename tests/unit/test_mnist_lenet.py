@@ -58,11 +58,11 @@ def test_parse_idx_header_and_data():
 def test_mnist_reads_plain_and_gzipped_idx(tmp_path, gz, layout):
     write_mnist_fixture(tmp_path / "m" / layout if layout else tmp_path / "m", gz=gz)
     dm = MNISTDataModule(root=str(tmp_path / "m"))
-    xtr, ytr, xte, yte = dm.load()
+    xtr, ytr, xte, _ = dm.load()
     assert xtr.shape == (40, 1, 28, 28) and xtr.dtype == torch.uint8 and xte.shape == (20, 1, 28, 28)
     assert ytr.tolist() == [i % 10 for i in range(40)] and ytr.dtype == torch.int64
     assert int(xtr[13].min()) >= 75 and int(xtr[13].max()) < 95  # label 3: 3*25 + noise in [0, 20)
-    x, y = dm.transform_batch((xtr[:2], ytr[:2]), train=False)
+    x, _ = dm.transform_batch((xtr[:2], ytr[:2]), train=False)
     assert x.dtype == torch.float32 and torch.allclose(x[0, 0, 0, 0], (xtr[0, 0, 0, 0] / 255.0 - 0.1307) / 0.3081)
 
 
