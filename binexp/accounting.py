@@ -39,7 +39,16 @@ def model_bits(model: nn.Module) -> dict:
         hook = getattr(cls, "model_report", None)
         if callable(hook):
             method_report.update(hook([layer for _, layer in layers if type(layer) is cls]))
+    # distinct FleXOR XOR matrices are stored once (as binexp summary counts them)
+    from binexp.summary import xor_planes
+
+    xor: dict[str, int] = {}
+    for _, layer in layers:
+        xor.update(xor_planes(layer))
+    model_size_bits = weight_bits + sum(xor.values()) + 32 * (fp32 + inference_floats)
     return {
+        # the whole model at its stored bits: binary / sub-1-bit weights + XOR matrices + 32-bit values, KiB
+        "model_size_kib": round(model_size_bits / 8 / 1024, 3),
         "params": {
             "binarized_weights": positions,
             "binarized_weight_bits": weight_bits,

@@ -185,8 +185,8 @@ def summary_dict(rows: list[LayerRow]) -> dict:
 
 
 def data_input_size(data_cfg) -> int:
-    """The image size a run of this data config sees (CIFAR: 32)."""
-    return 32 if data_cfg.kind == "cifar" else int(data_cfg.image_size)
+    """The image size a run of this data config sees (CIFAR: 32, MNIST: 28)."""
+    return {"cifar": 32, "mnist": 28}.get(data_cfg.kind) or int(data_cfg.image_size)
 
 
 def data_num_classes(data_cfg) -> int:
@@ -194,6 +194,8 @@ def data_num_classes(data_cfg) -> int:
 
     if getattr(data_cfg, "kind", "") == "cifar":
         return int(data_cfg.variant)
+    if getattr(data_cfg, "kind", "") == "mnist":
+        return 10
     n = getattr(data_cfg, "num_classes", None)
     if not n:
         raise BinexpError(f"data.num_classes is not set for data={data_cfg.name}; fix: add data.num_classes=<N>")
@@ -201,9 +203,10 @@ def data_num_classes(data_cfg) -> int:
 
 
 def main(args: list[str]) -> int:
-    """``binexp summary [--input-size N] [--json] [overrides]``: the same config as ``train``."""
+    """``binexp summary [--input-size N] [--json] [--run DIR] [overrides]``: the same config as
+    ``train``; ``--run`` summarises a trained run (its checkpoint and saved config) instead, so its
+    sign-bit entropy and Huffman section describe the trained weights."""
     import argparse
-    import json
 
     from binexp.config import validate
     from binexp.models import MODELS
@@ -213,20 +216,62 @@ def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="binexp summary", description=main.__doc__)
     parser.add_argument("--input-size", type=int, default=None, help="input image size (default: the data's, 224 for ImageNet models)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--run", default=None, help="a run directory (its checkpoints/last.ckpt) or a .ckpt: summarise "
+                        "the trained model (overrides are ignored)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for binexp train")
     ns = parser.parse_args(args)
+    if ns.run:
+        return _summarize_run(ns)
     overrides = list(ns.overrides)
     model_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
     if model_name in MODELS and MODELS[model_name].input_size == 224 and not any(o.startswith("data=") for o in overrides):
         overrides.append("data=imagenet")  # an ImageNet architecture is summarised on ImageNet
+    if model_name in MODELS and MODELS[model_name].input_size == 28 and not any(o.startswith("data=") for o in overrides):
+        overrides.append("data=mnist")  # LeNet-5 is summarised on MNIST's 28x28
     run = validate(compose(overrides))
     num_classes = data_num_classes(run.data)
     module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
     size = ns.input_size or data_input_size(run.data)
-    rows = summarize(module.net, size)
-    if ns.json:
-        print(json.dumps(summary_dict(rows), indent=2))
+    title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}: {num_classes} classes, {size}x{size} input"
+    _print(module.net, size, title, ns.json)
+    return 0
+
+
+def _print(net: nn.Module, size: int, title: str, as_json: bool) -> None:
+    import json
+
+    from binexp.entropy import format_entropy, model_entropy
+
+    rows = summarize(net, size)
+    entropy = model_entropy(net)
+    if as_json:
+        print(json.dumps(dict(summary_dict(rows), entropy=entropy), indent=2))
     else:
-        title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}: {num_classes} classes, {size}x{size} input"
-        print(format_summary(rows, title))
+        print(format_summary(rows, title) + ("\n\n" + format_entropy(entropy) if entropy else ""))
+
+
+def _summarize_run(ns) -> int:
+    """``--run``: rebuild the run's model from its checkpoint (weights_only load) and summarise it."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from binexp.errors import BinexpError
+    from binexp.quant.flexor_export import module_from_checkpoint
+
+    path = Path(ns.run).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise BinexpError(f"summary: no checkpoint at {path}; fix: pass a run directory or its .ckpt file to --run")
+    try:
+        module = module_from_checkpoint(path)
+    except Exception as e:  # noqa: BLE001 - one line for any unreadable checkpoint
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BinexpError(f"summary: cannot rebuild a run from {path} ({first}); fix: pass an intact binexp checkpoint") from None
+    cfg = OmegaConf.create(module.hparams.get("run_config") or {})
+    data = cfg.get("data") or {}
+    size = ns.input_size or {"cifar": 32, "mnist": 28}.get(data.get("kind"), None) or int(data.get("image_size", 32))
+    title = f"{cfg.get('name', path)} (trained, {path}): {size}x{size} input"
+    _print(module.net, size, title, ns.json)
     return 0

@@ -20,6 +20,7 @@ from binexp.accounting import model_bits
 from binexp.config import validate
 from binexp.data import build_datamodule
 from binexp.distill import load_teacher
+from binexp.entropy import model_entropy
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
@@ -72,8 +73,11 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
     """The bit-aware summary of this run's model, as summary.txt and summary.json."""
     import json
 
+    from binexp.entropy import format_entropy, model_entropy
+
     rows = summarize(net, input_size)
-    (run_dir / "summary.txt").write_text(format_summary(rows, title) + "\n")
+    entropy = format_entropy(model_entropy(net))  # of the initial weights; metrics.json has the trained ones
+    (run_dir / "summary.txt").write_text(format_summary(rows, title) + ("\n\n(at initialisation) " + entropy if entropy else "") + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary_dict(rows), indent=2))
 
 
@@ -127,6 +131,8 @@ def run_training(cfg: DictConfig) -> dict:
         "versions": _versions(),
         **model_bits(module.net),
     }
+    # sign-bit entropy / Huffman size of the initial weights, for the record (the trained ones at the end)
+    static["entropy_at_start"] = {k: v for k, v in model_entropy(module.net).items() if k != "layer_entropy"}
     if init_report is not None:
         static["init_from"] = init_report.as_dict()
     log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
@@ -147,6 +153,7 @@ def run_training(cfg: DictConfig) -> dict:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         raise
+    record.static.update(model_entropy(module.net))  # the trained sign bits: entropy and Huffman size
     final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
     log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
              final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),

@@ -34,6 +34,21 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
         "flexor_resnet20_stage_19_16_7", "flexor_resnet20_b04"], "500 epochs x 50k images each"),
     "flexor_fig5": ("FleXOR Fig. 5: training schemes (ResNet-32, 0.8 bit, N_out = 10)", [
         "flexor_fig5_flexor", "flexor_fig5_analog", "flexor_fig5_ste"], "200 epochs x 50k images each"),
+    "flexor_flatten": (("FleXOR reviewers' question (R3): slices straddling filters, flatten=tf / torch / filter"
+                        " (ResNet-20, N_in = 16, N_out = 20)"), [
+        "flexor_resnet20_b08", "flexor_resnet20_b08_torch", "flexor_resnet20_b08_filter"], "500 epochs x 50k images each"),
+    "flexor_q": (("FleXOR reviewers' question (R3): q = 1, 2, 3 bit planes at N_in = 8, N_out = 20 (ResNet-20),"
+                  " with q = 1 at 0.8 bit for equal storage"), [
+        "flexor_resnet20_q1", "flexor_resnet20_q2", "flexor_resnet20_q3", "flexor_resnet20_b08"], "500 epochs x 50k images each"),
+    "flexor_fig6": ("FleXOR Fig. 6: S_tanh (ResNet-32, 0.8 bit, N_out = 10)", [
+        f"flexor_fig6_stanh{s}" for s in (5, 10, 20, 100)], "200 epochs x 50k images each"),
+    "flexor_fig7": ("FleXOR Fig. 7: N_tap (ResNet-32, 0.8 bit, N_out = 10)", [
+        f"flexor_fig7_ntap{t}" for t in (1, 2, 3, 4)], "200 epochs x 50k images each"),
+    "flexor_fig4": ("FleXOR Fig. 4: LeNet-5 on MNIST, N_out = 10 / 20 at 0.4-0.8 bit, random M, and the FP net", [
+        *(f"flexor_lenet5_mnist_nout{o}_b{b}" for o in (10, 20) for b in ("04", "06", "08")), "lenet5_mnist_fp"],
+        "20 epochs x 60k images each"),
+    "flexor_table3": ("FleXOR Table 3: ResNet-18 on ImageNet (activations FP), top-1 and top-5", [
+        "flexor_resnet18_imagenet_b08", "flexor_resnet18_imagenet_b063"], "100 epochs x 1.28M images each"),
     "bireal_imagenet": ("Bi-Real Net on ImageNet (W/A 1/1)", [
         "bireal_imagenet_resnet18", "bireal_imagenet_resnet34"], "256 epochs x 1.28M images each"),
 }

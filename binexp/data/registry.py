@@ -74,6 +74,21 @@ class SyntheticConfig(InMemoryConfig):
 
 
 @dataclass
+class MNISTConfig(InMemoryConfig):
+    """MNIST from the IDX files (binexp/data/mnist.py); ``normalize``: imagenet = MNIST's own
+    mean/std (the in-memory sets' default name for "the dataset's statistics") | half."""
+
+    kind: str = "mnist"
+    name: str = "mnist"
+    root: str = "data/mnist"
+    download: bool = False
+    batch_size: int = 50
+    eval_batch_size: int = 500
+    augment: bool = False
+    crop_padding: int = 2
+
+
+@dataclass
 class ImageFolderConfig:
     kind: str = "imagefolder"
     name: str = "imagefolder"
@@ -112,6 +127,12 @@ def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
                                image_size=c.image_size, noise=c.noise, seed=c.seed, **c.loader_kwargs())
 
 
+def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
+    from binexp.data.mnist import MNISTDataModule
+
+    return MNISTDataModule(root=c.root, download=c.download, **c.loader_kwargs())
+
+
 def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
     from binexp.data.imagefolder import ImageFolderDataModule
 
@@ -131,6 +152,7 @@ DATASETS: dict[str, DatasetEntry] = {
     "cifar": DatasetEntry("cifar", CifarConfig, _build_cifar),
     "synthetic": DatasetEntry("synthetic", SyntheticConfig, _build_synthetic),
     "imagefolder": DatasetEntry("imagefolder", ImageFolderConfig, _build_imagefolder),
+    "mnist": DatasetEntry("mnist", MNISTConfig, _build_mnist),
 }
 
 

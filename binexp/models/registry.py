@@ -18,12 +18,16 @@ class ModelConfig:
     # ImageNet ResNets: the full-precision downsample shortcut. "conv" = 1x1 stride-2 conv + BN
     # (official RBNN code); "avgpool_conv" = AvgPool 2x2 -> 1x1 conv -> BN (Bi-Real Net).
     downsample: str = "conv"
+    # lenet5 only: also ask the quantizer for the first conv and the classifier (FleXOR's MNIST net)
+    binarize_first_last: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
             raise ValueError(f"model.name={self.name!r} is not a known model; choose one of: {', '.join(model_names())}")
         if self.downsample not in ("conv", "avgpool_conv"):
             raise ValueError(f"model.downsample={self.downsample!r}; choose conv or avgpool_conv")
+        if self.binarize_first_last and self.name != "lenet5":
+            raise ValueError(f"model.binarize_first_last=true is only supported by lenet5, not {self.name}; fix: drop it")
         if self.bn_gamma_init is not None and self.bn_gamma_init < 0:
             raise ValueError(f"model.bn_gamma_init must be >= 0, got {self.bn_gamma_init}")
 

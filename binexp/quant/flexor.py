@@ -10,7 +10,9 @@ slice into N_out binary weights:
   y_r = (-1)^(taps_r - 1) * prod_{j: M_rj = 1} s_j, which is bit-exactly the GF(2) decryption
   y = M x mod 2 under 0 <-> -1, 1 <-> +1 (paper Eqs. 2/4, Table 4); the decrypted bits are
   concatenated, the surplus of the last slice dropped, and reshaped to the conv weight in the
-  paper's TF order [k, k, C_in, C_out] (``flatten=tf``) or PyTorch's [C_out, C_in, k, k];
+  paper's TF order [k, k, C_in, C_out] (``flatten=tf``) or PyTorch's [C_out, C_in, k, k]
+  (``torch``); ``flatten=filter`` chunks each output filter on its own, padded to a multiple of
+  N_out, so no slice spans two filters (the padding's encrypted bits are stored and counted);
   W = sum_i alpha_i (.) B_i with alpha trainable per output channel per plane (init 0.2).
 * backward (``scheme=flexor``, Eqs. 5-6): dy_r/dx_j = (-1)^(taps_r - 1) S (1 - tanh^2(S x_j))
   prod_{k != j} sign(x_k), summed over the gates x_j feeds; obtained by passing every encrypted
@@ -44,9 +46,10 @@ from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surroga
 
 XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli")
 PLANE_MATRICES = ("per_plane", "shared")
-FLATTEN_ORDERS = ("tf", "torch")
+FLATTEN_ORDERS = ("tf", "torch", "filter")
 SCHEMES = ("flexor", "analog", "ste")
 ALPHA_SHAPES = ("channel", "layer")
+ALPHA_INIT_RULES = ("constant", "fan_in")
 WEIGHT_DECAY_ON = ("all", "encrypted")
 
 
@@ -73,7 +76,7 @@ class FlexorConfig:
     seed: Optional[int] = None  # M's seed; null = the run's seed (torch.initial_seed(), set by seed_everything)
     xor_policy: str = "unconstrained"
     plane_matrices: str = "per_plane"  # per_plane: each plane its own M | shared: one M for all planes
-    flatten: str = "tf"  # tf: [k,k,C_in,C_out] (paper) | torch: [C_out,C_in,k,k]
+    flatten: str = "tf"  # tf: [k,k,C_in,C_out] (paper) | torch: [C_out,C_in,k,k] | filter: per filter, padded to N_out
     scheme: str = "flexor"  # flexor | analog | ste (Fig. 5)
     s_tanh: float = 10.0
     s_tanh_warmup_epochs: int = 0
@@ -82,6 +85,7 @@ class FlexorConfig:
     clip_encrypted: bool = True
     clip_factor: float = 2.0
     alpha_init: float = 0.2
+    alpha_init_rule: str = "constant"  # constant: alpha_init | fan_in: sqrt(2 / fan_in) (networks without BatchNorm)
     alpha_shape: str = "channel"
     encrypted_init_std: float = 1e-3
     weight_decay_on: str = "all"  # all: every parameter (reimplementation) | encrypted: only the encrypted weights
@@ -98,6 +102,7 @@ class FlexorConfig:
         _check_choice("flatten", self.flatten, FLATTEN_ORDERS)
         _check_choice("scheme", self.scheme, SCHEMES)
         _check_choice("alpha_shape", self.alpha_shape, ALPHA_SHAPES)
+        _check_choice("alpha_init_rule", self.alpha_init_rule, ALPHA_INIT_RULES)
         _check_choice("weight_decay_on", self.weight_decay_on, WEIGHT_DECAY_ON)
         _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if self.weight_surrogate is not None:
@@ -243,12 +248,25 @@ def xor_decrypt_pm1(s: Tensor, taps: Tensor, row_sign: Tensor) -> Tensor:
     return gathered.prod(-1) * row_sign.unsqueeze(-2)
 
 
+def slices_for(shape: tuple[int, int, int, int], n_out: int, order: str) -> int:
+    """Number of N_out-slices a weight of ``shape`` (C_out, C_in, kh, kw) needs: ceil(n / N_out),
+    or for ``order=filter`` C_out * ceil(C_in*kh*kw / N_out) (each filter padded on its own)."""
+    c_out, c_in, kh, kw = shape
+    if order == "filter":
+        return c_out * math.ceil(c_in * kh * kw / n_out)
+    return math.ceil(c_out * c_in * kh * kw / n_out)
+
+
 def bits_to_weight(flat: Tensor, shape: tuple[int, int, int, int], order: str) -> Tensor:
     """(..., >= n) decrypted bits -> (..., C_out, C_in, kh, kw): the first n = prod(shape) bits
-    (the last slice's surplus dropped) laid out in ``order`` (tf: [kh, kw, C_in, C_out])."""
+    (the last slice's surplus dropped) laid out in ``order`` (tf: [kh, kw, C_in, C_out]);
+    ``filter``: exactly C_out padded filters of ceil(C_in*kh*kw/N_out)*N_out bits each, the
+    first C_in*kh*kw of each kept in PyTorch order."""
     c_out, c_in, kh, kw = shape
     n = c_out * c_in * kh * kw
     lead = flat.shape[:-1]
+    if order == "filter":
+        return flat.reshape(*lead, c_out, -1)[..., : c_in * kh * kw].reshape(*lead, c_out, c_in, kh, kw)
     flat = flat[..., :n]
     if order == "torch":
         return flat.reshape(*lead, c_out, c_in, kh, kw)
@@ -258,7 +276,8 @@ def bits_to_weight(flat: Tensor, shape: tuple[int, int, int, int], order: str) -
 
 
 def weight_to_flat(w: Tensor, order: str) -> Tensor:
-    """Inverse of :func:`bits_to_weight` without the padding: (..., C_out, C_in, kh, kw) -> (..., n)."""
+    """Inverse of :func:`bits_to_weight` without the padding: (..., C_out, C_in, kh, kw) -> (..., n)
+    (``filter`` gives PyTorch order: the per-filter padding is not part of the weight)."""
     nd = w.dim() - 4
     if order == "tf":
         w = w.permute(*range(nd), nd + 2, nd + 3, nd + 1, nd)
@@ -304,8 +323,8 @@ class FlexorConv2d(QuantConv2d):
         self.stage = stage
         self.n_in, self.n_out, self.q = n_in, int(cfg.n_out), int(cfg.q)
         self.n_tap = int(cfg.n_tap)
-        self.n_slices = math.ceil(self.num_weights / self.n_out)
         self.flatten_order = cfg.flatten
+        self.n_slices = slices_for((out_channels, in_channels, kernel_size, kernel_size), self.n_out, cfg.flatten)
         self.scheme = cfg.scheme
         self.xor_policy = cfg.xor_policy
         self.s_tanh = float(cfg.s_tanh)
@@ -315,6 +334,8 @@ class FlexorConv2d(QuantConv2d):
         self.clip_encrypted = bool(cfg.clip_encrypted)
         self.clip_factor = float(cfg.clip_factor)
         self.alpha_init = float(cfg.alpha_init)
+        if cfg.alpha_init_rule == "fan_in":  # Kaiming's std for +-1 weights: alpha = sqrt(2 / fan_in)
+            self.alpha_init = math.sqrt(2.0 / (in_channels * kernel_size * kernel_size))
         self.encrypted_init_std = float(cfg.encrypted_init_std)
         self.weight_decay_on = cfg.weight_decay_on
         self.matrix_seed = int(cfg.seed) if cfg.seed is not None else int(torch.initial_seed())
@@ -474,7 +495,8 @@ class FlexorConv2d(QuantConv2d):
         return [int(len(gf2.unused_columns(m))) for m in self.xor_matrix.cpu().numpy()]
 
     def storage(self) -> Storage:
-        """weight_bits = q * N_in * n_slices (the encrypted sign bits); alpha: q*C_out floats.
+        """weight_bits = q * N_in * n_slices (the encrypted sign bits, per-filter padding included
+        for ``flatten=filter``); alpha: q*C_out floats.
         M is shared by every layer with the same settings and not counted (N_out*N_in bits)."""
         return Storage(weights=self.num_weights, weight_bits=self.q * self.n_in * self.n_slices,
                        inference_floats=self.alpha.numel())

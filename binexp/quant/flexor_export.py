@@ -8,7 +8,8 @@ File layout (little-endian), ``.flexor``:
 * each distinct matrix M (shared by all layers/planes that use it): N_out u16, N_in u16, then
   the N_out*N_in bits row-major, ``np.packbits``;
 * each FleXOR layer, in ``quantized_layers`` order: C_out u16, C_in u16, kh u8, kw u8, q u8,
-  flatten u8 (0 = tf, 1 = torch), N_in u16, N_out u16, alpha count per plane u16, one matrix
+  flatten u8 (0 = tf, 1 = torch, 2 = filter: each output filter chunked on its own,
+  padded to a multiple of N_out), N_in u16, N_out u16, alpha count per plane u16, one matrix
   id u16 per plane; alpha as float32 (q x count); the encrypted sign bits of all planes,
   (q, n_slices, N_in) row-major, ``np.packbits`` (1 = x^e >= 0).
 
@@ -33,7 +34,7 @@ from binexp import gf2
 
 MAGIC = b"FLXR"
 VERSION = 1
-ORDERS = ("tf", "torch")
+ORDERS = ("tf", "torch", "filter")
 
 
 @dataclass
@@ -59,7 +60,11 @@ class ExportedLayer:
         n = c_out * c_in * kh * kw
         planes = []
         for p in range(self.q):
-            y = gf2.matmul(self.matrices[p], self.encrypted_bits[p]).reshape(-1)[:n]  # (n_slices*N_out) -> n
+            y = gf2.matmul(self.matrices[p], self.encrypted_bits[p]).reshape(-1)  # n_slices*N_out bits
+            if self.flatten == "filter":  # C_out padded filters; the first C_in*kh*kw bits of each
+                planes.append(y.reshape(c_out, -1)[:, : c_in * kh * kw].reshape(c_out, c_in, kh, kw))
+                continue
+            y = y[:n]
             if self.flatten == "torch":
                 planes.append(y.reshape(c_out, c_in, kh, kw))
             else:
@@ -139,7 +144,10 @@ def unpack(data: bytes) -> list[ExportedLayer]:
         off += 2 * q
         alpha = np.frombuffer(data, "<f4", q * n_alpha, off).astype(np.float32).reshape(q, n_alpha)
         off += 4 * q * n_alpha
-        n_slices = -(-(c_out * c_in * kh * kw) // n_out)
+        if ORDERS[order] == "filter":
+            n_slices = c_out * -(-(c_in * kh * kw) // n_out)
+        else:
+            n_slices = -(-(c_out * c_in * kh * kw) // n_out)
         nbits = q * n_slices * n_in
         nbytes = (nbits + 7) // 8
         bits = np.unpackbits(np.frombuffer(data, np.uint8, nbytes, off), count=nbits).reshape(q, n_slices, n_in)
