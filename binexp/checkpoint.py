@@ -188,8 +188,14 @@ def safe_checkpoint_io():
         def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
             if storage_options is not None:
                 raise TypeError("SafeCheckpointIO takes no storage_options")
+            import io
+
+            # serialised in memory first (as Lightning does): a full disk then surfaces as the
+            # OSError of the file write, not as torch's RuntimeError from inside its zip writer
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda f: torch.save(checkpoint, f))
+            atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
         def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
             return load(path, "resume")
