@@ -73,7 +73,8 @@ def copy_run(src, dst):
     return dst
 
 
-@pytest.mark.parametrize("err", [errno.ENOSPC, pytest.param(errno.EROFS, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS])
 def test_checkpoint_write_failure_keeps_the_last_good_checkpoint(cli, tmp_path, monkeypatch, err, finished_run):
     run = copy_run(finished_run, tmp_path / "run")
     last = run / "checkpoints" / "last.ckpt"
