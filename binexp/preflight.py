@@ -130,7 +130,8 @@ def preflight(overrides: list[str], multirun: bool) -> None:
     resuming = any(o.startswith("resume=") for o in overrides)
     target = Path(explicit[-1]).expanduser() if explicit else Path("outputs")
     check_writable(target)
-    if explicit and not multirun and not resuming:
+    ddp_child = int(os.environ.get("LOCAL_RANK", 0) or 0) > 0 or int(os.environ.get("NODE_RANK", 0) or 0) > 0
+    if explicit and not multirun and not resuming and not ddp_child:  # a DDP child joins the run rank 0 started
         check_new_run_dir(target)
 
 

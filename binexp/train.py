@@ -29,7 +29,7 @@ from binexp.lit.module import ClassifierModule
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
 from binexp.targets import check_targets
 
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = checkpoint.CHECKPOINT_DIR
 log = logging.getLogger("binexp.train")
 
 
