@@ -161,7 +161,10 @@ def run_training(cfg: DictConfig) -> dict:
         if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # full disk, read-only output: one line, the last good checkpoint stays
             raise write_error(e, run_dir) from None
         raise
-    final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    try:
+        final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    except OSError as e:
+        raise write_error(e, run_dir) from None
     log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
              final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),
              run_dir, run_dir)
