@@ -174,6 +174,31 @@ def atomic_write(path: str | Path, write) -> None:
         pass
 
 
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` files that :func:`atomic_write` of a process that no longer
+    exists left behind (killed mid-write); returns what was removed."""
+    import re
+
+    removed = []
+    for p in Path(folder).glob(".*.tmp-*"):
+        m = re.fullmatch(r"\..+\.tmp-(\d+)", p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
@@ -204,4 +229,4 @@ def safe_checkpoint_io():
 
 
 __all__ = ["SAFE_GLOBALS", "atomic_write", "atomic_write_text", "build_module", "build_network", "load", "locate",
-           "run_config", "safe_checkpoint_io"]
+           "remove_stale_temps", "run_config", "safe_checkpoint_io"]

@@ -130,7 +130,7 @@ def preflight(overrides: list[str], multirun: bool) -> None:
     resuming = any(o.startswith("resume=") for o in overrides)
     target = Path(explicit[-1]).expanduser() if explicit else Path("outputs")
     check_writable(target)
-    ddp_child = int(os.environ.get("LOCAL_RANK", 0) or 0) > 0 or int(os.environ.get("NODE_RANK", 0) or 0) > 0
+    ddp_child = int(os.environ.get("LOCAL_RANK") or 0) > 0 or int(os.environ.get("NODE_RANK") or 0) > 0
     if explicit and not multirun and not resuming and not ddp_child:  # a DDP child joins the run rank 0 started
         check_new_run_dir(target)
 
@@ -190,7 +190,7 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     try:
         loaded = OmegaConf.load(saved_file)
         if not isinstance(loaded, ListConfig):
-            raise ValueError(f"a {type(loaded).__name__}")
+            raise TypeError(f"a {type(loaded).__name__}")
         saved = [str(o) for o in loaded]
     except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
         raise BinexpError(f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run") from None

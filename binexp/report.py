@@ -65,8 +65,8 @@ def find_runs(dirs: list[str]) -> list[Run]:
                 try:
                     metrics = json.loads(mfile.read_text())
                     if not isinstance(metrics, dict):
-                        raise ValueError(f"a JSON {type(metrics).__name__}, not an object")
-                except (OSError, ValueError) as e:  # truncated, binary, not an object: a row of its own, and an error line
+                        raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
+                except (OSError, ValueError, TypeError) as e:  # truncated, binary, not an object: a row of its own, and an error line
                     metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
             else:
                 from omegaconf import OmegaConf

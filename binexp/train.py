@@ -98,6 +98,9 @@ def run_training(cfg: DictConfig) -> dict:
         ckpt_path = str(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
         if not Path(ckpt_path).is_file():
             raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
+        if _is_rank_zero():  # what a killed write left behind
+            for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+                checkpoint.remove_stale_temps(folder)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 

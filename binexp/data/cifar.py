@@ -68,7 +68,7 @@ class BatchUnpickler(pickle.Unpickler):
 
 def _str_keys(entry) -> dict:
     if not isinstance(entry, dict):
-        raise ValueError(f"expected a dict, got {type(entry).__name__}")
+        raise TypeError(f"expected a dict, got {type(entry).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 

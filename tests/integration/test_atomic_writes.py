@@ -118,7 +118,7 @@ def _read_only_dir(path) -> bool:
     """A really read-only folder: a read-only tmpfs as root, chmod otherwise."""
     path.mkdir()
     if os.geteuid() == 0:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True, check=False)
         return r.returncode == 0
     path.chmod(0o555)
     return not os.access(path, os.W_OK)
@@ -130,14 +130,14 @@ def test_read_only_output_directory_is_refused_up_front(cli, tmp_path):
         pytest.skip("cannot make a read-only folder here")
     try:
         code, lines = cli(["train", *TINY, f"hydra.run.dir={ro / 'run'}"])
-        assert code == 2 and lines == [f"binexp: error: cannot write to {ro} (read-only or no permission); fix: choose a "
-                                       f"writable output directory with hydra.run.dir=<folder> (or run from a writable folder)"]
+        assert code == 2 and lines == [(f"binexp: error: cannot write to {ro} (read-only or no permission); fix: choose a "
+                                        f"writable output directory with hydra.run.dir=<folder> (or run from a writable folder)")]
         code, lines = cli(["train", "-m", *TINY, f"hydra.sweep.dir={ro / 'sweep'}"])
         assert code == 2 and len(lines) == 1 and f"cannot write to {ro}" in lines[0]
         assert list(ro.iterdir()) == []
     finally:
         if os.geteuid() == 0:
-            subprocess.run(["umount", str(ro)], capture_output=True)
+            subprocess.run(["umount", str(ro)], capture_output=True, check=False)
         else:
             ro.chmod(0o755)
 
@@ -166,7 +166,7 @@ def test_a_really_full_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         temp = tmp_path / "systemp"
@@ -182,4 +182,14 @@ def test_a_really_full_disk(tmp_path):
             assert checkpoint.load(c, "resume")["epoch"] in (0, 1)
         assert leftovers(disk, temp) == [] and list(temp.iterdir()) == []
     finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+        subprocess.run(["umount", str(disk)], capture_output=True, check=False)
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (tmp_path / f".last.ckpt.tmp-{dead}").write_bytes(b"half")
+    (tmp_path / f".metrics.json.tmp-{os.getpid()}").write_bytes(b"mine")  # a live writer's file stays
+    (tmp_path / "last.ckpt").write_bytes(b"whole")
+    assert [p.name for p in checkpoint.remove_stale_temps(tmp_path)] == [f".last.ckpt.tmp-{dead}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".metrics.json.tmp-{os.getpid()}", "last.ckpt"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning.pytorch  # noqa: F401 - imported outside capsys: its log handler keeps a live stream
 import pytest
+import torch
 
 from binexp.cli import main
 from tests.artefacts import fake_checkpoint, fake_run, tree
@@ -215,7 +216,9 @@ ALREADY_COVERED = {
 
 
 @pytest.mark.parametrize("make,code,expected", [
-    pytest.param(*c[1:], id=c[0], marks=[pytest.mark.slow] if c[0] in ALREADY_COVERED else []) for c in CASES])
+    pytest.param(*c[1:], id=c[0], marks=([pytest.mark.slow] if c[0] in ALREADY_COVERED else [])
+                 + ([pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")] if c[0] == "accelerator-gpu" else []))
+    for c in CASES])
 def test_bad_input_is_one_line_and_writes_nothing(make, code, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BINEXP_VERB", "")

@@ -16,7 +16,13 @@ import torch
 from binexp import checkpoint
 from binexp.cli import main
 from binexp.errors import BinexpError
-from tests.artefacts import evil_checkpoint, evil_cifar_batch, fake_checkpoint, fake_run, tree
+from tests.artefacts import (
+    evil_checkpoint,
+    evil_cifar_batch,
+    fake_checkpoint,
+    fake_run,
+    tree,
+)
 from tests.conftest import write_cifar_fixture
 
 
@@ -136,8 +142,8 @@ def test_the_same_target_from_the_command_line_is_refused_too(cli, tmp_path):
     marker = tmp_path / "fired"
     code, lines = cli(["train", "data=synthetic", "+callbacks.evil._target_=builtins.open", f"+callbacks.evil.file={marker}",
                        "+callbacks.evil.mode=w"])
-    assert code == 2 and lines == ["binexp: error: callbacks.evil: _target_='builtins.open' is not allowed; fix: only classes "
-                                   "of lightning.pytorch.callbacks and binexp may be instantiated from a config"]
+    assert code == 2 and lines == [("binexp: error: callbacks.evil: _target_='builtins.open' is not allowed; fix: only classes "
+                                    "of lightning.pytorch.callbacks and binexp may be instantiated from a config")]
     assert not marker.exists() and not (tmp_path / "outputs").exists()
 
 

@@ -55,7 +55,7 @@ def test_a_folder_whose_meta_names_seven_classes_has_seven(tmp_path):
     write(folder / "batches.meta", {"label_names": [f"class{i}" for i in range(7)], "num_cases_per_batch": 6})
     dm = build_datamodule(validate(compose(["data=cifar10", f"data.root={tmp_path}"])).data)
     assert isinstance(dm, CIFARDataModule) and dm.num_classes == 7
-    xtr, ytr, xte, yte = dm.load()
+    xtr, ytr, _, yte = dm.load()
     assert xtr.shape == (30, 3, 32, 32) and int(ytr.max()) <= 6 and len(yte) == 6
     # labels beyond what the meta file names are refused with one line
     write(folder / "test_batch", {"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "labels": [0, 9]})
