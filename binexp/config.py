@@ -64,7 +64,43 @@ def trainer_kwargs(node: DictConfig) -> dict:
             raise BinexpError(f"unknown trainer option trainer.{key}; fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)")
     if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
+    limit = kwargs.get("limit_train_batches")
+    if limit is not None and not isinstance(limit, bool) and limit == 0:
+        raise BinexpError("trainer.limit_train_batches=0 trains nothing; fix: a fraction in (0, 1], a number of batches >= 1, or null for all")
     return kwargs
+
+
+def check_trainer(kwargs: dict) -> None:
+    """Let Lightning check devices, accelerator, precision and strategy by building a Trainer
+    that writes nothing (no logger, no checkpoints); its complaint becomes one line."""
+    import contextlib
+    import io
+    import logging
+
+    from lightning.pytorch import Trainer
+
+    quiet = [logging.getLogger(n) for n in ("lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            Trainer(**{**kwargs, "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                       "enable_model_summary": False})
+    except Exception as e:  # noqa: BLE001 - Lightning's MisconfigurationException, ValueError, TypeError
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else type(e).__name__
+        acc = str(kwargs.get("accelerator", "auto"))
+        if acc not in ("auto", "cpu") and ("backend" in first or "not available" in first):
+            raise BinexpError(f"trainer.accelerator={acc}: no {acc} available on this machine ({first}); "
+                              f"fix: trainer.accelerator=cpu or trainer.accelerator=auto") from None
+        keys = [k for k in ("devices", "precision", "strategy", "num_nodes", "accelerator") if k in first]
+        hint = f"trainer.{keys[0]}" if keys else "the trainer.* options"
+        raise BinexpError(f"trainer options rejected by Lightning: {first}; fix: check {hint} (e.g. trainer.accelerator=cpu "
+                          f"trainer.devices=1 trainer.precision=32-true)") from None
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 def validate(cfg: DictConfig) -> RunConfig:

@@ -13,7 +13,6 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch import nn
 
 
@@ -40,27 +39,12 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torc
 
 
 def load_teacher(source: str, num_classes: int) -> nn.Module:
-    """Rebuild the teacher network from its checkpoint's saved config and load its weights."""
-    from binexp.config import to_schema
-    from binexp.errors import BinexpError
-    from binexp.init_from import read_checkpoint, resolve_checkpoint
-    from binexp.models import ModelConfig, build_model
-    from binexp.quant import ConvFactory, get_quantizer
+    """Rebuild the teacher network from its checkpoint's saved config and load its weights
+    (:func:`binexp.checkpoint.build_network`: a weights-only load, the class count checked)."""
+    from binexp import checkpoint
 
-    path = resolve_checkpoint(source)
-    ckpt = read_checkpoint(path)
-    hp = ckpt.get("hyper_parameters") or {}
-    run_config = hp.get("run_config") or {}
-    if "model" not in run_config or "quantizer" not in run_config:
-        raise BinexpError(f"distill.teacher: {path} has no saved binexp config; fix: use a checkpoint written by binexp train")
-    if hp.get("num_classes") != num_classes:
-        raise BinexpError(f"distill.teacher: the teacher has {hp.get('num_classes')} classes, the data {num_classes}; fix: use a teacher trained on the same data")
-    model_cfg = to_schema(ModelConfig, OmegaConf.create(run_config["model"]), "distill.teacher model")
-    qcfg = run_config["quantizer"]
-    quant_cfg = to_schema(get_quantizer(qcfg["name"]).schema, OmegaConf.create(qcfg), "distill.teacher quantizer")
-    teacher = build_model(model_cfg, ConvFactory(quant_cfg), num_classes)
-    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    teacher.load_state_dict(state)
+    path = checkpoint.locate(source, "distill.teacher")
+    teacher = checkpoint.build_network(checkpoint.load(path, "distill.teacher"), path, "distill.teacher", num_classes)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

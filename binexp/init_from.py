@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from binexp import checkpoint
 from binexp.errors import BinexpError
 
 
@@ -38,23 +38,11 @@ class InitReport:
 
 def resolve_checkpoint(source: str | Path) -> Path:
     """A checkpoint file, or a run directory (its checkpoints/last.ckpt)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise BinexpError(f"init_from: no checkpoint at {path}; fix: pass init_from=<run directory with checkpoints/last.ckpt, or a .ckpt file>")
-    return path.resolve()
+    return checkpoint.locate(source, "init_from")
 
 
 def read_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-            raise ValueError("no state_dict inside")
-    except Exception as e:  # noqa: BLE001
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BinexpError(f"init_from: checkpoint {path} is corrupt ({first}); fix: point init_from at an intact checkpoint") from None
-    return ckpt
+    return checkpoint.load(path, "init_from")
 
 
 def source_model_name(ckpt: dict) -> str | None:

@@ -4,10 +4,10 @@ run directory holds no earlier run, and a run to resume has a readable checkpoin
 
 from __future__ import annotations
 
-import zipfile
+import os
 from pathlib import Path
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import ListConfig, OmegaConf, open_dict
 
 from binexp.errors import BinexpError
 
@@ -95,7 +95,7 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def check_config(overrides: list[str]):
     """Compose, validate and check the data of one concrete override list."""
-    from binexp.config import validate
+    from binexp.config import check_trainer, validate
     from binexp.data import build_datamodule
     from binexp.train import build_callbacks
 
@@ -107,44 +107,65 @@ def check_config(overrides: list[str]):
     if hasattr(datamodule, "check"):
         datamodule.check()
     build_callbacks(cfg, None)
-    if cfg.get("init_from"):
-        from binexp.init_from import check_compatible, read_checkpoint, resolve_checkpoint
+    check_trainer(run.trainer)
+    if cfg.get("init_from") and not cfg.get("resume"):
+        from binexp.init_from import load_compatible
+        from binexp.lit.module import ClassifierModule
 
-        path = resolve_checkpoint(cfg.init_from)
-        check_compatible(read_checkpoint(path), path, run.model.name)
+        # into a throwaway copy of the model: shapes and class count fail here, before any run directory exists
+        module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes)
+        load_compatible(module, cfg.init_from, run.model.name)
     if run.distill.teacher:
-        from binexp.init_from import read_checkpoint, resolve_checkpoint
+        from binexp.distill import load_teacher
 
-        read_checkpoint(resolve_checkpoint(run.distill.teacher))
+        load_teacher(run.distill.teacher, datamodule.num_classes)
     return cfg, run, hydra_node
 
 
 def preflight(overrides: list[str], multirun: bool) -> None:
     for variant in expand_sweeps(overrides, multirun):
         check_config(variant)
-    if not multirun:
-        explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides if o.startswith("hydra.run.dir=")]
-        resuming = any(o.startswith("resume=") for o in overrides)
-        if explicit and not resuming:
-            d = Path(explicit[-1])
-            if (d / "metrics.json").exists() or (d / "checkpoints").exists():
-                raise BinexpError(f"{d} already holds a run; fix: continue it with resume={d}, or choose another hydra.run.dir")
+    explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides
+                if o.lstrip("+").startswith("hydra.sweep.dir=" if multirun else "hydra.run.dir=")]
+    resuming = any(o.startswith("resume=") for o in overrides)
+    target = Path(explicit[-1]).expanduser() if explicit else Path("outputs")
+    check_writable(target)
+    ddp_child = int(os.environ.get("LOCAL_RANK") or 0) > 0 or int(os.environ.get("NODE_RANK") or 0) > 0
+    if explicit and not multirun and not resuming and not ddp_child:  # a DDP child joins the run rank 0 started
+        check_new_run_dir(target)
+
+
+def check_writable(d: Path) -> None:
+    """The output folder (or the nearest existing folder above it) can be written."""
+    probe = d.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise BinexpError(f"{probe} is a file, not a folder; fix: choose another output directory (hydra.run.dir / hydra.sweep.dir)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BinexpError(f"cannot write to {probe} (read-only or no permission); fix: choose a writable output directory "
+                          f"with hydra.run.dir=<folder> (or run from a writable folder)")
+
+
+def check_new_run_dir(d: Path) -> None:
+    """An explicit ``hydra.run.dir`` is new, or an empty folder: never a run (continue that
+    with resume=) and never a folder of the user's own files."""
+    if (d / "metrics.json").exists() or (d / "checkpoints").exists():
+        raise BinexpError(f"{d} already holds a run; fix: continue it with resume={d}, or choose another hydra.run.dir")
+    if d.is_dir() and any(d.iterdir()):
+        raise BinexpError(f"{d} is an existing folder with other files in it; fix: choose a new or empty hydra.run.dir "
+                          f"(a run writes several files and folders there)")
 
 
 def check_checkpoint(path: Path) -> None:
-    """A readable Lightning checkpoint, or a one-line error."""
-    import torch
+    """A readable Lightning checkpoint (weights-only load), or a one-line error."""
+    from binexp import checkpoint
 
     if not path.is_file():
         raise BinexpError(f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); fix: start it again without resume=")
-    try:
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not a torch zip archive")
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        if not isinstance(state, dict) or "state_dict" not in state or "epoch" not in state:
-            raise ValueError("no state_dict/epoch inside")
-    except Exception as e:  # noqa: BLE001
-        raise BinexpError(f"checkpoint {path} is corrupt ({_first_line(e)}); fix: restore it, or start a new run without resume=") from None
+    state = checkpoint.load(path, "resume")
+    if "epoch" not in state:
+        raise BinexpError(f"resume: checkpoint {path} is corrupt (no epoch inside); fix: restore it, or start a new run without resume=")
 
 
 def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -163,8 +184,18 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
-    check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    saved = [str(o) for o in OmegaConf.load(saved_file)]
+    from binexp import checkpoint
+    from binexp.targets import check_saved_overrides
+
+    try:
+        loaded = OmegaConf.load(saved_file)
+        if not isinstance(loaded, ListConfig):
+            raise TypeError(f"a {type(loaded).__name__}")
+        saved = [str(o) for o in loaded]
+    except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
+        raise BinexpError(f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run") from None
+    check_saved_overrides([o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file))
+    check_checkpoint(run_dir / checkpoint.CHECKPOINT_DIR / checkpoint.LAST)
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
     saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]

@@ -72,7 +72,9 @@ def find_runs(dirs: list[str]) -> list[Run]:
             if mfile.is_file():
                 try:
                     metrics = json.loads(mfile.read_text())
-                except json.JSONDecodeError as e:
+                    if not isinstance(metrics, dict):
+                        raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
+                except (OSError, ValueError, TypeError) as e:  # truncated, binary, not an object: a row of its own, and an error line
                     metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
             else:
                 from omegaconf import OmegaConf
@@ -325,6 +327,11 @@ def main(args: list[str]) -> int:
     failed = sum(1 for r in records if not r["status"].startswith("completed"))
     if failed and ns.format == "md":
         print(f"\n{failed} row(s) did not complete; see their status.")
+    unreadable = [r for r in runs if r.status == "unreadable"]
+    if unreadable:  # the table is printed, but a damaged run directory is an error, not a quiet row
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise BinexpError(f"report: {unreadable[0].path / 'metrics.json'} is unreadable{more} "
+                          f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); fix: restore it, or remove that run directory")
     return 0
 
 

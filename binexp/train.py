@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import platform
 import sys
@@ -16,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import binexp
+from binexp import checkpoint
 from binexp.accounting import model_bits
 from binexp.config import validate
 from binexp.data import build_datamodule
@@ -26,8 +28,9 @@ from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
+from binexp.targets import check_targets
 
-CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_DIR = checkpoint.CHECKPOINT_DIR
 log = logging.getLogger("binexp.train")
 
 
@@ -40,6 +43,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
     for key, node in (cfg.get("callbacks") or {}).items():
         if node is None or "_target_" not in node:
             continue
+        check_targets(node, f"callbacks.{key}")
         try:
             cb = instantiate(node)
         except Exception as e:  # noqa: BLE001 - report config mistakes in one line
@@ -77,8 +81,9 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
 
     rows = summarize(net, input_size)
     entropy = format_entropy(model_entropy(net))  # of the initial weights; metrics.json has the trained ones
-    (run_dir / "summary.txt").write_text(format_summary(rows, title) + ("\n\n(at initialisation) " + entropy if entropy else "") + "\n")
-    (run_dir / "summary.json").write_text(json.dumps(summary_dict(rows), indent=2))
+    text = format_summary(rows, title) + ("\n\n(at initialisation) " + entropy if entropy else "") + "\n"
+    checkpoint.atomic_write_text(run_dir / "summary.txt", text)
+    checkpoint.atomic_write_text(run_dir / "summary.json", json.dumps(summary_dict(rows), indent=2))
 
 
 def _versions() -> dict:
@@ -95,9 +100,12 @@ def run_training(cfg: DictConfig) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     ckpt_path = None
     if cfg.get("resume"):
-        ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")
+        ckpt_path = str(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
         if not Path(ckpt_path).is_file():
             raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
+        if _is_rank_zero():  # what a killed write left behind
+            for folder in (run_dir, run_dir / CHECKPOINT_DIR):
+                checkpoint.remove_stale_temps(folder)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -143,22 +151,45 @@ def run_training(cfg: DictConfig) -> dict:
     for layer_name, report in static["layer_reports"].items():
         log.info("layer %s: %s", layer_name, report)
     if _is_rank_zero():
-        write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
+        try:
+            write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
+        except OSError as e:
+            raise write_error(e, run_dir) from None
     record = RunRecord(str(run_dir), static)
     callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
-    trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))
+    # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory
+    trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir),
+                        plugins=[checkpoint.safe_checkpoint_io()])
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        try:
+            record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        except OSError:
+            pass  # the output is unwritable: the one line below says so
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # full disk, read-only output: one line, the last good checkpoint stays
+            raise write_error(e, run_dir) from None
         raise
     record.static.update(model_entropy(module.net))  # the trained sign bits: entropy and Huffman size
-    final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    try:
+        final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    except OSError as e:
+        raise write_error(e, run_dir) from None
     log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
              final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),
              run_dir, run_dir)
     return final
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def write_error(e: OSError, run_dir: Path) -> BinexpError:
+    """A full disk or unwritable output as one line."""
+    where = f" {e.filename}" if e.filename else ""
+    return BinexpError(f"cannot write to the run directory {run_dir} ({e.strerror or e}{where}); "
+                       f"fix: free disk space or make it writable, then continue with resume={run_dir}")
 
 
 def _pct(value) -> str:

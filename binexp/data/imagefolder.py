@@ -16,6 +16,21 @@ from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from binexp.errors import BinexpError
 
 
+# the extensions torchvision's ImageFolder loads (torchvision.datasets.folder.IMG_EXTENSIONS)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _has_image(folder: Path) -> bool:
+    """At least one image file anywhere under ``folder`` (ImageFolder walks subfolders); stops
+    at the first one, so a full ImageNet class costs one directory read."""
+    import os
+
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(f.lower().endswith(IMG_EXTENSIONS) for f in files):
+            return True
+    return False
+
+
 class ImageFolderDataModule(L.LightningDataModule):
     """Train: RandomResizedCrop(image_size, scale) + horizontal flip. Val: resize the short side
     to image_size/crop_ratio, center-crop image_size. ImageNet mean/std normalisation."""
@@ -55,6 +70,12 @@ class ImageFolderDataModule(L.LightningDataModule):
                 f"{self.name}: found {len(train)} classes under {self.root}/train but data.num_classes={self.expected_classes}; "
                 f"fix: set data.num_classes={len(train)} or point data.root at the right folder"
             )
+        root = Path(self.root).expanduser()
+        for split, classes in (("train", train), ("val", val)):
+            for c in classes:
+                if not _has_image(root / split / c):
+                    raise BinexpError(f"{self.name}: {root / split / c} holds no image files ({', '.join(IMG_EXTENSIONS)}); "
+                                      f"fix: put the class's images there or remove the folder from train/ and val/")
 
     def setup(self, stage: str | None = None) -> None:
         from torchvision import datasets, transforms

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -171,7 +170,7 @@ class RunRecord(Callback):
             record["error"] = error
         self.last = record
         if trainer.is_global_zero:
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)
+            from binexp.checkpoint import atomic_write_text
+
+            atomic_write_text(self.path, json.dumps(record, indent=2, sort_keys=True))
         return record

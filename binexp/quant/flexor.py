@@ -71,6 +71,7 @@ class FlexorConfig:
     n_in: int = 12  # encrypted bits per slice (per plane); 12/20 = 0.6 bit
     n_out: int = 20  # weights decrypted per slice
     n_in_per_stage: Optional[List[int]] = None  # Table 2: N_in per network stage; null = n_in everywhere
+    allow_over_one_bit: bool = False  # n_in > n_out (more than one bit per weight) only when asked for
     n_tap: int = 2  # ones per row of M (XOR fan-in)
     q: int = 1  # bit planes
     seed: Optional[int] = None  # M's seed; null = the run's seed (torch.initial_seed(), set by seed_everything)
@@ -119,6 +120,9 @@ class FlexorConfig:
                 raise ValueError(f"quantizer.n_in and n_in_per_stage entries must be >= 1, got {n_in}")
             if self.xor_policy != "bernoulli" and self.n_tap > n_in:
                 raise ValueError(f"quantizer.n_tap={self.n_tap} exceeds n_in={n_in}; fix: n_tap <= n_in")
+            if n_in > self.n_out and not self.allow_over_one_bit:
+                raise ValueError(f"quantizer.n_in={n_in} > n_out={self.n_out} stores {n_in / self.n_out:.2f} bits per weight, more "
+                                 f"than plain binary weights; fix: n_in <= n_out, or quantizer.allow_over_one_bit=true to run it anyway")
             if self.xor_policy == "no_unused" and self.n_out * self.n_tap < n_in:
                 raise ValueError(f"quantizer.xor_policy=no_unused needs n_out*n_tap >= n_in, got {self.n_out}*{self.n_tap} < {n_in}")
         if self.n_in_per_stage is not None and len(self.n_in_per_stage) == 0:

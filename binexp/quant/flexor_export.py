@@ -115,8 +115,10 @@ def pack_model(model: nn.Module) -> bytes:
 
 def export_model(model: nn.Module, path: str | Path) -> int:
     """Write the ``.flexor`` file; returns its size in bytes."""
+    from binexp.checkpoint import atomic_write
+
     data = pack_model(model)
-    Path(path).write_bytes(data)
+    atomic_write(path, lambda f: f.write(data))
     return len(data)
 
 
@@ -176,23 +178,10 @@ def module_from_checkpoint(path: str | Path, load: bool = True):
     """Rebuild a run's :class:`~binexp.lit.module.ClassifierModule` from its checkpoint (the
     resolved run config is in the checkpoint's hparams) and load the weights (``load=False``:
     keep the fresh initialisation, e.g. to compare with the trained state)."""
-    from omegaconf import OmegaConf
+    from binexp import checkpoint
 
-    from binexp.config import to_schema
-    from binexp.lit.module import ClassifierModule
-    from binexp.models.registry import ModelConfig
-    from binexp.quant.registry import get_quantizer
-    from binexp.schedule import ScheduleConfig
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    hp = ckpt["hyper_parameters"]
-    run = OmegaConf.create(hp["run_config"])
-    quantizer = to_schema(get_quantizer(run.quantizer.name).schema, run.quantizer, "quantizer")
-    module = ClassifierModule(to_schema(ModelConfig, run.model, "model"), quantizer,
-                              to_schema(ScheduleConfig, run.schedule, "schedule"), hp["num_classes"], run_config=hp["run_config"])
-    if load:
-        module.load_state_dict(ckpt["state_dict"])
-    return module.eval()
+    path = Path(path)
+    return checkpoint.build_module(checkpoint.load(path, "export"), path, "export", load_weights=load)
 
 
 def verify_roundtrip(model: nn.Module, path: str | Path) -> dict:
@@ -224,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     them with integer XOR and print the check (sizes, mismatched bits, largest difference)."""
     import argparse
     import json
+    import os
 
     from binexp.errors import BinexpError
 
@@ -232,22 +222,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="a FleXOR run directory (its checkpoints/last.ckpt) or a .ckpt file")
     p.add_argument("out", help="the .flexor file to write (must not exist)")
     args = p.parse_args(argv)
-    path = Path(args.checkpoint).expanduser()
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise BinexpError(f"export: no checkpoint at {path}; fix: pass a FleXOR run directory or its .ckpt file")
+    from binexp import checkpoint
+
+    path = checkpoint.locate(args.checkpoint, "export")
     out = Path(args.out).expanduser()
     if out.exists():
         raise BinexpError(f"export: {out} already exists; fix: choose another output path (nothing is overwritten)")
-    try:
-        module = module_from_checkpoint(path)
-    except Exception as e:  # noqa: BLE001 - one line for any unreadable checkpoint
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BinexpError(f"export: cannot rebuild a run from {path} ({first}); fix: pass an intact binexp checkpoint") from None
+    if not out.parent.is_dir():
+        raise BinexpError(f"export: the folder {out.parent} does not exist; fix: create it first or choose another output path")
+    if not os.access(out.parent, os.W_OK):
+        raise BinexpError(f"export: cannot write to {out.parent}; fix: choose a writable output folder")
+    module = checkpoint.build_module(checkpoint.load(path, "export"), path, "export")
     if not flexor_layers(module.net):
         raise BinexpError(f"export: {path} has no FleXOR layers; fix: export a run trained with quantizer=flexor")
-    print(json.dumps(verify_roundtrip(module.net, out), indent=2))
+    try:
+        result = verify_roundtrip(module.net, out)
+    except OSError as e:
+        raise BinexpError(f"export: cannot write {out} ({e.strerror or e}); fix: free disk space or choose a writable output folder") from None
+    print(json.dumps(result, indent=2))
     return 0
 
 

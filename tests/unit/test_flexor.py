@@ -24,6 +24,7 @@ FIG2 = np.array([[int(c) for c in row] for row in "1011 1100 1110 0011 0101 0111
 
 def make_layer(c_in=1, c_out=1, k=1, **kw) -> FlexorConv2d:
     kw.setdefault("seed", 0)
+    kw.setdefault("allow_over_one_bit", True)  # the layer's arithmetic is tested for any n_in, n_out
     return FlexorConv2d(FlexorConfig(**kw), c_in, c_out, k)
 
 

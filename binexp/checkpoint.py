@@ -1,0 +1,232 @@
+"""Every checkpoint binexp reads goes through here: find it, load it without running code, and
+rebuild a network from the run config saved inside it.
+
+A checkpoint is a pickle; ``torch.load(..., weights_only=True)`` only rebuilds tensors and
+plain containers and refuses any other global, so a checkpoint from a colleague, a download or
+a run directory cannot run code. Lightning's own load on ``resume=`` uses the same function
+(:class:`SafeCheckpointIO`, passed to the Trainer), and its saves are atomic: written to a
+temporary file next to the target, fsynced, then renamed over it.
+
+What binexp's checkpoints hold, and so all that must load: tensors (``torch._utils.
+_rebuild_tensor_v2`` and the storages), ``collections.OrderedDict``, dicts, lists, numbers,
+strings and None (hyper_parameters is the resolved run config as plain containers). Every
+one of these is already in torch's default weights-only allow-list, so :data:`SAFE_GLOBALS`
+is empty; anything added to a checkpoint later that needs a global must be named there."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from binexp.errors import BinexpError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+
+# Globals beyond torch's default weights-only set that binexp's own checkpoints need: none.
+SAFE_GLOBALS: tuple = ()
+
+# what each option is called on the command line, and what it expects
+_HOW = {
+    "init_from": "pass init_from=<run directory with checkpoints/last.ckpt, or a .ckpt file>",
+    "distill.teacher": "pass distill.teacher=<run directory with checkpoints/last.ckpt, or a .ckpt file>",
+    "resume": "pass resume=<a run directory under outputs/runs or outputs/multiruns>",
+    "export": "pass a FleXOR run directory or its .ckpt file",
+}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def locate(source: str | Path, option: str) -> Path:
+    """A ``.ckpt`` file, or a run directory's ``checkpoints/last.ckpt``; a one-line error that
+    names ``option`` (init_from, distill.teacher, resume, export) when there is none."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_DIR / LAST
+    if not path.is_file():
+        raise BinexpError(f"{option}: no checkpoint at {path}; fix: {_HOW.get(option, 'pass a run directory or a .ckpt file')}")
+    return path.resolve()
+
+
+def _unsafe_global(e: BaseException) -> str | None:
+    """The global a weights-only load refused, e.g. ``posix.system``, or None."""
+    import re
+
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e)) or re.search(r"GLOBAL ([\w.]+)", str(e))
+    return m.group(1) if m else None
+
+
+def _corrupt(path: Path, option: str, what: str, reason: str) -> str:
+    if option == "export":
+        return f"export: cannot rebuild a run from {path} ({reason}); fix: pass an intact binexp checkpoint"
+    if option == "resume":
+        return f"resume: {what} {path} is corrupt ({reason}); fix: restore it, or start a new run without resume="
+    return f"{option}: {what} {path} is corrupt ({reason}); fix: point {option} at an intact checkpoint"
+
+
+def load(path: str | Path, option: str, what: str = "checkpoint") -> dict:
+    """Load a binexp/Lightning checkpoint with ``weights_only=True`` onto the CPU.
+
+    Raises a one-line :class:`BinexpError` (naming ``option``) for a file that is not a torch
+    archive, is truncated, lacks ``state_dict``, or asks to build any object outside the
+    allow-list (the one thing a pickle can use to run code)."""
+    path = Path(path)
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a torch zip archive")
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one line
+        bad = _unsafe_global(e)
+        if bad is not None:
+            raise BinexpError(f"{option}: {what} {path} asks to build {bad}, which a checkpoint never needs (refused, "
+                              f"nothing was run); fix: use a checkpoint written by binexp train from a source you trust") from None
+        raise BinexpError(_corrupt(path, option, what, _first_line(e))) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise BinexpError(_corrupt(path, option, what, "no state_dict inside"))
+    return ckpt
+
+
+def run_config(ckpt: dict, path: Path, option: str) -> tuple[dict, int]:
+    """The resolved run config and class count saved in a binexp checkpoint."""
+    hp = ckpt.get("hyper_parameters") or {}
+    config = hp.get("run_config") or {}
+    if not isinstance(config, dict) or "model" not in config or "quantizer" not in config or not isinstance(hp.get("num_classes"), int):
+        raise BinexpError(f"{option}: {path} has no saved binexp config; fix: use a checkpoint written by binexp train")
+    return config, hp["num_classes"]
+
+
+def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True):
+    """Rebuild the run's :class:`~binexp.lit.module.ClassifierModule` from the config saved in
+    its checkpoint (validated against the schemas like any config) and load its weights."""
+    from omegaconf import OmegaConf
+
+    from binexp.config import to_schema
+    from binexp.lit.module import ClassifierModule
+    from binexp.models.registry import ModelConfig
+    from binexp.quant.registry import get_quantizer
+    from binexp.schedule import ScheduleConfig
+
+    config, num_classes = run_config(ckpt, path, option)
+    run = OmegaConf.create(config)
+    try:
+        qentry = get_quantizer(run.quantizer.name)
+    except KeyError:
+        raise BinexpError(f"{option}: {path} was trained with quantizer {run.quantizer.name!r}, unknown to this binexp; fix: use a matching binexp version") from None
+    try:
+        module = ClassifierModule(to_schema(ModelConfig, run.model, f"{option} model"),
+                                  to_schema(qentry.schema, run.quantizer, f"{option} quantizer"),
+                                  to_schema(ScheduleConfig, run.get("schedule") or {}, f"{option} schedule"), num_classes,
+                                  run_config=config)
+        if load_weights:
+            module.load_state_dict(ckpt["state_dict"])
+    except BinexpError as e:
+        raise BinexpError(f"{option}: cannot rebuild the run saved in {path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a checkpoint that does not fit its own config
+        raise BinexpError(f"{option}: cannot rebuild the run saved in {path} ({_first_line(e)}); fix: pass an intact binexp checkpoint") from None
+    return module.eval()
+
+
+def build_network(ckpt: dict, path: Path, option: str, num_classes: int | None = None) -> torch.nn.Module:
+    """The network alone (``module.net``), checking the class count when given."""
+    _, saved_classes = run_config(ckpt, path, option)
+    if num_classes is not None and saved_classes != num_classes:
+        raise BinexpError(f"{option}: {path} was trained on {saved_classes} classes, the data has {num_classes}; "
+                          f"fix: use a checkpoint trained on the same data")
+    return build_module(ckpt, path, option).net
+
+
+# ------------------------------------------------------------------------------------------
+# Lightning's checkpoint IO: the same safe load on resume, atomic saves
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(file)`` on ``<path>.tmp-<pid>`` in the same directory, fsync, rename over
+    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    try:  # the rename itself survives a crash once the directory entry is on disk
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` files that :func:`atomic_write` of a process that no longer
+    exists left behind (killed mid-write); returns what was removed."""
+    import re
+
+    removed = []
+    for p in Path(folder).glob(".*.tmp-*"):
+        m = re.fullmatch(r"\..+\.tmp-(\d+)", p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def safe_checkpoint_io():
+    """A :class:`lightning.fabric.plugins.TorchCheckpointIO` whose saves are atomic in the
+    target's own directory (Lightning's go through a temporary file in the system temp dir,
+    which is not atomic across filesystems) and whose loads are :func:`load`."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class SafeCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+            if storage_options is not None:
+                raise TypeError("SafeCheckpointIO takes no storage_options")
+            import io
+
+            # serialised in memory first (as Lightning does): a full disk then surfaces as the
+            # OSError of the file write, not as torch's RuntimeError from inside its zip writer
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+        def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+            return load(path, "resume")
+
+    return SafeCheckpointIO()
+
+
+__all__ = ["SAFE_GLOBALS", "atomic_write", "atomic_write_text", "build_module", "build_network", "load", "locate",
+           "remove_stale_temps", "run_config", "safe_checkpoint_io"]

@@ -1,0 +1,1 @@
+"""Malicious artefacts with harmless payloads: none may run."""
