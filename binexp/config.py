@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from binexp.data.registry import DATASETS, dataset_kinds
-from binexp.distill import DistillConfig
 from binexp.errors import BinexpError
 from binexp.models.registry import ModelConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
 from binexp.schedule import ScheduleConfig
+
+
+@dataclass
+class DistillConfig:
+    teacher: Optional[str] = None  # run directory or checkpoint of the teacher; null = no distillation
+    temperature: float = 1.0
+    weight: float = 1.0  # share of the KL term; 1.0 = KL only (ReActNet), 0.5 = half CE
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.weight <= 1:
+            raise ValueError(f"distill.weight must be in [0, 1], got {self.weight}")
 
 
 @dataclass

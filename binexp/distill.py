@@ -8,26 +8,12 @@ not saved in the student's checkpoints."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-
-@dataclass
-class DistillConfig:
-    teacher: Optional[str] = None  # run directory or checkpoint of the teacher; null = no distillation
-    temperature: float = 1.0
-    weight: float = 1.0  # share of the KL term; 1.0 = KL only (ReActNet), 0.5 = half CE
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
-        if not 0 <= self.weight <= 1:
-            raise ValueError(f"distill.weight must be in [0, 1], got {self.weight}")
+from binexp.config import DistillConfig, to_schema
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, cfg: DistillConfig) -> torch.Tensor:
@@ -41,7 +27,6 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torc
 
 def load_teacher(source: str, num_classes: int) -> nn.Module:
     """Rebuild the teacher network from its checkpoint's saved config and load its weights."""
-    from binexp.config import to_schema
     from binexp.errors import BinexpError
     from binexp.init_from import read_checkpoint, resolve_checkpoint
     from binexp.models import ModelConfig, build_model

@@ -97,7 +97,7 @@ def check_config(overrides: list[str]):
     """Compose, validate and check the data of one concrete override list."""
     from binexp.config import validate
     from binexp.data import build_datamodule
-    from binexp.train import build_callbacks
+    from binexp.lit.callbacks import build_callbacks
 
     cfg = compose(overrides)
     with open_dict(cfg):

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
 
 from binexp.diagnostics import flip_rate, layer_stats, weight_signs
+from binexp.errors import BinexpError
 from binexp.quant.layers import quantized_layers
 from binexp.schedule import lr_decays_before
 
@@ -175,3 +178,24 @@ class RunRecord(Callback):
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
             os.replace(tmp, self.path)
         return record
+
+
+CHECKPOINT_DIR = "checkpoints"  # <run dir>/checkpoints: last.ckpt and the best epoch
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
+    """Instantiate every ``callbacks.<name>`` entry that has a ``_target_`` (null one to turn
+    it off); the checkpoint callback writes to ``<run dir>/checkpoints``."""
+    callbacks: list[L.Callback] = []
+    for key, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        try:
+            cb = instantiate(node)
+        except Exception as e:  # noqa: BLE001 - report config mistakes in one line
+            cause = e.__cause__ or e
+            raise BinexpError(f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields") from None
+        if isinstance(cb, ModelCheckpoint) and run_dir is not None:
+            cb.dirpath = str(run_dir / CHECKPOINT_DIR)
+        callbacks.append(cb)
+    return callbacks

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from binexp import gf2
-from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
@@ -550,7 +550,7 @@ class FlexorConv2d(QuantConv2d):
 
 
 @register_quantizer("flexor", FlexorConfig, "FleXOR: sub-1-bit weights decrypted by a fixed XOR network (NeurIPS 2020)")
-def build_flexor_conv(cfg: FlexorConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> FlexorConv2d:
+def build_flexor_conv(cfg: FlexorConfig, spec: ConvSpec) -> FlexorConv2d:
     """Forward: XOR-decrypted sign bits times alpha; backward: scaled-tanh surrogate through
     the XOR product. Paper: Lee et al., FleXOR, NeurIPS 2020."""
-    return FlexorConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding, stage)
+    return FlexorConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.stage)

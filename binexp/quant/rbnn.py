@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
@@ -458,15 +458,10 @@ class RBNNConv2d(QuantConv2d):
         return super().extra_repr() + rot + f", alpha={self.cfg.alpha_mode}"
 
 
-def _next_layer_index(cfg: RBNNConfig) -> int:
-    """Per-config-object layer counter: layer i of a model built from ``cfg`` gets index i, so
-    R's init is a deterministic function of (seed, i, shape) on every rank."""
-    index = cfg.__dict__.get("_layer_counter", 0)
-    cfg.__dict__["_layer_counter"] = index + 1
-    return index
-
-
 @register_quantizer("rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate")
-def build_rbnn_conv(cfg: RBNNConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> RBNNConv2d:
-    """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020."""
-    return RBNNConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding, layer_index=_next_layer_index(cfg))
+def build_rbnn_conv(cfg: RBNNConfig, spec: ConvSpec) -> RBNNConv2d:
+    """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020.
+    ``spec.index`` (the conv's position in its network) seeds R's init with (seed, index, shape),
+    so every rank builds the same rotations."""
+    return RBNNConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding,
+                      layer_index=spec.index)
