@@ -39,7 +39,8 @@ def load_teacher(source: str, num_classes: int) -> nn.Module:
     if "model" not in run_config or "quantizer" not in run_config:
         raise BinexpError(f"distill.teacher: {path} has no saved binexp config; fix: use a checkpoint written by binexp train")
     if hp.get("num_classes") != num_classes:
-        raise BinexpError(f"distill.teacher: the teacher has {hp.get('num_classes')} classes, the data {num_classes}; fix: use a teacher trained on the same data")
+        raise BinexpError(f"distill.teacher: the teacher has {hp.get('num_classes')} classes, the data {num_classes}; "
+                          "fix: use a teacher trained on the same data")
     model_cfg = to_schema(ModelConfig, OmegaConf.create(run_config["model"]), "distill.teacher model")
     qcfg = run_config["quantizer"]
     quant_cfg = to_schema(get_quantizer(qcfg["name"]).schema, OmegaConf.create(qcfg), "distill.teacher quantizer")

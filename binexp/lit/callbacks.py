@@ -25,8 +25,9 @@ from binexp.schedule import lr_decays_before
 class QuantizerSchedule(Callback):
     """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
     training step of each epoch (never in validation or the sanity check), and
-    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step. On resume the epoch hook runs
-    for the resumed epoch, so schedule values are recomputed, not restored."""
+    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training
+    step. On resume the epoch hook runs for the resumed epoch, so schedule values are recomputed,
+    not restored."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         schedule = getattr(pl_module, "schedule_cfg", None)

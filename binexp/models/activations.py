@@ -7,7 +7,7 @@ one more entry). The default, ``hardtanh``, is what the official RBNN and Bi-Rea
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -5,8 +5,8 @@ num_classes) -> nn.Module`` registered with :func:`register_model`; it asks ``co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

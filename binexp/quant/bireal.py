@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage

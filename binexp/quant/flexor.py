@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from binexp import gf2
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
-from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli")
 PLANE_MATRICES = ("per_plane", "shared")
@@ -291,6 +291,11 @@ class FlexorConv2d(QuantConv2d):
     ``ste`` as flexor with S (1 - tanh^2) replaced by 1. alpha: ordinary gradient.
     Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020, Alg. 1."""
 
+    xor_matrix: Tensor  # buffers (see __init__)
+    taps: Tensor
+    row_sign: Tensor
+    tanh_sign: ScaledTanh
+
     def __init__(self, cfg: FlexorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, stage: int = 0) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
@@ -332,7 +337,7 @@ class FlexorConv2d(QuantConv2d):
         # the shared scaled-tanh surrogate holds S_tanh (buffer ``s``) for every scheme; another
         # per-sign surrogate (scheme=ste, or weight_surrogate=<name>) is built beside it
         sign_name = cfg.weight_surrogate or ("ste" if self.scheme == "ste" else "scaled_tanh")
-        self.tanh_sign = make_surrogate("scaled_tanh", "weight", SurrogateParams(s_tanh=self.s_tanh))
+        self.tanh_sign = ScaledTanh("weight", SurrogateParams(s_tanh=self.s_tanh))
         self.other_sign = None if sign_name == "scaled_tanh" else make_surrogate(sign_name, "weight", cfg.surrogate_params)
         self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         self.reset_latent_weight(None)

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from binexp.quant.sign import Surrogate
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class QuantConv2d(nn.Module):
         return self.scale_output(out, x)
 
     # -- schedules ------------------------------------------------------------------------
-    def surrogates(self) -> list[nn.Module]:
+    def surrogates(self) -> list[Surrogate]:
         from binexp.quant.sign import Surrogate
 
         return [m for m in self.modules() if isinstance(m, Surrogate)]

@@ -6,8 +6,9 @@ the package's ``__init__``, which imports every module it finds there) and its Y
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 

@@ -52,14 +52,14 @@ class _PaperXnorWeight(torch.autograd.Function):
     dL/dW_i = dL/dWb_i * (1/n + alpha * F'(W_i))."""
 
     @staticmethod
-    def forward(ctx, w: Tensor, surrogate) -> Tensor:  # type: ignore[override]
+    def forward(ctx, w: Tensor, surrogate) -> Tensor:
         alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
         ctx.save_for_backward(w, alpha)
         ctx.surrogate = surrogate
         return alpha * sign_pm1(w)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         w, alpha = ctx.saved_tensors
         n = w[0].numel()
         return grad * (1.0 / n + alpha * ctx.surrogate.derivative(w)), None

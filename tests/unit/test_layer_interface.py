@@ -139,8 +139,9 @@ def test_a_test_only_quantizer_and_model_register_by_existing(plugin, capsys):
 
 def test_every_quantizer_builds_from_a_spec_and_rbnn_seeds_by_spec_index():
     """Builders take (cfg, spec); RBNN's rotation seed comes from spec.index, not a counter of its own."""
-    from binexp.config import to_schema
     from omegaconf import OmegaConf
+
+    from binexp.config import to_schema
 
     def rbnn():
         return to_schema(get_quantizer("rbnn").schema, OmegaConf.create({"name": "rbnn", "seed": 3}), "quantizer")
