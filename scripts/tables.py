@@ -44,6 +44,10 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
 }
 
 
+USAGE = """usage: python scripts/tables.py <table> [--smoke] [--out DIR] [--format md|csv|latex] [train overrides...]
+       python scripts/tables.py --list"""
+
+
 def binexp(*args: str) -> list[str]:
     return [sys.executable, "-m", "binexp", *args]
 
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "--list"):
         if not argv or argv[0] != "--list":
-            print(__doc__.split("\n\n")[1].rstrip(), "\n")
+            print(USAGE + "\n\ntables:")
         width = max(map(len, TABLES))
         for name, (title, experiments, budget) in TABLES.items():
             print(f"{name:<{width}}  {title} ({len(experiments)} runs, {budget})")

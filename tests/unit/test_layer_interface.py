@@ -93,7 +93,9 @@ def plugin(tmp_path, monkeypatch):
     (conf / "quantizer").mkdir(parents=True)
     (conf / "model").mkdir()
     (conf / "quantizer" / "test_half_sign.yaml").write_text("name: test_half_sign\nscale: 0.5\n")
-    (conf / "model" / "test_tiny_net.yaml").write_text("name: test_tiny_net\nbn_gamma_init: null\nwidth: 1.0\nact: hardtanh\n")
+    (conf / "model" / "test_tiny_net.yaml").write_text(
+        "name: test_tiny_net\nbn_gamma_init: null\nwidth: 1.0\nact: hardtanh\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     quantizers, models = dict(QUANTIZERS), dict(MODELS)
     module = importlib.import_module("binexp_test_plugin")
@@ -129,8 +131,16 @@ def test_a_test_only_quantizer_and_model_register_by_existing(plugin, capsys):
     assert out.shape == (4, 10) and torch.isfinite(out).all()
 
     # the same through the CLI: its YAML files compose, validate and build (binexp summary)
-    rc = cli_main(["summary", "--json", f"hydra.searchpath=[file://{conf}]", "quantizer=test_half_sign",
-                   "model=test_tiny_net", "data=synthetic"])
+    rc = cli_main(
+        [
+            "summary",
+            "--json",
+            f"hydra.searchpath=[file://{conf}]",
+            "quantizer=test_half_sign",
+            "model=test_tiny_net",
+            "data=synthetic",
+        ]
+    )
     assert rc == 0
     totals = json.loads(capsys.readouterr().out)["totals"]
     assert totals["binarized_weights"] == 8 * 8 * 9 + 16 * 8 * 9
@@ -191,8 +201,12 @@ def test_width_multiplier_scales_every_channel_count():
     for name in MODELS:  # every model: half width, about a quarter of the conv parameters, and it runs
         size = MODELS[name].input_size if MODELS[name].input_size == 32 else 64
         half = build_model(ModelConfig(name=name, width=0.5), ConvFactory(get_quantizer("xnor").schema()), 10)
-        full_w = sum(m.num_weights for _, m in quantized_layers(build_model(
-            ModelConfig(name=name), ConvFactory(get_quantizer("xnor").schema()), 10)))
+        full_w = sum(
+            m.num_weights
+            for _, m in quantized_layers(
+                build_model(ModelConfig(name=name), ConvFactory(get_quantizer("xnor").schema()), 10)
+            )
+        )
         assert sum(m.num_weights for _, m in quantized_layers(half)) * 4 == full_w, name
         assert half.eval()(torch.randn(1, 3, size, size)).shape == (1, 10), name
 
@@ -204,8 +218,9 @@ def test_activation_factory_is_selected_by_model_act():
     nets = {}
     for act in ("hardtanh", "identity"):
         torch.manual_seed(0)
-        nets[act] = build_model(ModelConfig(name="resnet20", act=act, bn_gamma_init=1.0),
-                                ConvFactory(get_quantizer("fp").schema()), 10).eval()
+        nets[act] = build_model(
+            ModelConfig(name="resnet20", act=act, bn_gamma_init=1.0), ConvFactory(get_quantizer("fp").schema()), 10
+        ).eval()
     kinds = {act: {type(m) for m in net.modules()} for act, net in nets.items()}
     assert nn.Hardtanh in kinds["hardtanh"] and nn.Hardtanh not in kinds["identity"]
     x = 3 * torch.randn(2, 3, 32, 32)
