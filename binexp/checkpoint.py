@@ -228,5 +228,16 @@ def safe_checkpoint_io():
     return SafeCheckpointIO()
 
 
-__all__ = ["SAFE_GLOBALS", "atomic_write", "atomic_write_text", "build_module", "build_network", "load", "locate",
+__all__ = ["SAFE_GLOBALS", "atomic_write", "atomic_write_text", "build_module", "build_network", "load", "load_teacher", "locate",
            "remove_stale_temps", "run_config", "safe_checkpoint_io"]
+
+
+def load_teacher(source: str, num_classes: int) -> torch.nn.Module:
+    """Rebuild the teacher network from its checkpoint's saved config and load its weights
+    (:func:`build_network`: a weights-only load, the class count checked)."""
+    path = locate(source, "distill.teacher")
+    teacher = build_network(load(path, "distill.teacher"), path, "distill.teacher", num_classes)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

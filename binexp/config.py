@@ -3,6 +3,7 @@ keys, types, ranges, choices) before anything runs, and any problem becomes one 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +12,23 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from binexp.data.registry import DATASETS, dataset_kinds
-from binexp.distill import DistillConfig
 from binexp.errors import BinexpError
 from binexp.models.registry import ModelConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
 from binexp.schedule import ScheduleConfig
+
+
+@dataclass
+class DistillConfig:
+    teacher: str | None = None  # run directory or checkpoint of the teacher; null = no distillation
+    temperature: float = 1.0
+    weight: float = 1.0  # share of the KL term; 1.0 = KL only (ReActNet), 0.5 = half CE
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.weight <= 1:
+            raise ValueError(f"distill.weight must be in [0, 1], got {self.weight}")
 
 
 @dataclass
@@ -34,7 +47,7 @@ class RunConfig:
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
     if isinstance(err, ConfigKeyError):
         key = getattr(err, "full_key", None) or getattr(err, "key", None) or str(err).splitlines()[0]
-        valid = ", ".join(f for f in schema.__dataclass_fields__)
+        valid = ", ".join(f.name for f in dataclasses.fields(schema))
         return BinexpError(f"unknown key {group}.{key}; valid keys of {group}: {valid}")
     if isinstance(err, ValidationError):
         full_key = getattr(err, "full_key", "") or ""
@@ -43,12 +56,12 @@ def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
     return BinexpError(f"{err}")
 
 
-def to_schema(schema: type, node: DictConfig, group: str):
+def to_schema(schema: type, node: DictConfig | dict, group: str) -> Any:
     """Merge ``node`` into ``schema`` and build the dataclass (runs its ``__post_init__`` checks)."""
     try:
-        if isinstance(node, DictConfig):  # resolve ${...} against the whole config first (e.g. seed: ${seed})
-            node = OmegaConf.to_container(node, resolve=True)
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        # resolve ${...} against the whole config first (e.g. seed: ${seed})
+        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values)
         return OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ValueError, TypeError) as e:
         raise _schema_error(group, e, schema) from None
@@ -57,11 +70,15 @@ def to_schema(schema: type, node: DictConfig, group: str):
 def trainer_kwargs(node: DictConfig) -> dict:
     from lightning.pytorch import Trainer
 
-    kwargs = OmegaConf.to_container(node, resolve=True)
+    container = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(container, dict):
+        raise BinexpError(f"trainer must be a mapping of Trainer arguments, got {container!r}; fix: use trainer.<arg>=<value>")
+    kwargs: dict[str, Any] = {str(k): v for k, v in container.items()}
     allowed = set(inspect.signature(Trainer.__init__).parameters) - {"self", "callbacks", "logger", "default_root_dir"}
     for key in kwargs:
         if key not in allowed:
-            raise BinexpError(f"unknown trainer option trainer.{key}; fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)")
+            raise BinexpError(f"unknown trainer option trainer.{key}; fix: use a lightning.pytorch.Trainer argument "
+                              "(e.g. trainer.max_epochs, trainer.accelerator)")
     if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
     limit = kwargs.get("limit_train_batches")

@@ -14,7 +14,7 @@ def config_options(group: str) -> list[str]:
 
 def print_listing(group: str | None = None) -> None:
     from binexp.data import dataset_kinds
-    from binexp.models import MODELS
+    from binexp.models import MODELS, activation_names
     from binexp.quant import QUANTIZERS
     from binexp.quant.sign import SURROGATES
 
@@ -24,6 +24,7 @@ def print_listing(group: str | None = None) -> None:
         "data": [(n, "") for n in config_options("data")] + [(f"(kind) {k}", "") for k in dataset_kinds()],
         "schedule": [(n, "") for n in config_options("schedule")],
         "experiment": [(n, "") for n in config_options("experiment")],
+        "activation": [(n, "") for n in activation_names()],
         "surrogate": [(n, (SURROGATES[n].__doc__ or "").strip().splitlines()[0]) for n in sorted(SURROGATES)],
         "trainer": [(n, "") for n in config_options("trainer")],
     }

@@ -97,7 +97,7 @@ def check_config(overrides: list[str]):
     """Compose, validate and check the data of one concrete override list."""
     from binexp.config import check_trainer, validate
     from binexp.data import build_datamodule
-    from binexp.train import build_callbacks
+    from binexp.lit.callbacks import build_callbacks
 
     cfg = compose(overrides)
     with open_dict(cfg):
@@ -116,7 +116,7 @@ def check_config(overrides: list[str]):
         module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes)
         load_compatible(module, cfg.init_from, run.model.name)
     if run.distill.teacher:
-        from binexp.distill import load_teacher
+        from binexp.checkpoint import load_teacher
 
         load_teacher(run.distill.teacher, datamodule.num_classes)
     return cfg, run, hydra_node

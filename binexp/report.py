@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,9 +21,8 @@ from pathlib import Path
 
 from binexp import paper as paper_check
 from binexp.errors import BinexpError
-from binexp.runstate import effective_status
+from binexp.runs import FOLDED, Run, differing_keys, find_runs, parse_overrides
 
-FOLDED = {"seed"}  # keys folded into mean ± std, never columns
 PAPER_KEYS = paper_check.TOP1_KEYS
 RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")
 # optional metrics.json keys -> (record key, column title); shown only when some run has them
@@ -32,68 +30,10 @@ EXTRA_COLUMNS = {"model_size_kib": "size (KiB)", "huffman_bits_per_weight": "Huf
 
 
 @dataclass
-class Run:
-    path: Path
-    metrics: dict
-    overrides: dict
-
-    @property
-    def status(self) -> str:
-        return effective_status(self.path, self.metrics)
-
-
-@dataclass
 class Row:
     key: tuple
     runs: list[Run] = field(default_factory=list)
     status: str = "completed"
-
-
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" in item:
-            k, v = item.split("=", 1)
-            out[k.lstrip("+~")] = v.lower() if v in ("True", "False") else v  # a sweep's jobs record False, a run false
-    return out
-
-
-def find_runs(dirs: list[str]) -> list[Run]:
-    runs = []
-    for d in dirs:
-        root = Path(d).expanduser()
-        if not root.exists():
-            raise BinexpError(f"report: {root} does not exist; fix: pass run or sweep directories (e.g. outputs/multiruns/<sweep>)")
-        candidates = {p.parent for p in root.rglob("metrics.json")} | {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
-        for run_dir in sorted(candidates):
-            if run_dir.name == "tensorboard":
-                continue
-            mfile = run_dir / "metrics.json"
-            if mfile.is_file():
-                try:
-                    metrics = json.loads(mfile.read_text())
-                    if not isinstance(metrics, dict):
-                        raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
-                except (OSError, ValueError, TypeError) as e:  # truncated, binary, not an object: a row of its own, and an error line
-                    metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
-            else:
-                from omegaconf import OmegaConf
-
-                saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-                metrics = {"status": "no metrics", "overrides": saved, "error": "stopped before training started"}
-            runs.append(Run(run_dir, metrics, parse_overrides(metrics.get("overrides", []))))
-    if not runs:
-        raise BinexpError(f"report: no runs (metrics.json) under {', '.join(dirs)}; fix: pass the directory of a run or sweep")
-    return runs
-
-
-def differing_keys(runs: list[Run]) -> list[str]:
-    keys: list[str] = []
-    for r in runs:
-        for k in r.overrides:
-            if k not in keys and k not in FOLDED and not k.startswith("hydra."):
-                keys.append(k)
-    return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
 
 
 def value_of(run: Run, key: str):

@@ -13,7 +13,7 @@ import lightning.pytorch as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 import binexp
@@ -21,38 +21,16 @@ from binexp import checkpoint
 from binexp.accounting import model_bits
 from binexp.config import validate
 from binexp.data import build_datamodule
-from binexp.distill import load_teacher
+from binexp.checkpoint import load_teacher
 from binexp.entropy import model_entropy
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
-from binexp.lit.callbacks import QuantizerSchedule, RunRecord
+from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
 from binexp.lit.module import ClassifierModule
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
-from binexp.targets import check_targets
 
-CHECKPOINT_DIR = checkpoint.CHECKPOINT_DIR
+
 log = logging.getLogger("binexp.train")
-
-
-def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
-    """Instantiate every ``callbacks.<name>`` entry that has a ``_target_`` (null one to turn
-    it off); the checkpoint callback writes to ``<run dir>/checkpoints``."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    callbacks: list[L.Callback] = []
-    for key, node in (cfg.get("callbacks") or {}).items():
-        if node is None or "_target_" not in node:
-            continue
-        check_targets(node, f"callbacks.{key}")
-        try:
-            cb = instantiate(node)
-        except Exception as e:  # noqa: BLE001 - report config mistakes in one line
-            cause = e.__cause__ or e
-            raise BinexpError(f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields") from None
-        if isinstance(cb, ModelCheckpoint) and run_dir is not None:
-            cb.dirpath = str(run_dir / CHECKPOINT_DIR)
-        callbacks.append(cb)
-    return callbacks
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -67,12 +45,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def _is_rank_zero() -> bool:
-    import os
-
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
-
-
+@rank_zero_only
 def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
     """The bit-aware summary of this run's model, as summary.txt and summary.json."""
     import json
@@ -150,11 +123,11 @@ def run_training(cfg: DictConfig) -> dict:
         log.info("method report: %s", static["method_report"])
     for layer_name, report in static["layer_reports"].items():
         log.info("layer %s: %s", layer_name, report)
-    if _is_rank_zero():
-        try:
-            write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
-        except OSError as e:
-            raise write_error(e, run_dir) from None
+    try:
+        write_summary(  # rank 0 only (Lightning's rank_zero_only: RANK / LOCAL_RANK / SLURM_PROCID)
+            module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
+    except OSError as e:
+        raise write_error(e, run_dir) from None
     record = RunRecord(str(run_dir), static)
     callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
     # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory

@@ -1,10 +1,16 @@
+#!/usr/bin/env python
 """The reproduced tables: which experiment presets make each one, and how to run it.
 
-Every table script in this folder is ``run_table(<name>)``: one ``binexp train -m
-experiment=a,b,...`` sweep into ``outputs/tables/<name>/<time>/``, then ``binexp report`` on it
-(one row per experiment, the paper's number beside ours). ``--smoke`` runs the same sweep on
-``data=synthetic`` for one short epoch; any other argument goes to ``binexp train`` unchanged
-(e.g. ``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
+    python scripts/tables.py --list                     # every table, its runs and full-scale budget
+    python scripts/tables.py rbnn_cifar                 # full scale (needs the dataset; see README)
+    python scripts/tables.py rbnn_cifar --smoke         # the same sweep at smoke scale (debug=smoke)
+    python scripts/tables.py flexor_table1 trainer=ddp seed=1,2,3
+
+A table is one ``binexp train -m experiment=a,b,...`` sweep into
+``outputs/tables/<name>/<time>/``, then ``binexp report`` on it (one row per experiment, the
+paper's number beside ours). ``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic
+data, one short epoch); any other argument goes to ``binexp train`` unchanged (e.g.
+``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
 
 from __future__ import annotations
 
@@ -14,8 +20,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-SMOKE = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-         "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0"]
+SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
 
 # name: (title, experiments, full-scale budget in image-epochs ("epochs x training images") per run)
 TABLES: dict[str, tuple[str, list[str], str]] = {
@@ -54,13 +59,17 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
 }
 
 
+USAGE = """usage: python scripts/tables.py <table> [--smoke] [--out DIR] [--format md|csv|latex] [train overrides...]
+       python scripts/tables.py --list"""
+
+
 def binexp(*args: str) -> list[str]:
     return [sys.executable, "-m", "binexp", *args]
 
 
 def run_table(name: str, argv: list[str] | None = None) -> int:
     title, experiments, budget = TABLES[name]
-    parser = argparse.ArgumentParser(description=f"{title}: runs the sweep, then prints the table. Full scale: {budget}.")
+    parser = argparse.ArgumentParser(prog=f"tables.py {name}", description=f"{title}: runs the sweep, then prints the table. Full scale: {budget}.")
     parser.add_argument("--smoke", action="store_true", help="same sweep on data=synthetic, one short epoch per run")
     parser.add_argument("--out", default=None, help="sweep directory (default outputs/tables/<table>/<time>)")
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
@@ -74,3 +83,23 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     print(f"\n## {title}{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n", flush=True)
     report = subprocess.run(binexp("report", str(out), "--by", "experiment", "--format", args.format))
     return train.returncode or report.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "--list"):
+        if not argv or argv[0] != "--list":
+            print(USAGE + "\n\ntables:")
+        width = max(map(len, TABLES))
+        for name, (title, experiments, budget) in TABLES.items():
+            print(f"{name:<{width}}  {title} ({len(experiments)} runs, {budget})")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in TABLES:
+        print(f"tables.py: error: unknown table {name!r}; choose one of: {', '.join(TABLES)}", file=sys.stderr)
+        return 2
+    return run_table(name, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,8 +15,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tables import SMOKE, binexp  # noqa: E402
+from tables import SMOKE, binexp  # scripts/tables.py (this script's folder is on sys.path)
 
 
 def main(argv=None) -> int:

@@ -136,7 +136,7 @@ def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
 def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
     from binexp.data.imagefolder import ImageFolderDataModule
 
-    return ImageFolderDataModule(root=c.root, image_size=c.image_size, crop_ratio=c.crop_ratio, scale=tuple(c.scale),
+    return ImageFolderDataModule(root=c.root, image_size=c.image_size, crop_ratio=c.crop_ratio, scale=(c.scale[0], c.scale[1]),
                                  batch_size=c.batch_size, eval_batch_size=c.eval_batch_size,
                                  num_workers=c.num_workers, num_classes=c.num_classes, name=c.name, decode=c.decode)
 

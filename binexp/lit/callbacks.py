@@ -10,19 +10,25 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
 
+from binexp.checkpoint import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt and the best epoch
 from binexp.diagnostics import flip_rate, layer_stats, weight_signs
+from binexp.errors import BinexpError
 from binexp.quant.layers import quantized_layers
 from binexp.schedule import lr_decays_before
+from binexp.targets import check_targets
 
 
 class QuantizerSchedule(Callback):
     """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
     training step of each epoch (never in validation or the sanity check), and
-    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step. On resume the epoch hook runs
-    for the resumed epoch, so schedule values are recomputed, not restored."""
+    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training
+    step. On resume the epoch hook runs for the resumed epoch, so schedule values are recomputed,
+    not restored."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         schedule = getattr(pl_module, "schedule_cfg", None)
@@ -174,3 +180,24 @@ class RunRecord(Callback):
 
             atomic_write_text(self.path, json.dumps(record, indent=2, sort_keys=True))
         return record
+
+
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
+    """Instantiate every ``callbacks.<name>`` entry that has a ``_target_`` (null one to turn
+    it off); the checkpoint callback writes to ``<run dir>/checkpoints``."""
+    callbacks: list[L.Callback] = []
+    for key, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        check_targets(node, f"callbacks.{key}")
+        try:
+            cb = instantiate(node)
+        except Exception as e:  # noqa: BLE001 - report config mistakes in one line
+            cause = e.__cause__ or e
+            raise BinexpError(f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields") from None
+        if isinstance(cb, ModelCheckpoint) and run_dir is not None:
+            cb.dirpath = str(run_dir / CHECKPOINT_DIR)
+        callbacks.append(cb)
+    return callbacks

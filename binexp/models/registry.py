@@ -1,11 +1,16 @@
-"""Name -> architecture registry."""
+"""Name -> architecture registry. A model is a builder ``build(cfg: ModelConfig, conv,
+num_classes) -> nn.Module`` registered with :func:`register_model`; it asks ``conv`` (a
+:class:`binexp.quant.ConvFactory`) for every binarizable convolution, takes its activation from
+``get_act_layer(cfg.act)`` and scales every channel count with :func:`scaled` (``cfg.width``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from torch import nn
+
+from binexp.models.activations import activation_names, get_act_layer
 
 
 @dataclass
@@ -14,12 +19,17 @@ class ModelConfig:
     (1e-8 for the RBNN ResNet-20 variants and ImageNet ResNets, 1 elsewhere)."""
 
     name: str = "resnet20"
-    bn_gamma_init: Optional[float] = None
+    bn_gamma_init: float | None = None
     # ImageNet ResNets: the full-precision downsample shortcut. "conv" = 1x1 stride-2 conv + BN
     # (official RBNN code); "avgpool_conv" = AvgPool 2x2 -> 1x1 conv -> BN (Bi-Real Net).
     downsample: str = "conv"
     # lenet5 only: also ask the quantizer for the first conv and the classifier (FleXOR's MNIST net)
     binarize_first_last: bool = False
+    # Width multiplier: every channel count c becomes max(1, round(width * c)) (halves round up);
+    # the input's 3 channels and the classes stay.
+    width: float = 1.0
+    # The activation between layers (binexp.models.activations); hardtanh as in the official code.
+    act: str = "hardtanh"
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -30,6 +40,18 @@ class ModelConfig:
             raise ValueError(f"model.binarize_first_last=true is only supported by lenet5, not {self.name}; fix: drop it")
         if self.bn_gamma_init is not None and self.bn_gamma_init < 0:
             raise ValueError(f"model.bn_gamma_init must be >= 0, got {self.bn_gamma_init}")
+        if not self.width > 0:
+            raise ValueError(f"model.width must be > 0, got {self.width}")
+        if self.act not in activation_names():
+            raise ValueError(f"model.act={self.act!r} is not a known activation; choose one of: {', '.join(activation_names())}")
+
+    def act_layer(self) -> Callable[[int], nn.Module]:
+        return get_act_layer(self.act)
+
+
+def scaled(channels: int, width: float) -> int:
+    """max(1, round(width * channels)), halves rounded up."""
+    return max(1, int(channels * width + 0.5))
 
 
 @dataclass(frozen=True)
@@ -44,7 +66,11 @@ MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, summary: str, input_size: int = 32):
+    """Decorator: register ``build(cfg: ModelConfig, conv, num_classes) -> nn.Module``."""
+
     def deco(build):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
         MODELS[name] = ModelEntry(name, build, summary, input_size)
         return build
 

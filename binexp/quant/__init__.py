@@ -6,7 +6,7 @@ Every module in this package is imported here, so a new method registers itself 
 import importlib
 import pkgutil
 
-from binexp.quant.layers import QuantConv2d, Storage, quantized_layers
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage, quantized_layers
 from binexp.quant.registry import QUANTIZERS, ConvFactory, get_quantizer, quantizer_names, register_quantizer
 
 for _info in pkgutil.iter_modules(__path__):
@@ -14,6 +14,7 @@ for _info in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "ConvFactory",
+    "ConvSpec",
     "QUANTIZERS",
     "QuantConv2d",
     "Storage",

@@ -32,10 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
-from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
@@ -136,5 +135,5 @@ class BiRealConv2d(QuantConv2d):
 
 
 @register_quantizer("bireal", BiRealConfig, "Bi-Real Net: ApproxSign activations, magnitude-aware sign weights (alpha=mean|W|)")
-def build_bireal_conv(cfg: BiRealConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> BiRealConv2d:
-    return BiRealConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding)
+def build_bireal_conv(cfg: BiRealConfig, spec: ConvSpec) -> BiRealConv2d:
+    return BiRealConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)

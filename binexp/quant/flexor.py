@@ -40,9 +40,9 @@ import torch
 from torch import Tensor, nn
 
 from binexp import gf2
-from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
-from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli")
 PLANE_MATRICES = ("per_plane", "shared")
@@ -314,6 +314,11 @@ class FlexorConv2d(QuantConv2d):
     ``ste`` as flexor with S (1 - tanh^2) replaced by 1. alpha: ordinary gradient.
     Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020, Alg. 1."""
 
+    xor_matrix: Tensor  # buffers (see __init__)
+    taps: Tensor
+    row_sign: Tensor
+    tanh_sign: ScaledTanh
+
     def __init__(self, cfg: FlexorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, stage: int = 0) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
@@ -357,7 +362,7 @@ class FlexorConv2d(QuantConv2d):
         # the shared scaled-tanh surrogate holds S_tanh (buffer ``s``) for every scheme; another
         # per-sign surrogate (scheme=ste, or weight_surrogate=<name>) is built beside it
         sign_name = cfg.weight_surrogate or ("ste" if self.scheme == "ste" else "scaled_tanh")
-        self.tanh_sign = make_surrogate("scaled_tanh", "weight", SurrogateParams(s_tanh=self.s_tanh))
+        self.tanh_sign = ScaledTanh("weight", SurrogateParams(s_tanh=self.s_tanh))
         self.other_sign = None if sign_name == "scaled_tanh" else make_surrogate(sign_name, "weight", cfg.surrogate_params)
         self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         self.reset_latent_weight(None)
@@ -576,7 +581,7 @@ class FlexorConv2d(QuantConv2d):
 
 
 @register_quantizer("flexor", FlexorConfig, "FleXOR: sub-1-bit weights decrypted by a fixed XOR network (NeurIPS 2020)")
-def build_flexor_conv(cfg: FlexorConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> FlexorConv2d:
+def build_flexor_conv(cfg: FlexorConfig, spec: ConvSpec) -> FlexorConv2d:
     """Forward: XOR-decrypted sign bits times alpha; backward: scaled-tanh surrogate through
     the XOR product. Paper: Lee et al., FleXOR, NeurIPS 2020."""
-    return FlexorConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding, stage)
+    return FlexorConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.stage)

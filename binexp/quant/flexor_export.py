@@ -25,12 +25,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from binexp import gf2
+
+if TYPE_CHECKING:
+    from binexp.quant.flexor import FlexorConv2d
 
 MAGIC = b"FLXR"
 VERSION = 1
@@ -78,7 +82,7 @@ class ExportedLayer:
         return (alpha * b).sum(0)
 
 
-def flexor_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def flexor_layers(model: nn.Module) -> list[tuple[str, FlexorConv2d]]:
     from binexp.quant.flexor import FlexorConv2d
     from binexp.quant.layers import quantized_layers
 

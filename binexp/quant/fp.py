@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from binexp.quant.layers import ConvSpec
 from binexp.quant.registry import register_quantizer
 
 
@@ -16,6 +17,6 @@ class FPConfig:
 
 
 @register_quantizer("fp", FPConfig, "full precision: real-valued convs in the same architecture")
-def build_fp_conv(cfg: FPConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> nn.Module:
+def build_fp_conv(cfg: FPConfig, spec: ConvSpec) -> nn.Module:
     """Forward: ordinary convolution (no bias). Backward: exact gradient. No paper: the baseline."""
-    return nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=False)
+    return nn.Conv2d(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, bias=False)

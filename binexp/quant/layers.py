@@ -1,8 +1,11 @@
 """The quantized-layer interface every method implements.
 
-A model never knows which method it runs: it asks the quantizer's ``conv`` factory for each
-binarizable convolution and gets back a module. Full precision returns a plain ``nn.Conv2d``;
-every binary method returns a :class:`QuantConv2d` subclass, which provides
+A model never knows which method it runs: it asks the quantizer's ``conv`` factory
+(:class:`binexp.quant.registry.ConvFactory`) for each binarizable convolution; the factory
+describes that convolution as a :class:`ConvSpec` (channels, kernel, stride, padding, stage,
+and its index in the network) and hands it to the method's builder, so no method counts layers
+itself. Full precision returns a plain ``nn.Conv2d``; every binary method returns a
+:class:`QuantConv2d` subclass, which provides
 
 * ``forward``: input quantizer -> convolution with the quantized weight -> output scaling;
 * ``epoch_start(epoch, max_epochs)`` / ``step_start(epoch, step)``: per-epoch and per-step
@@ -20,10 +23,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from binexp.quant.sign import Surrogate
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One binarizable convolution of a network, as its method's builder receives it.
+
+    ``stage``: 0-based stage of the layer in its network, for methods with per-stage settings
+    (FleXOR Table 2). ``index``: 0-based position of the layer among the network's binarizable
+    convolutions, in construction order, for methods whose state is seeded per layer (RBNN's
+    rotations); the same architecture gives the same indices on every rank."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    stage: int = 0
+    index: int = 0
 
 
 @dataclass
@@ -84,7 +109,7 @@ class QuantConv2d(nn.Module):
         return self.scale_output(out, x)
 
     # -- schedules ------------------------------------------------------------------------
-    def surrogates(self) -> list[nn.Module]:
+    def surrogates(self) -> list[Surrogate]:
         from binexp.quant.sign import Surrogate
 
         return [m for m in self.modules() if isinstance(m, Surrogate)]

@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.layers import QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
@@ -210,14 +210,14 @@ class _StandardizedSign(torch.autograd.Function):
         dL/dx = (g_s - mean(g_s) - a_s sum(g_s a_s) / (n - 1)) / sigma   (unbiased sigma)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, surrogate) -> Tensor:
         d, std = _centered_std(x, (1, 2, 3))
         ctx.save_for_backward(d, std)
         ctx.surrogate = surrogate
         return sign_pm1(d)  # = sign(a_s), sigma > 0
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         d, std = ctx.saved_tensors
         a_s = d / std
         g_s = ctx.surrogate.derivative(a_s) * grad  # a fresh tensor: the in-place ops below are safe
@@ -248,6 +248,13 @@ class RBNNConv2d(QuantConv2d):
     sign(sin theta) cos theta <rotated - w_s, g F'_w(w~)>; dL/dlambda from the conv output.
     Paper: Lin et al., NeurIPS 2020, Sec. 3.2-3.4 and Eq. 11."""
 
+    R1: Tensor  # buffers (present when cfg.rotation)
+    R2: Tensor
+    rotation_updates: Tensor
+    _stat_objective: Tensor
+    _stat_update: Tensor
+    theta: nn.Parameter | None
+
     def __init__(self, cfg: RBNNConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, layer_index: int = 0) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
@@ -266,12 +273,13 @@ class RBNNConv2d(QuantConv2d):
             if side > cfg.max_full_rotation_dim:
                 why, fix = "", "use quantizer.rotation_kind=bi, or raise quantizer.max_full_rotation_dim"
                 if cfg.rotation_kind == "bi":  # n prime (or nearly): n1 x n2 = 1 x n, a full rotation in disguise
-                    why = f" (the largest divisor of n = {n} up to sqrt(n) is {self.n1}, so R1 kron R2 is {self.n1} x {self.n2})"
+                    why = (f" (the largest divisor of n = {n} up to sqrt(n) is {self.n1}, "
+                           f"so R1 kron R2 is {self.n1} x {self.n2})")
                     fix = "raise quantizer.max_full_rotation_dim, or quantizer.rotation=false"
                 raise ValueError(
-                    f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} conv "
-                    f"needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per update), "
-                    f"more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}")
+                    f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} "
+                    f"conv needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per "
+                    f"update), more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}")
             r1, r2 = self._initial_rotations()
             self.register_buffer("R1", r1)
             self.register_buffer("R2", r2)
@@ -302,11 +310,9 @@ class RBNNConv2d(QuantConv2d):
 
     def alpha(self) -> Tensor | float:
         """alpha per output channel, (C_out, 1, 1, 1) (a float in ``fixed`` mode)."""
-        if self.cfg.alpha_mode == "learned":
-            return self.theta.sin().abs()
-        if self.cfg.alpha_mode == "unconstrained":
-            return self.theta
-        return self.cfg.alpha_value
+        if self.cfg.alpha_mode == "fixed" or self.theta is None:
+            return self.cfg.alpha_value
+        return self.theta.sin().abs() if self.cfg.alpha_mode == "learned" else self.theta
 
     def rotated(self, w_s: Tensor) -> Tensor:
         """(R1 kron R2)^T applied to every filter of the conv-shaped ``w_s``."""
@@ -326,8 +332,9 @@ class RBNNConv2d(QuantConv2d):
 
     def _state_key(self) -> tuple:
         tensors = [self.weight] + ([self.R1, self.R2] if self.rotation else [])
-        if getattr(self, "theta", None) is not None:
-            tensors.append(self.theta)
+        theta = getattr(self, "theta", None)
+        if theta is not None:
+            tensors.append(theta)
         return (torch.is_inference_mode_enabled(),) + tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
 
     def quantized_weight(self) -> Tensor:
@@ -443,8 +450,9 @@ class RBNNConv2d(QuantConv2d):
         training: dict[str, int] = {}
         if self.rotation:
             training = {"R1": self.n1 * self.n1, "R2": self.n2 * self.n2}
-            if getattr(self, "theta", None) is not None:
-                training["theta"] = self.theta.numel()
+            theta = getattr(self, "theta", None)
+            if theta is not None:
+                training["theta"] = theta.numel()
         return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels,
                        training_floats=training)
 
@@ -458,15 +466,10 @@ class RBNNConv2d(QuantConv2d):
         return super().extra_repr() + rot + f", alpha={self.cfg.alpha_mode}"
 
 
-def _next_layer_index(cfg: RBNNConfig) -> int:
-    """Per-config-object layer counter: layer i of a model built from ``cfg`` gets index i, so
-    R's init is a deterministic function of (seed, i, shape) on every rank."""
-    index = cfg.__dict__.get("_layer_counter", 0)
-    cfg.__dict__["_layer_counter"] = index + 1
-    return index
-
-
 @register_quantizer("rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate")
-def build_rbnn_conv(cfg: RBNNConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> RBNNConv2d:
-    """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020."""
-    return RBNNConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding, layer_index=_next_layer_index(cfg))
+def build_rbnn_conv(cfg: RBNNConfig, spec: ConvSpec) -> RBNNConv2d:
+    """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020.
+    ``spec.index`` (the conv's position in its network) seeds R's init with (seed, index, shape),
+    so every rank builds the same rotations."""
+    return RBNNConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding,
+                      layer_index=spec.index)

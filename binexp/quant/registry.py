@@ -1,13 +1,18 @@
-"""Name -> quantizer registry. A quantizer is a config schema (a dataclass) plus a factory
-that builds one binarized convolution; adding one touches its own module, its YAML file in
-``conf/quantizer/`` and the import list in ``binexp/quant/__init__.py`` — nothing else."""
+"""Name -> quantizer registry. A quantizer is a config schema (a dataclass) plus a builder
+``build(cfg, spec: ConvSpec) -> nn.Module`` for one binarizable convolution, registered with
+:func:`register_quantizer`. Adding one touches its own module in ``binexp/quant/`` (imported by
+the package's ``__init__``, which imports every module it finds there) and its YAML file in
+``conf/quantizer/`` — nothing else."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
+
+from binexp.quant.layers import ConvSpec
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,8 @@ QUANTIZERS: dict[str, QuantizerEntry] = {}
 
 
 def register_quantizer(name: str, schema: type, summary: str = ""):
-    """Decorator: register ``build(cfg, in_ch, out_ch, kernel_size, stride, padding, stage)``."""
+    """Decorator: register ``build(cfg, spec: ConvSpec) -> nn.Module`` under ``name`` with its
+    config ``schema`` (a dataclass whose ``name`` field defaults to ``name``)."""
 
     def deco(build):
         if name in QUANTIZERS:
@@ -45,17 +51,19 @@ def get_quantizer(name: str) -> QuantizerEntry:
 
 
 class ConvFactory:
-    """Builds the binarizable convolutions of a model from one validated quantizer config.
+    """Builds the binarizable convolutions of one network from one validated quantizer config.
 
-    ``conv(in_ch, out_ch, kernel_size, stride, padding, stage)``; ``stage`` is the 0-based
-    stage of the layer in its network, for methods with per-stage settings (FleXOR Table 2)."""
+    A model calls ``conv(in_ch, out_ch, kernel_size, stride, padding, stage=...)`` for each
+    binarizable convolution; the factory numbers them in call order and passes the method's
+    builder a :class:`ConvSpec`. ``specs`` lists what was built. Use one factory per network."""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.entry = get_quantizer(cfg.name)
-        self.count = 0
+        self.specs: list[ConvSpec] = []
 
-    def __call__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, stage: int = 0) -> nn.Module:
-        layer = self.entry.build(self.cfg, in_channels, out_channels, kernel_size, stride, padding, stage)
-        self.count += 1
-        return layer
+    def __call__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 stage: int = 0) -> nn.Module:
+        spec = ConvSpec(in_channels, out_channels, kernel_size, stride, padding, stage, index=len(self.specs))
+        self.specs.append(spec)
+        return self.entry.build(self.cfg, spec)

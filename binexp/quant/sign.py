@@ -43,13 +43,13 @@ def sign_pm1(x: Tensor) -> Tensor:
 
 class _SignWithSurrogate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate: "Surrogate") -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, surrogate: Surrogate) -> Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
         return sign_pm1(x)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         (x,) = ctx.saved_tensors
         return grad * ctx.surrogate.derivative(x), None
 
@@ -172,6 +172,8 @@ class AnnealedTanh(Surrogate):
     Paper: the "annealed tanh" approximation RBNN's reviewers asked about (cf. IR-Net, Qin et
     al., CVPR 2020, EDE)."""
 
+    t: Tensor  # buffer: the current slope
+
     name = "tanh"
 
     def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
@@ -206,6 +208,9 @@ class RBNNTrainingAware(Surrogate):
 
     Paper: Lin et al., "Rotated Binary Neural Network", NeurIPS 2020, Sec. 3.4."""
 
+    t: Tensor  # buffers: the current t and k
+    k: Tensor
+
     name = "rbnn"
 
     def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
@@ -236,6 +241,8 @@ class ScaledTanh(Surrogate):
     (a buffer, so FleXOR's S_tanh warm-up and doubling schedules change it in place).
 
     Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020, Eqs. 5-6."""
+
+    s: Tensor  # buffer: the current S_tanh
 
     name = "scaled_tanh"
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from binexp.quant.layers import QuantConv2d
+from binexp.quant.layers import ConvSpec, QuantConv2d
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
@@ -52,14 +52,14 @@ class _PaperXnorWeight(torch.autograd.Function):
     dL/dW_i = dL/dWb_i * (1/n + alpha * F'(W_i))."""
 
     @staticmethod
-    def forward(ctx, w: Tensor, surrogate) -> Tensor:  # type: ignore[override]
+    def forward(ctx, w: Tensor, surrogate) -> Tensor:
         alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
         ctx.save_for_backward(w, alpha)
         ctx.surrogate = surrogate
         return alpha * sign_pm1(w)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         w, alpha = ctx.saved_tensors
         n = w[0].numel()
         return grad * (1.0 / n + alpha * ctx.surrogate.derivative(w)), None
@@ -108,5 +108,5 @@ class XnorConv2d(QuantConv2d):
 
 
 @register_quantizer("xnor", XnorConfig, "XNOR-Net: sign with per-channel alpha=mean|W|, clipped STE")
-def build_xnor_conv(cfg: XnorConfig, in_ch: int, out_ch: int, kernel_size: int, stride: int, padding: int, stage: int) -> XnorConv2d:
-    return XnorConv2d(cfg, in_ch, out_ch, kernel_size, stride, padding)
+def build_xnor_conv(cfg: XnorConfig, spec: ConvSpec) -> XnorConv2d:
+    return XnorConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import QUICK, read_metrics, run_cli
 
-SHORT = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", *QUICK]
+SHORT = ["debug=smoke"]  # conf/debug/smoke.yaml: synthetic data, one epoch of 2 batches, no sanity check
 
 
 @pytest.fixture(scope="module")

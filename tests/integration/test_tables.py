@@ -1,4 +1,4 @@
-"""Every table script runs at smoke scale and prints its table with the paper's numbers."""
+"""Every table of scripts/tables.py runs at smoke scale and prints its table with the paper's numbers."""
 
 import subprocess
 import sys
@@ -15,7 +15,7 @@ from tables import TABLES  # noqa: E402
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_table_script_smoke(name, tmp_path):
     out = tmp_path / "sweep"
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / f"table_{name}.py"), "--smoke", "--out", str(out)],
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), name, "--smoke", "--out", str(out)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     experiments = TABLES[name][1]
@@ -61,6 +61,18 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
 def test_readme_lists_every_table_script_with_its_wall_time():
     readme = (REPO / "README.md").read_text().splitlines()
     for name in TABLES:
-        line = next((x for x in readme if x.startswith(f"| `scripts/table_{name}.py` |")), None)
+        line = next((x for x in readme if x.startswith(f"| `scripts/tables.py {name}` |")), None)
         assert line is not None, name
         assert line.rstrip(" |").split("|")[-1].strip().startswith("≈"), line  # the expected wall time column
+
+
+def test_tables_list_and_unknown_table():
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), "--list"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == list(TABLES)
+    assert all(f"({len(TABLES[line.split()[0]][1])} runs, " in line for line in r.stdout.splitlines())
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), "no_such_table"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "unknown table 'no_such_table'" in r.stderr and r.stdout == ""
+    assert not list(REPO.glob("scripts/table_*.py"))  # one entry point, no per-table wrappers

@@ -12,9 +12,9 @@ from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
-from tests.conftest import QUICK, read_metrics, run_cli
+from tests.conftest import read_metrics, run_cli
 
-SHORT = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", *QUICK]
+SHORT = ["debug=smoke"]  # conf/debug/smoke.yaml: synthetic data, one epoch of 2 batches, no sanity check
 
 
 @pytest.fixture(scope="module")

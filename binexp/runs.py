@@ -1,0 +1,72 @@
+"""The runs under a set of directories: each run directory's ``metrics.json`` (or, for a run
+that stopped before training, its ``.hydra/overrides.yaml``), read as data, never executed.
+``binexp report``, ``binexp plot`` and ``binexp status`` read runs through here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from binexp.errors import BinexpError
+from binexp.runstate import effective_status
+
+FOLDED = {"seed"}  # keys folded into mean ± std, never columns
+
+
+@dataclass
+class Run:
+    path: Path
+    metrics: dict
+    overrides: dict
+
+    @property
+    def status(self) -> str:
+        return effective_status(self.path, self.metrics)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[k.lstrip("+~")] = v.lower() if v in ("True", "False") else v  # a sweep's jobs record False, a run false
+    return out
+
+
+def find_runs(dirs: list[str]) -> list[Run]:
+    runs = []
+    for d in dirs:
+        root = Path(d).expanduser()
+        if not root.exists():
+            raise BinexpError(f"report: {root} does not exist; fix: pass run or sweep directories (e.g. outputs/multiruns/<sweep>)")
+        candidates = {p.parent for p in root.rglob("metrics.json")} | {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+        for run_dir in sorted(candidates):
+            if run_dir.name == "tensorboard":
+                continue
+            mfile = run_dir / "metrics.json"
+            if mfile.is_file():
+                try:
+                    metrics = json.loads(mfile.read_text())
+                    if not isinstance(metrics, dict):
+                        raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
+                except (OSError, ValueError, TypeError) as e:  # truncated, binary, not an object: a row of its own, and an error line
+                    metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
+            else:
+                from omegaconf import OmegaConf
+
+                saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+                metrics = {"status": "no metrics", "overrides": saved, "error": "stopped before training started"}
+            runs.append(Run(run_dir, metrics, parse_overrides(metrics.get("overrides", []))))
+    if not runs:
+        raise BinexpError(f"report: no runs (metrics.json) under {', '.join(dirs)}; fix: pass the directory of a run or sweep")
+    return runs
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    keys: list[str] = []
+    for r in runs:
+        for k in r.overrides:
+            if k not in keys and k not in FOLDED and not k.startswith("hydra."):
+                keys.append(k)
+    return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
