@@ -29,6 +29,7 @@ class RunConfig:
     trainer: dict
     distill: DistillConfig
     raw: DictConfig
+    angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.angle_penalty)
 
 
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
@@ -89,4 +90,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")
-    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg)
+    from binexp.angle_penalty import check_angle_penalty
+
+    penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
+    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg,
+                     angle_penalty=penalty)

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from binexp.diagnostics import flip_rate, layer_stats, weight_signs
+from binexp.lit.act_diagnostics import run_records
 from binexp.quant.layers import quantized_layers
 from binexp.schedule import lr_decays_before
 
@@ -38,6 +39,10 @@ class QuantizerSchedule(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         for _, layer in quantized_layers(pl_module):
             layer.step_end(trainer.current_epoch, trainer.global_step)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        for _, layer in quantized_layers(pl_module):
+            layer.before_optimizer_step()
 
 
 def _tensorboard(trainer: L.Trainer):
@@ -166,6 +171,7 @@ class RunRecord(Callback):
         self._tick()
         record = dict(self.static)
         record.update(self.metrics(trainer))
+        record.update(run_records(trainer))  # per-layer values of this moment (alpha_final, act_angular_bias...)
         record["status"] = status
         if error:
             record["error"] = error
