@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,7 @@ class ClassifierModule(L.LightningModule):
         self.distill_cfg = cfg
         if cfg.attention_weight > 0:  # attention transfer: hooks after every block of both networks
             if getattr(self.net, "_compiled_call_impl", None) is not None:
-                raise BinexpError("distill.attention_weight > 0 reads block outputs through hooks, which compile=true does not keep; fix: compile=false")
+                raise BinexpError("distill.attention_weight > 0 reads block outputs through forward hooks, not supported with compile=true; fix: compile=false")
             names = block_names(self.net)
             if not names or names != block_names(teacher):
                 raise BinexpError(f"distill.attention_weight needs student and teacher with the same ResNet blocks (layer1.0, ...); "
@@ -71,23 +73,21 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
-        taps = self.__dict__.get("_attention_taps")
-        if taps is not None:
-            with taps[0].capture() as student_feats, taps[1].capture() as teacher_feats:
-                logits = self(x)
+        teacher_logits = None
+        with contextlib.ExitStack() as stack:  # attention transfer: block outputs of student and teacher
+            feats = [stack.enter_context(tap.capture()) for tap in self.__dict__.get("_attention_taps", ())]
+            logits = self(x)
+            if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(x)
-            attention = attention_transfer_loss(student_feats, teacher_feats)
-            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg) + self.distill_cfg.attention_weight * attention
-            self.log("train/attention_loss", attention.detach(), on_step=False, on_epoch=True)
-        elif self.teacher is not None:
-            logits = self(x)
-            with torch.no_grad():
-                teacher_logits = self.teacher(x)
-            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
-        else:
-            logits = self(x)
+        if teacher_logits is None:
             loss = F.cross_entropy(logits, y, label_smoothing=self.schedule_cfg.label_smoothing)
+        else:
+            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
+        if feats:
+            attention = attention_transfer_loss(*feats)
+            loss = loss + self.distill_cfg.attention_weight * attention
+            self.log("train/attention_loss", attention.detach(), on_step=False, on_epoch=True)
         if self.angle_penalty > 0:  # RBNN reviewer 2: penalise the angle to sign(w) instead of rotating
             penalty = angle_penalty(self.net)
             loss = loss + self.angle_penalty * penalty
