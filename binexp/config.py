@@ -3,6 +3,8 @@ keys, types, ranges, choices) before anything runs, and any problem becomes one 
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import inspect
 from dataclasses import dataclass
@@ -23,8 +25,13 @@ class DistillConfig:
     teacher: str | None = None  # run directory or checkpoint of the teacher; null = no distillation
     temperature: float = 1.0
     weight: float = 1.0  # share of the KL term; 1.0 = KL only (ReActNet), 0.5 = half CE
+    attention_weight: float = 0.0  # attention transfer after every block (Real-to-Binary); 0 = off
 
     def __post_init__(self) -> None:
+        if not (self.attention_weight >= 0 and math.isfinite(self.attention_weight)):
+            raise ValueError(f"distill.attention_weight must be a number >= 0, got {self.attention_weight}")
+        if self.attention_weight > 0 and not self.teacher:
+            raise ValueError("distill.attention_weight > 0 needs a teacher; fix: set distill.teacher=<run dir or .ckpt>")
         if not self.temperature > 0:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
         if not 0 <= self.weight <= 1:
@@ -42,6 +49,7 @@ class RunConfig:
     trainer: dict
     distill: DistillConfig
     raw: DictConfig
+    angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.angle_penalty)
 
 
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
@@ -142,4 +150,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")
-    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg)
+    from binexp.angle_penalty import check_angle_penalty
+
+    penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
+    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg,
+                     angle_penalty=penalty)

@@ -86,7 +86,8 @@ def run_training(cfg: DictConfig) -> dict:
     if hasattr(datamodule, "check"):
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes, run_config=resolved)
+    module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes, run_config=resolved,
+                              angle_penalty=run.angle_penalty)
     init_report = None
     if cfg.get("init_from") and ckpt_path is None:  # a resumed run restores everything from its own checkpoint
         init_report = load_compatible(module, cfg.init_from, run.model.name)

@@ -30,7 +30,16 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
     "rbnn_ablation": ("RBNN Table 4 ablation (ResNet-20, Bi-Real shortcuts) with the reviewers' extras", [
         "rbnn_ablation_xnor", "rbnn_ablation_t", "rbnn_ablation_r", "rbnn_ablation_rt", "rbnn_ablation_rat",
         "rbnn_ablation_per_epoch", "rbnn_ablation_per_step", "rbnn_ablation_full", "rbnn_ablation_alpha_fixed",
-        "rbnn_ablation_tanh"], "1000 epochs x 50k images each"),
+        "rbnn_ablation_tanh", "rbnn_ablation_angle_penalty", "rbnn_ablation_theta_clip", "rbnn_ablation_theta_bounded"],
+        "1000 epochs x 50k images each"),
+    "rbnn_xnor_bireal": ("RBNN reviewer 3's layout, CIFAR-10 ResNet-20: XNOR / XNOR + RBNN / Bi-Real / Bi-Real + RBNN", [
+        "xnor_cifar_resnet20", "rbnn_cifar_resnet20", "bireal_cifar_resnet20", "rbnn_cifar_resnet20_bireal"],
+        "1000 epochs x 50k images each"),
+    "rbnn_xnor_bireal_imagenet": ("RBNN reviewer 3's layout, ImageNet ResNet-18: XNOR / Bi-Real / Bi-Real + RBNN", [
+        "xnor_imagenet_resnet18", "bireal_imagenet_resnet18", "rbnn_imagenet_resnet18"],
+        "150 (XNOR, RBNN) or 256 (Bi-Real) epochs x 1.28M images"),
+    "rbnn_imagenet": ("RBNN Table 2: ImageNet, W/A 1/1, ResNet-18 and ResNet-34 (top-1; --metric val_acc5 for top-5)", [
+        "rbnn_imagenet_resnet18", "rbnn_imagenet_resnet34"], "150 epochs x 1.28M images each"),
     "flexor_table1": ("FleXOR Table 1: CIFAR-10, N_out = 20, 0.4-1.0 bits/weight", [
         f"flexor_resnet{d}_b{b}" for d in (20, 32) for b in ("10", "08", "06", "04")], "500 epochs x 50k images each"),
     "flexor_table1_nout10": ("FleXOR Table 5 (appendix): the Table 1 sweep with N_out = 10", [

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from binexp.checkpoint import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt and the best epoch
 from binexp.diagnostics import flip_rate, layer_stats, weight_signs
 from binexp.errors import BinexpError
+from binexp.lit.act_diagnostics import run_records
 from binexp.quant.layers import quantized_layers
 from binexp.schedule import lr_decays_before
 from binexp.targets import check_targets
@@ -43,6 +44,10 @@ class QuantizerSchedule(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         for _, layer in quantized_layers(pl_module):
             layer.step_end(trainer.current_epoch, trainer.global_step)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        for _, layer in quantized_layers(pl_module):
+            layer.before_optimizer_step()
 
 
 def _tensorboard(trainer: L.Trainer):
@@ -171,6 +176,7 @@ class RunRecord(Callback):
         self._tick()
         record = dict(self.static)
         record.update(self.metrics(trainer))
+        record.update(run_records(trainer))  # per-layer values of this moment (alpha_final, act_angular_bias...)
         record["status"] = status
         if error:
             record["error"] = error

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from binexp.distill import DistillConfig, distillation_loss
+from binexp.angle_penalty import angle_penalty
+from binexp.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
+from binexp.errors import BinexpError
 from binexp.models import build_model
 from binexp.quant import ConvFactory, quantized_layers
 from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
@@ -19,8 +23,10 @@ class ClassifierModule(L.LightningModule):
     per-epoch LR schedule come from ``schedule``. ``hparams`` holds only plain containers (the
     resolved run config) so checkpoints load with ``weights_only`` torch.load."""
 
-    def __init__(self, model_cfg, quantizer_cfg, schedule_cfg: ScheduleConfig, num_classes: int, run_config: dict | None = None) -> None:
+    def __init__(self, model_cfg, quantizer_cfg, schedule_cfg: ScheduleConfig, num_classes: int, run_config: dict | None = None,
+                 angle_penalty: float = 0.0) -> None:
         super().__init__()
+        self.angle_penalty = float(angle_penalty)  # lambda of binexp.angle_penalty (0 = off)
         self.save_hyperparameters({"run_config": run_config or {}, "num_classes": num_classes})
         self.schedule_cfg = schedule_cfg
         self.net = build_model(model_cfg, ConvFactory(quantizer_cfg), num_classes)
@@ -39,6 +45,14 @@ class ClassifierModule(L.LightningModule):
         optimizers and ``train()``/``eval()`` switches."""
         object.__setattr__(self, "_teacher", teacher)
         self.distill_cfg = cfg
+        if cfg.attention_weight > 0:  # attention transfer: hooks after every block of both networks
+            if getattr(self.net, "_compiled_call_impl", None) is not None:
+                raise BinexpError("distill.attention_weight > 0 reads block outputs through forward hooks, not supported with compile=true; fix: compile=false")
+            names = block_names(self.net)
+            if not names or names != block_names(teacher):
+                raise BinexpError(f"distill.attention_weight needs student and teacher with the same ResNet blocks (layer1.0, ...); "
+                                  f"got {len(names)} and {len(block_names(teacher))}; fix: a ResNet teacher of the student's architecture")
+            self.__dict__["_attention_taps"] = (FeatureTap(self.net, names), FeatureTap(teacher, names))
 
     @property
     def teacher(self) -> torch.nn.Module | None:
@@ -59,13 +73,25 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         x, y = batch
-        logits = self(x)
-        if self.teacher is not None:
-            with torch.no_grad():
-                teacher_logits = self.teacher(x)
-            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
-        else:
+        teacher_logits = None
+        with contextlib.ExitStack() as stack:  # attention transfer: block outputs of student and teacher
+            feats = [stack.enter_context(tap.capture()) for tap in self.__dict__.get("_attention_taps", ())]
+            logits = self(x)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(x)
+        if teacher_logits is None:
             loss = F.cross_entropy(logits, y, label_smoothing=self.schedule_cfg.label_smoothing)
+        else:
+            loss = distillation_loss(logits, teacher_logits, y, self.distill_cfg)
+        if feats:
+            attention = attention_transfer_loss(*feats)
+            loss = loss + self.distill_cfg.attention_weight * attention
+            self.log("train/attention_loss", attention.detach(), on_step=False, on_epoch=True)
+        if self.angle_penalty > 0:  # RBNN reviewer 2: penalise the angle to sign(w) instead of rotating
+            penalty = angle_penalty(self.net)
+            loss = loss + self.angle_penalty * penalty
+            self.log("train/angle_penalty", penalty.detach(), on_step=False, on_epoch=True)
         self.train_loss(loss)
         self.train_acc1(logits, y)
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)

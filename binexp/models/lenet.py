@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from binexp.models.registry import ModelConfig, register_model
+from binexp.models.registry import ModelConfig, register_model, scaled
 
 
 class LeNet5(nn.Module):
@@ -23,17 +23,19 @@ class LeNet5(nn.Module):
     classifier as a 1x1 conv), every layer binarized as in FleXOR's Fig. 4. No BatchNorm; every
     factory layer gets a full-precision bias (the factory's convs have none). Colour inputs (the
     synthetic smoke set) are averaged to one channel and maps other than 7x7 before FC1 are
-    max-pooled to 7x7, so the network runs on any image size. Init: Kaiming-normal (fan-in)."""
+    max-pooled to 7x7, so the network runs on any image size. Init: Kaiming-normal (fan-in).
+    ``model.width`` scales the 32/64/512 channels; the activation stays ReLU, as in the paper."""
 
-    def __init__(self, conv, num_classes: int, binarize_first_last: bool = False) -> None:
+    def __init__(self, conv, num_classes: int, binarize_first_last: bool = False, width: float = 1.0) -> None:
         super().__init__()
-        self.conv1 = conv(1, 32, 5, 1, 2, stage=0) if binarize_first_last else nn.Conv2d(1, 32, 5, 1, 2, bias=True)
-        self.conv2 = conv(32, 64, 5, 1, 2, stage=1)
-        self.fc1 = conv(64, 512, 7, 1, 0, stage=2)
-        self.fc2 = conv(512, num_classes, 1, 1, 0, stage=3) if binarize_first_last else nn.Linear(512, num_classes, bias=True)
+        c1, c2, f1 = (scaled(c, width) for c in (32, 64, 512))
+        self.conv1 = conv(1, c1, 5, 1, 2, stage=0) if binarize_first_last else nn.Conv2d(1, c1, 5, 1, 2, bias=True)
+        self.conv2 = conv(c1, c2, 5, 1, 2, stage=1)
+        self.fc1 = conv(c2, f1, 7, 1, 0, stage=2)
+        self.fc2 = conv(f1, num_classes, 1, 1, 0, stage=3) if binarize_first_last else nn.Linear(f1, num_classes, bias=True)
         # a bias for every layer without one of its own (the factory's layers)
         self.biases = nn.ParameterDict({name: nn.Parameter(torch.zeros(c)) for name, c in
-                                        (("conv1", 32), ("conv2", 64), ("fc1", 512), ("fc2", num_classes))
+                                        (("conv1", c1), ("conv2", c2), ("fc1", f1), ("fc2", num_classes))
                                         if getattr(self, name).__class__ not in (nn.Conv2d, nn.Linear)
                                         or getattr(self, name).bias is None})
         for m in (self.conv1, self.conv2, self.fc1, self.fc2):
@@ -70,7 +72,7 @@ class LeNet5(nn.Module):
 @register_model("lenet5", "LeNet-5 32C5-MP2-64C5-MP2-512FC-10 (FleXOR's MNIST net; no BN; "
                 "model.binarize_first_last=true binarizes every layer as FleXOR does)", input_size=28)
 def lenet5(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return LeNet5(conv, num_classes, cfg.binarize_first_last)
+    return LeNet5(conv, num_classes, cfg.binarize_first_last, cfg.width)
 
 
 __all__ = ["LeNet5"]

@@ -130,6 +130,11 @@ class QuantConv2d(nn.Module):
     def step_end(self, epoch: int, step: int) -> None:
         """Per-step work after the optimizer step (e.g. FleXOR's clipping of encrypted weights)."""
 
+    @torch.no_grad()
+    def before_optimizer_step(self) -> None:
+        """After backward (gradients accumulated and unscaled), before the optimizer step: read or
+        change this layer's gradients (RBNN: theta's gradient norm and its optional clipping)."""
+
     # -- diagnostics ----------------------------------------------------------------------
     def latent_weight(self) -> Tensor:
         """The real-valued tensor whose sign is the binary weight, conv-shaped."""
@@ -140,6 +145,24 @@ class QuantConv2d(nn.Module):
         from binexp.quant.sign import sign_pm1
 
         return sign_pm1(self.latent_weight())
+
+    def act_latent(self, x: Tensor) -> Tensor | None:
+        """The real tensor whose sign is this layer's binary input, for input ``x``; None when
+        the layer keeps its activations real (activation angular bias is measured on it)."""
+        return x if getattr(self, "act_sign", None) is not None else None
+
+    def penalty_weight(self) -> Tensor | None:
+        """The real tensor whose sign is the binary weight, *with* its autograd graph (what an
+        angle penalty differentiates); None when the layer has no conv-shaped latent weight
+        (FleXOR) or keeps real weights."""
+        w = getattr(self, "weight", None)
+        if not isinstance(w, nn.Parameter) or w.dim() != 4 or getattr(self, "weight_sign", True) is None:
+            return None
+        return w
+
+    def final_values(self) -> dict[str, float]:
+        """Per-layer numbers for metrics.json, refreshed at every write (RBNN: ``alpha_final``)."""
+        return {}
 
     def report(self) -> dict:
         """Plain numbers about this layer for metrics.json and the run log (``layer_reports``)."""

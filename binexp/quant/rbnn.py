@@ -25,6 +25,10 @@ Backward: sign uses the training-aware approximation F'(x; k, t) = max(0, k(sqrt
 t_a = max(t, 1); t = Tmin (Tmax/Tmin)^(e/E) per epoch), so dL/dw_s = (1 - alpha) F'(w~) dL/db
 and no gradient flows through the rotated branch.
 
+theta_stabilize (not in the code, RBNN reviewer 4's stability question): ``clip_grad`` scales
+dL/dtheta of a layer to norm <= theta_grad_max_norm before each optimizer step; ``bounded``
+projects theta onto [0, pi/2] after each step. Diagnostics: max |theta - pi/2|, ||dL/dtheta||.
+
 Every step of this list is a config knob (``conf/quantizer/rbnn.yaml``); the defaults are the
 official code's behaviour.
 """
@@ -48,6 +52,7 @@ UPDATE_INTERVALS = ("epoch", "step")
 ROTATION_INITS = ("haar", "identity")
 ALPHA_MODES = ("learned", "fixed", "unconstrained")
 ROTATED_GRADS = ("detach", "through")
+THETA_STABILIZE = ("none", "clip_grad", "bounded")
 UPDATE_DTYPES = ("float32", "float64")
 
 
@@ -76,6 +81,10 @@ class RBNNConfig:
     theta_init: float = math.pi / 2  # learned: initial theta (alpha0 = |sin theta_init| = 1)
     alpha_value: float = 1.0  # fixed: the constant alpha in [0, 1]; unconstrained: initial alpha
     rotated_grad: str = "detach"  # detach: stopgrad on the rotated branch (code) | through: dL/dw through R
+    # none (code) | clip_grad: per-layer ||dL/dtheta|| <= theta_grad_max_norm before each optimizer
+    # step | bounded: theta projected onto [0, pi/2] after each step (alpha = sin theta, monotone)
+    theta_stabilize: str = "none"
+    theta_grad_max_norm: float = 1.0
     weight_standardize: bool = True  # per-output-channel (w - mean) / std, unbiased
     act_standardize: bool = True  # per-sample (a - mean) / std over (C, H, W), unbiased
     binary_activations: bool = True  # False: the code's --a32 (full-precision activations a_s)
@@ -90,6 +99,12 @@ class RBNNConfig:
         _check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
         _check_choice("rotated_grad", self.rotated_grad, ROTATED_GRADS)
         _check_choice("update_dtype", self.update_dtype, UPDATE_DTYPES)
+        _check_choice("theta_stabilize", self.theta_stabilize, THETA_STABILIZE)
+        if not (math.isfinite(self.theta_grad_max_norm) and self.theta_grad_max_norm > 0):
+            raise ValueError(f"quantizer.theta_grad_max_norm must be a finite number > 0, got {self.theta_grad_max_norm}")
+        if self.theta_stabilize != "none" and (not self.rotation or self.alpha_mode != "learned"):
+            raise ValueError(f"quantizer.theta_stabilize={self.theta_stabilize} acts on the learned theta; fix: keep "
+                             "quantizer.rotation=true and quantizer.alpha_mode=learned, or set quantizer.theta_stabilize=none")
         _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
         _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if self.seed is not None and self.seed < 0:
@@ -293,6 +308,8 @@ class RBNNConv2d(QuantConv2d):
             # diagnostics of the last update (not checkpointed; read only by extra_stats)
             self.register_buffer("_stat_objective", torch.full((cfg.rounds + 1,), float("nan")), persistent=False)
             self.register_buffer("_stat_update", torch.full((4,), float("nan")), persistent=False)
+            # ||dL/dtheta|| before any clipping: the last optimizer step's, and the largest since the epoch began
+            self.register_buffer("_stat_theta_grad", torch.full((2,), float("nan")), persistent=False)
         self._eval_cache: tuple | None = None
         self._last_step_update: int | None = None  # step mode: the global step R was last solved for
 
@@ -392,6 +409,8 @@ class RBNNConv2d(QuantConv2d):
     @torch.no_grad()
     def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
         super().epoch_start(epoch, max_epochs, lr_decays)  # t, k of the surrogates
+        if getattr(self, "theta", None) is not None:
+            self._stat_theta_grad[1].fill_(float("nan"))
         if self.rotation and self.cfg.update_interval == "epoch" and epoch % self.cfg.update_frequency == 0:
             self.update_rotation()
 
@@ -406,7 +425,47 @@ class RBNNConv2d(QuantConv2d):
         if step % self.cfg.update_frequency == 0:
             self.update_rotation()
 
+    # -- theta: its gradient and the stabilised variants (theta_stabilize) ----------------------
+    @torch.no_grad()
+    def before_optimizer_step(self) -> None:
+        """Record ||dL/dtheta|| (after backward, before the step; identical on every DDP rank),
+        then with ``theta_stabilize=clip_grad`` scale it to at most ``theta_grad_max_norm``:
+        g <- g * min(1, max_norm / ||g||)."""
+        theta = getattr(self, "theta", None)
+        if theta is None or theta.grad is None:
+            return
+        norm = torch.linalg.vector_norm(theta.grad.float())
+        self._stat_theta_grad[0].copy_(norm)
+        self._stat_theta_grad[1].copy_(torch.fmax(self._stat_theta_grad[1], norm))
+        if self.cfg.theta_stabilize == "clip_grad":
+            theta.grad.mul_((self.cfg.theta_grad_max_norm / norm.clamp_min(1e-12)).clamp(max=1.0).to(theta.grad.dtype))
+
+    @torch.no_grad()
+    def step_end(self, epoch: int, step: int) -> None:
+        """``theta_stabilize=bounded``: project theta onto [0, pi/2] after every optimizer step,
+        so alpha = |sin theta| = sin theta is monotone in theta and a large step saturates at
+        alpha = 0 or 1 instead of wrapping around (theta0 = pi/2 lies on the bound: the start is
+        the code's)."""
+        if self.cfg.theta_stabilize == "bounded" and getattr(self, "theta", None) is not None:
+            self.theta.clamp_(min=0.0, max=math.pi / 2)
+
     # -- diagnostics ----------------------------------------------------------------------------
+    def act_latent(self, x: Tensor) -> Tensor | None:
+        """a_s, the per-sample standardised input whose sign is the binary activation."""
+        if self.act_sign is None:
+            return None
+        return standardize(x, (1, 2, 3)) if self.cfg.act_standardize else x
+
+    def penalty_weight(self) -> Tensor:
+        """w~ (w_s with the rotation off) with its graph: the angle penalty reaches w and theta."""
+        with torch.autocast(self.weight.device.type, enabled=False):
+            return self.mixed_weight(self.standardized_weight())
+
+    @torch.no_grad()
+    def final_values(self) -> dict[str, float]:
+        """``alpha_final``: mean over output channels of alpha (Eq. 11) for metrics.json."""
+        return {"alpha_final": float(self._alpha_tensor().float().mean())} if self.rotation else {}
+
     @torch.no_grad()
     def latent_weight(self) -> Tensor:
         """w~, the real tensor whose sign is the binary weight (the rotated, mixed, standardised
@@ -429,6 +488,19 @@ class RBNNConv2d(QuantConv2d):
             return stats
         stats["rbnn_alpha_mean"] = self._alpha_tensor().mean()
         stats["rbnn_rotation_updates"] = self.rotation_updates.detach().float()
+        # Eq. 11 side by side: optimal-scale quantization error of w_s, of R1^T W_s R2 and of w~
+        from binexp.diagnostics import quantization_error
+
+        w_s = self.standardized_weight().detach()
+        stats["quant_error_unrotated"] = quantization_error(w_s)
+        stats["quant_error_rotated"] = quantization_error(self.rotated(w_s))
+        stats["quant_error_mixed"] = quantization_error(self.mixed_weight(w_s))
+        if getattr(self, "theta", None) is not None:
+            stats["rbnn_theta_dev_max"] = (self.theta.detach().float() - math.pi / 2).abs().max()
+            if bool(torch.isfinite(self._stat_theta_grad[0])):
+                stats["rbnn_theta_grad_norm"] = self._stat_theta_grad[0].clone()
+            if bool(torch.isfinite(self._stat_theta_grad[1])):
+                stats["rbnn_theta_grad_norm_max"] = self._stat_theta_grad[1].clone()
         if int(self.rotation_updates) > 0 and bool(torch.isfinite(self._stat_update).all()):
             for r, value in enumerate(self._stat_objective):
                 stats[f"rbnn_objective_round{r}"] = value.clone()

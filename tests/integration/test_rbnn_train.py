@@ -162,7 +162,8 @@ def test_preset_meta_values():
                 "rbnn_cifar_vgg_small": 91.3, "rbnn_imagenet_resnet18": 59.9, "rbnn_imagenet_resnet34": 63.1,
                 "rbnn_ablation_xnor": 83.7, "rbnn_ablation_t": 86.6, "rbnn_ablation_r": 86.4, "rbnn_ablation_rt": 87.1,
                 "rbnn_ablation_rat": 87.8, "rbnn_ablation_per_epoch": 86.5, "rbnn_ablation_per_step": 86.7,
-                "rbnn_ablation_full": None, "rbnn_ablation_alpha_fixed": None, "rbnn_ablation_tanh": None}
+                "rbnn_ablation_full": None, "rbnn_ablation_alpha_fixed": None, "rbnn_ablation_tanh": None,
+                "rbnn_ablation_angle_penalty": None, "rbnn_ablation_theta_clip": None, "rbnn_ablation_theta_bounded": None}
     assert sorted(expected) == rbnn_presets()
     models = {"rbnn_cifar_resnet18": "resnet18_cifar", "rbnn_imagenet_resnet34": "resnet34", "rbnn_ablation_per_step": "resnet20"}
     for preset, value in expected.items():

@@ -451,6 +451,8 @@ def test_extra_stats_and_histograms():
     expected = {"rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_alpha_mean", "rbnn_rotation_updates",
                 "rbnn_cos_before", "rbnn_cos_after", "rbnn_rotation_flips", "rbnn_update_flips",
                 "rbnn_objective_round0", "rbnn_objective_round1", "rbnn_objective_round2", "rbnn_objective_round3"}
+    # the reviewers' Eq. 11 errors and theta's deviation (theta's gradient norm only once a step has run)
+    expected |= {"quant_error_unrotated", "quant_error_rotated", "quant_error_mixed", "rbnn_theta_dev_max"}
     assert set(stats) == expected
     assert stats["rbnn_alpha_mean"].item() == 1.0
     assert stats["rbnn_cos_after"] >= stats["rbnn_cos_before"]

@@ -1,0 +1,64 @@
+"""Penalising the angle instead of rotating (RBNN reviewer 2's question; Lin et al., RBNN,
+NeurIPS 2020, arXiv 2009.13055): a loss term that pulls every latent weight towards its binary
+vertex, as an alternative to RBNN's rotation.
+
+For one binarized layer with latent weight w (C_out, n) (the real tensor whose sign is the
+binary weight: w for XNOR-Net / Bi-Real, the mixed w~ for RBNN, w_s with the rotation off):
+
+    P(layer) = mean_c (1 - cos(w_c, sign w_c)),   cos(w_c, sign w_c) = ||w_c||_1 / (||w_c||_2 sqrt(n))
+
+(the angular bias of :func:`binexp.diagnostics.angular_bias`), and the loss adds
+``angle_penalty * mean over binarized layers of P``. Its gradient per channel is
+dP/dw_c = -(sign(w_c) / ||w_c||_2 - ||w_c||_1 w_c / ||w_c||_2^3) / (C_out sqrt(n)).
+Set with the top-level config field ``angle_penalty`` (0 = off)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+
+from binexp.errors import BinexpError
+
+
+def one_minus_cos(w: Tensor) -> Tensor:
+    """mean over output channels of 1 - cos(w_c, sign w_c), differentiable; ``w`` (C_out, ...)."""
+    w = w.flatten(1)
+    cos = w.abs().sum(1) / (w.norm(dim=1) * math.sqrt(w.shape[1])).clamp_min(1e-12)
+    return (1.0 - cos).mean()
+
+
+def angle_penalty(net: nn.Module) -> Tensor:
+    """mean over the binarized layers with a latent weight of :func:`one_minus_cos` (unweighted)."""
+    from binexp.quant.layers import quantized_layers
+
+    terms = []
+    for _, layer in quantized_layers(net):
+        w = layer.penalty_weight()
+        if w is not None:
+            terms.append(one_minus_cos(w.float()))
+    if not terms:
+        raise BinexpError("angle_penalty > 0 but the model has no binarized layer with a latent weight; fix: set angle_penalty=0")
+    return torch.stack(terms).mean()
+
+
+def check_angle_penalty(value, quantizer_cfg) -> float:
+    """Validate the top-level ``angle_penalty``: a number >= 0, and > 0 only for a quantizer whose
+    layers keep a latent weight (checked on one probe layer built from a copy of the config)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise BinexpError(f"angle_penalty must be a number >= 0, got {value!r}; fix: e.g. angle_penalty=0.1 (0 = off)")
+    if value == 0:
+        return 0.0
+    from binexp.quant.registry import get_quantizer
+
+    probe = get_quantizer(quantizer_cfg.name).build(copy.deepcopy(quantizer_cfg), 16, 16, 3, 1, 1, 0)
+    hook = getattr(probe, "penalty_weight", None)
+    if not callable(hook) or hook() is None:
+        raise BinexpError(f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "
+                          f"quantizer={quantizer_cfg.name} has none; fix: set angle_penalty=0 or choose such a quantizer")
+    return float(value)
+
+
+__all__ = ["angle_penalty", "check_angle_penalty", "one_minus_cos"]
