@@ -163,7 +163,9 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
-    check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    from binexp.resume import resume_checkpoint
+
+    resume_checkpoint(run_dir)  # last.ckpt, or the newest readable checkpoint, or one line
     saved = [str(o) for o in OmegaConf.load(saved_file)]
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}

@@ -23,7 +23,10 @@ from binexp.distill import load_teacher
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
+from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import ClassifierModule
+from binexp.resume import already_complete, previous_record, resume_checkpoint
+from binexp.runstate import RunLock
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
 
 CHECKPOINT_DIR = "checkpoints"
@@ -89,15 +92,32 @@ def run_training(cfg: DictConfig) -> dict:
     run = validate(cfg)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    lock = RunLock(run_dir)
+    if _is_rank_zero() and not lock.acquire():
+        raise BinexpError(f"{run_dir} is being trained by another live process; fix: wait for it to end or stop it first")
+    try:
+        return _run_training(cfg, run, hc, run_dir)
+    finally:
+        lock.release()
+
+
+def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     ckpt_path = None
+    previous = {}
     if cfg.get("resume"):
-        ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")
-        if not Path(ckpt_path).is_file():
-            raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
+        previous = previous_record(run_dir)
+        if already_complete(previous, run.trainer.get("max_epochs")):
+            print(f"binexp: {run_dir} already completed its {previous['epochs']} epochs; nothing to do "
+                  f"(fix: add trainer.max_epochs=<more> to train it further)", file=sys.stderr)
+            return previous
+        ckpt, note = resume_checkpoint(run_dir)
+        ckpt_path = str(ckpt)
+        if note:
+            log.warning(note)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    datamodule = build_datamodule(run.data)
+    datamodule = build_datamodule(run.data, seed=cfg.get("seed"))
     if hasattr(datamodule, "check"):
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -138,14 +158,17 @@ def run_training(cfg: DictConfig) -> dict:
         log.info("layer %s: %s", layer_name, report)
     if _is_rank_zero():
         write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
-    record = RunRecord(str(run_dir), static)
-    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
+    record = RunRecord(str(run_dir), static, previous=previous)
+    interrupt = Interrupt(run_dir / CHECKPOINT_DIR / "last.ckpt")
+    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record, interrupt]
     trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        with interrupt.installed():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        if interrupt.caught(e):
+            interrupt.stop(e, trainer, record, run_dir, fresh=ckpt_path is None)
+        record.write(trainer, status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         raise
     final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
     log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
