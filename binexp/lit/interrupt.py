@@ -82,6 +82,12 @@ class Interrupt(Callback):
 
     # -- the interrupt checkpoint ---------------------------------------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.world_size > 1:  # DDP: every rank stops at the same batch if any rank got the signal
+            import torch
+
+            flag = torch.tensor([self.requested or 0], device=trainer.strategy.root_device)
+            flag = trainer.strategy.reduce(flag, reduce_op="max")
+            self.requested = int(flag.item()) or None
         if self.requested is None:
             return
         signum = self.requested
@@ -126,11 +132,13 @@ class Interrupt(Callback):
             saved = "checkpoint saved" if getattr(e, "checkpoint", None) else "resumes from the last checkpoint"
             line = f"binexp: interrupted by {signal_name(signum)} at {where} ({saved}); continue with: binexp train resume={run_dir}"
         else:
-            if record.last:
-                if fresh:
+            if fresh:  # leave nothing that makes the folder look like a run (the same command must work again)
+                if record.last:
                     (Path(run_dir) / "metrics.json").unlink(missing_ok=True)
-                else:
-                    record.write(trainer, status="interrupted")
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            elif record.last:
+                record.write(trainer, status="interrupted")
             line = f"binexp: interrupted by {signal_name(signum)} during start-up, before anything was trained; run the same command again"
         if trainer.is_global_zero:
             print(line, file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ resume tests need no sleeps. Enable it with an override, e.g.::
 
 ``at``:
 
+* ``fit_start``: at fit start, before anything is trained (an interrupt during start-up);
 * ``batch``: at the end of the training batch after which the global step is ``step``;
 * ``epoch_start``: at the start of epoch ``epoch``, after the quantizer's epoch-start work
   (RBNN's rotation update) has changed the network in memory;
@@ -12,7 +13,8 @@ resume tests need no sleeps. Enable it with an override, e.g.::
   half of its bytes are in the file when the signal comes (what a kill does to a writer that
   writes in place).
 
-``signal``: ``SIGKILL`` (default), ``SIGINT`` or ``SIGTERM``. The signal is sent once per
+``signal``: ``SIGKILL`` (default), ``SIGINT``, ``SIGTERM`` or ``SIGSTOP`` (the process freezes,
+holding its run lock, until the test kills it). The signal is sent once per
 process (a resumed run that passes the same point again is not killed: ``once_file``, if set,
 is created when the signal has been sent and disarms the callback in later processes)."""
 
@@ -31,8 +33,8 @@ from lightning.pytorch.callbacks import Callback
 class KillAt(Callback):
     def __init__(self, at: str = "batch", step: int = -1, epoch: int = -1, signal: str = "SIGKILL",
                  once_file: str | None = None) -> None:
-        if at not in ("batch", "epoch_start", "checkpoint_write"):
-            raise ValueError(f"KillAt.at must be batch, epoch_start or checkpoint_write, got {at!r}")
+        if at not in ("fit_start", "batch", "epoch_start", "checkpoint_write"):
+            raise ValueError(f"KillAt.at must be fit_start, batch, epoch_start or checkpoint_write, got {at!r}")
         self.at, self.step, self.epoch, self.signal_name = at, int(step), int(epoch), signal
         self.once_file = Path(once_file) if once_file else None
 
@@ -43,6 +45,10 @@ class KillAt(Callback):
         if self.once_file is not None:
             self.once_file.write_text("sent\n")
         os.kill(os.getpid(), getattr(signal, self.signal_name))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at == "fit_start" and self._armed():
+            self._fire()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.at == "batch" and trainer.global_step == self.step and self._armed():

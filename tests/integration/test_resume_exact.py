@@ -6,16 +6,18 @@ thread: the same arithmetic in every process)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from binexp.runstate import effective_status
-from tests.conftest import QUICK, read_metrics, run_cli
+from tests.conftest import BIN, QUICK, read_metrics, run_cli
 
 # 4 batches per epoch, 3 epochs: global steps 0..11
 TINY = ["model=resnet20", "data=synthetic", "data.train_size=128", "data.val_size=64", "data.batch_size=32",
@@ -69,16 +71,27 @@ def interrupt_lines(stderr: str) -> list[str]:
 
 @pytest.mark.slow
 def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, reference):
-    """xnor: SIGKILL in epoch 1 (the run reads dead, resume continues from epoch 0's end), then
+    """xnor: SIGKILL in epoch 1 (the run reads running while its process lives, then dead; resume
+    continues from epoch 0's end), then
     Ctrl-C (SIGINT) two batches into epoch 1 of the resumed run: status interrupted, one line with
     the resume command, a mid-epoch checkpoint; the second resume finishes the run bit-identically."""
     run = tmp_path / "run"
-    args = ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("kill", tmp_path, "batch", step=5),
+    args = ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("stop", tmp_path, "batch", "SIGSTOP", step=5),
             *kill_at("int", tmp_path, "batch", "SIGINT", step=6)]
-    r = run_cli(args, tmp_path, env=ENV)
-    assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != "BINEXP_VERB"} | ENV
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen([str(BIN), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:  # the process freezes itself at step 5, holding its lock: the run reads running
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "stop.fired").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "stop.fired").exists(), (tmp_path / "first.log").read_text()[-3000:]
+        assert effective_status(run, read_metrics(run)) == "running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     m = read_metrics(run)
-    assert m["status"] == "running" and effective_status(run, m) == "dead"
+    assert m["status"] == "running" and effective_status(run, m) == "dead"  # SIGKILL: the lock died with it
 
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
@@ -151,3 +164,26 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
     assert r.returncode == 0, r.stderr[-3000:]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert_same_run(run, reference(quantizer))
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path):
+    run = tmp_path / "run"
+    r = run_cli(["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("int", tmp_path, "fit_start", "SIGINT")],
+                tmp_path, env=ENV)
+    assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+    assert interrupt_lines(r.stderr) == ["binexp: interrupted by SIGINT during start-up, before anything was trained; "
+                                         "run the same command again"], r.stderr[-2000:]
+    # nothing that makes the preflight call the folder a run: the same command can run again
+    assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
+
+
+def test_ctrl_c_in_any_verb_before_a_run_is_one_line(monkeypatch, capsys):
+    from binexp import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.VERBS, "list", interrupted)
+    assert cli.main(["list"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["binexp: error: interrupted"]
