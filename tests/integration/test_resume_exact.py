@@ -96,8 +96,8 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
-    assert interrupt_lines(r.stderr) == [f"binexp: interrupted by SIGINT at epoch 1, step 6 (checkpoint saved); "
-                                         f"continue with: binexp train resume={run}"], r.stderr[-2000:]
+    assert interrupt_lines(r.stderr) == [(f"binexp: interrupted by SIGINT at epoch 1, step 6 (checkpoint saved); "
+                                          f"continue with: binexp train resume={run}")], r.stderr[-2000:]
     m = read_metrics(run)
     assert m["status"] == "interrupted" and effective_status(run, m) == "interrupted" and "error" not in m
     assert m["global_step"] == 6 and m["val_acc1"] is not None  # epoch 0's numbers stand until epoch 1 has its own
@@ -115,8 +115,8 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     before = (run / "metrics.json").read_bytes()
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert interrupt_lines(r.stderr) == [f"binexp: {run} already completed its 3 epochs; nothing to do "
-                                         f"(fix: add trainer.max_epochs=<more> to train it further)"]
+    assert interrupt_lines(r.stderr) == [(f"binexp: {run} already completed its 3 epochs; nothing to do "
+                                          f"(fix: add trainer.max_epochs=<more> to train it further)")]
     assert (run / "metrics.json").read_bytes() == before
 
 
@@ -172,8 +172,8 @@ def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path):
                 tmp_path, env=ENV)
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
-    assert interrupt_lines(r.stderr) == ["binexp: interrupted by SIGINT during start-up, before anything was trained; "
-                                         "run the same command again"], r.stderr[-2000:]
+    assert interrupt_lines(r.stderr) == [("binexp: interrupted by SIGINT during start-up, before anything was trained; "
+                                          "run the same command again")], r.stderr[-2000:]
     # nothing that makes the preflight call the folder a run: the same command can run again
     assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
 

@@ -29,7 +29,7 @@ def test_order_derives_from_seed_and_epoch_only():
     a = train_loader(Images(), 3, seed=7)
     b = train_loader(Images(), 3, seed=7)
     e0, e1 = epoch_batches(a, 0), epoch_batches(a, 1)
-    assert sorted(sum(e0, [])) == list(range(10)) and len(e0) == 4
+    assert sorted(i for b in e0 for i in b) == list(range(10)) and len(e0) == 4
     assert e0 != e1
     assert epoch_batches(b, 1) == e1 and epoch_batches(b, 0) == e0  # any epoch, in any order of asking
     assert epoch_batches(train_loader(Images(), 3, seed=8), 0) != e0
@@ -44,7 +44,7 @@ def test_ranks_split_each_epoch_between_them():
         s.set_epoch(4)
     got = [list(s) for s in shards]
     assert all(len(g) == 4 for g in got)  # 10 padded to 12
-    assert set(sum(got, [])) == set(range(10))
+    assert {i for g in got for i in g} == set(range(10))
 
 
 def test_loader_state_resumes_after_the_batches_trained():
