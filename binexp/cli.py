@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return VERBS[verb](rest) or 0
     except BinexpError as e:
         return fail(str(e))
+    except KeyboardInterrupt:  # Ctrl-C before a run started (or in another verb): one line, no traceback
+        return fail("interrupted", 130)
     except BrokenPipeError:  # e.g. `binexp report ... | head`: the reader has gone, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -46,7 +46,8 @@ def _compose_error(e: Exception) -> BinexpError:
 
 def compose(overrides: list[str]):
     """Compose the train config with the Compose API (no output directories, no logging)."""
-    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
@@ -184,7 +185,7 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
-    from binexp import checkpoint
+    from binexp.resume import resume_checkpoint
     from binexp.targets import check_saved_overrides
 
     try:
@@ -195,7 +196,7 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
         raise BinexpError(f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run") from None
     check_saved_overrides([o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file))
-    check_checkpoint(run_dir / checkpoint.CHECKPOINT_DIR / checkpoint.LAST)
+    resume_checkpoint(run_dir)  # last.ckpt, or the newest readable checkpoint, or one line
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
     saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]

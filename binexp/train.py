@@ -19,16 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 import binexp
 from binexp import checkpoint
 from binexp.accounting import model_bits
+from binexp.checkpoint import load_teacher
 from binexp.config import validate
 from binexp.data import build_datamodule
-from binexp.checkpoint import load_teacher
 from binexp.entropy import model_entropy
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
+from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import ClassifierModule
+from binexp.resume import already_complete, previous_record, resume_checkpoint
+from binexp.runstate import RunLock
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
-
 
 log = logging.getLogger("binexp.train")
 
@@ -71,18 +73,35 @@ def run_training(cfg: DictConfig) -> dict:
     run = validate(cfg)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    lock = RunLock(run_dir)
+    if rank_zero_only.rank == 0 and not lock.acquire():
+        raise BinexpError(f"{run_dir} is being trained by another live process; fix: wait for it to end or stop it first")
+    try:
+        return _run_training(cfg, run, hc, run_dir)
+    finally:
+        lock.release()
+
+
+def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     ckpt_path = None
+    previous = {}
     if cfg.get("resume"):
-        ckpt_path = str(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
-        if not Path(ckpt_path).is_file():
-            raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
-        if _is_rank_zero():  # what a killed write left behind
+        previous = previous_record(run_dir)
+        if already_complete(previous, run.trainer.get("max_epochs")):
+            print(f"binexp: {run_dir} already completed its {previous['epochs']} epochs; nothing to do "
+                  f"(fix: add trainer.max_epochs=<more> to train it further)", file=sys.stderr)
+            return previous
+        ckpt, note = resume_checkpoint(run_dir)
+        ckpt_path = str(ckpt)
+        if note:
+            log.warning(note)
+        if rank_zero_only.rank == 0:  # what a killed write left behind
             for folder in (run_dir, run_dir / CHECKPOINT_DIR):
                 checkpoint.remove_stale_temps(folder)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    datamodule = build_datamodule(run.data)
+    datamodule = build_datamodule(run.data, seed=cfg.get("seed"))
     if hasattr(datamodule, "check"):
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -129,17 +148,20 @@ def run_training(cfg: DictConfig) -> dict:
             module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
     except OSError as e:
         raise write_error(e, run_dir) from None
-    record = RunRecord(str(run_dir), static)
-    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
+    record = RunRecord(str(run_dir), static, previous=previous)
+    interrupt = Interrupt(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
+    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record, interrupt]
     # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory
     trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir),
                         plugins=[checkpoint.safe_checkpoint_io()])
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        with interrupt.installed():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        if interrupt.caught(e):
+            interrupt.stop(e, trainer, record, run_dir, fresh=ckpt_path is None)
         try:
-            record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            record.write(trainer, status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         except OSError:
             pass  # the output is unwritable: the one line below says so
         if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # full disk, read-only output: one line, the last good checkpoint stays

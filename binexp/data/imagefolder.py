@@ -48,6 +48,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.expected_classes = num_classes
         self.num_classes = num_classes or len(self._classes("train"))
         self.train_set = self.val_set = None
+        self.run_seed: int | None = None  # set by build_datamodule(seed=...)
+        self._train_loader = None
 
     def _classes(self, split: str) -> list[str]:
         d = Path(self.root).expanduser() / split
@@ -112,7 +114,20 @@ class ImageFolderDataModule(L.LightningDataModule):
                           collate_fn=_encoded_batch if self.decode == "tensor" else None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, True)
+        """(seed, epoch)-ordered and resumable mid-epoch (``binexp.data.seeding``); PIL transforms
+        run under a per-sample seed, tensor decoding under a per-batch one."""
+        from binexp.data.seeding import SeededSamples, default_seed, train_loader
+
+        batch_size = self.batch_size
+        if self.trainer is not None and self.trainer.world_size > 1:
+            batch_size = max(1, batch_size // self.trainer.world_size)
+        seed = default_seed(self.run_seed)
+        pil = self.decode == "pil"
+        self._train_loader = train_loader(
+            SeededSamples(self.train_set, seed) if pil else self.train_set, batch_size, seed, self.trainer, keyed=pil,
+            num_workers=self.num_workers, pin_memory=pil, persistent_workers=self.num_workers > 0, drop_last=True,
+            collate_fn=None if pil else _encoded_batch)
+        return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, False)
@@ -128,7 +143,14 @@ class ImageFolderDataModule(L.LightningDataModule):
         encoded, labels = batch
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         train = self.trainer is not None and self.trainer.training
-        return decode_batch(encoded, device, train, self.image_size, self.crop_ratio, self.scale), labels
+        if not (train and self._train_loader is not None):
+            return decode_batch(encoded, device, train, self.image_size, self.crop_ratio, self.scale), labels
+        from binexp.data.seeding import mix
+
+        progress = self._train_loader.progress
+        with torch.random.fork_rng(devices=[]):  # crop parameters and flips draw from the CPU generator
+            torch.manual_seed(mix(self._train_loader.epoch_sampler.seed, "augment", progress.epoch, progress.trained()))
+            return decode_batch(encoded, device, train, self.image_size, self.crop_ratio, self.scale), labels
 
 
 def _encoded_batch(samples):

@@ -3,7 +3,8 @@
 Batches are gathered by index in one op (``__getitems__``), moved to the training device as
 uint8 (or gathered there directly: with ``resident_on_device`` the whole set is copied to the
 accelerator once, 150 MB for CIFAR), and augmented + normalised there in
-``on_after_batch_transfer``."""
+``on_after_batch_transfer``. Epoch order and augmentation derive from (run seed, epoch, batch
+position) (``binexp.data.seeding``), so a resumed run, even mid-epoch, sees the same batches.""" 
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8, random_crop_flip
+from binexp.data.seeding import augment_generator, default_seed, train_loader
 
 
 class TensorImages(Dataset):
@@ -58,6 +60,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.resident_on_device = resident_on_device
         self.train_set: TensorImages | None = None
         self.val_set: TensorImages | None = None
+        self.run_seed: int | None = None  # set by build_datamodule(seed=...); null: this process's torch seed
+        self._train_loader = None
 
     def load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -81,7 +85,12 @@ class InMemoryDataModule(L.LightningDataModule):
                           drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+        per_rank = self.batch_size
+        if self.trainer is not None and self.trainer.world_size > 1:
+            per_rank = max(1, self.batch_size // self.trainer.world_size)
+        self._train_loader = train_loader(self.train_set, per_rank, default_seed(self.run_seed), self.trainer,
+                                          num_workers=0, collate_fn=_keep_batch)
+        return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
@@ -89,14 +98,20 @@ class InMemoryDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
-    def transform_batch(self, batch, train: bool):
+    def transform_batch(self, batch, train: bool, generator: torch.Generator | None = None):
         """uint8 batch on the training device -> augmented (when training), normalised floats."""
         images, labels = batch
         if train and self.augment:
-            images = random_crop_flip(images, pad=self.crop_padding, flip=True)
+            images = random_crop_flip(images, pad=self.crop_padding, flip=True, generator=generator)
         if self.normalize == "imagenet":
             return normalize_uint8(images, IMAGENET_MEAN, IMAGENET_STD), labels
         return normalize_uint8(images, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), labels
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        return self.transform_batch(batch, train=self.trainer is not None and self.trainer.training)
+        train = self.trainer is not None and self.trainer.training
+        generator = None
+        if train and self._train_loader is not None:
+            progress = self._train_loader.progress
+            generator = augment_generator(self._train_loader.epoch_sampler.seed, progress.epoch, progress.trained(),
+                                          batch[0].device)
+        return self.transform_batch(batch, train=train, generator=generator)

@@ -160,5 +160,8 @@ def dataset_kinds() -> list[str]:
     return sorted(DATASETS)
 
 
-def build_datamodule(cfg) -> L.LightningDataModule:
-    return DATASETS[cfg.kind].build(cfg)
+def build_datamodule(cfg, seed: int | None = None) -> L.LightningDataModule:
+    """``seed``: the run seed, from which every epoch's order and augmentation derive."""
+    datamodule = DATASETS[cfg.kind].build(cfg)
+    datamodule.run_seed = seed
+    return datamodule

@@ -27,15 +27,37 @@ from binexp.targets import check_targets
 class QuantizerSchedule(Callback):
     """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
     training step of each epoch (never in validation or the sanity check), and
-    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training
-    step. On resume the epoch hook runs for the resumed epoch, so schedule values are recomputed,
-    not restored."""
+    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step. On resume the epoch hook runs
+    for the resumed epoch, so schedule values are recomputed, not restored. A checkpoint taken
+    inside an epoch (an interrupt, or ``last.ckpt`` at validation end) records that the epoch
+    started; Lightning does not rerun ``on_train_epoch_start`` for it, so at train start the
+    layers re-enter it with ``resume_epoch`` (schedule values only: RBNN's rotation for the
+    epoch is already in the restored R1, R2)."""
+
+    def __init__(self) -> None:
+        self.epoch_started: int | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch_started": self.epoch_started}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_started = state.get("epoch_started")
+
+    @staticmethod
+    def _decays(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+        schedule = getattr(pl_module, "schedule_cfg", None)
+        return lr_decays_before(schedule, trainer.current_epoch) if schedule is not None else 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.epoch_started is not None and self.epoch_started == trainer.current_epoch:
+            for _, layer in quantized_layers(pl_module):
+                layer.resume_epoch(trainer.current_epoch, trainer.max_epochs, self._decays(trainer, pl_module))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        schedule = getattr(pl_module, "schedule_cfg", None)
-        decays = lr_decays_before(schedule, trainer.current_epoch) if schedule is not None else 0
+        decays = self._decays(trainer, pl_module)
         for _, layer in quantized_layers(pl_module):
             layer.epoch_start(trainer.current_epoch, trainer.max_epochs, decays)
+        self.epoch_started = trainer.current_epoch
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         for _, layer in quantized_layers(pl_module):
@@ -103,9 +125,10 @@ class RunRecord(Callback):
     ``running``), after every validation epoch, and finally by the train task (``completed`` or
     ``failed``). Wall time and throughput accumulate across resumes (the callback is stateful)."""
 
-    def __init__(self, run_dir: str, static: dict) -> None:
+    def __init__(self, run_dir: str, static: dict, previous: dict | None = None) -> None:
         self.path = Path(run_dir) / "metrics.json"
         self.static = static
+        self.previous = previous or {}  # a resumed run's record: its numbers stand until new ones exist
         self.wall_time_s = 0.0
         self.train_time_s = 0.0
         self.train_images = 0
@@ -152,6 +175,8 @@ class RunRecord(Callback):
             self.epochs_done = max(self.epochs_done, trainer.current_epoch + 1)  # this epoch's training is done
             self.write(trainer, status="running")
 
+    _METRIC_KEYS = ("val_acc1", "best_val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss", "train_images_per_s")
+
     def metrics(self, trainer) -> dict:
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
         best = m.get("val/acc1_best")
@@ -177,6 +202,9 @@ class RunRecord(Callback):
         record = dict(self.static)
         record.update(self.metrics(trainer))
         record.update(run_records(trainer))  # per-layer values of this moment (alpha_final, act_angular_bias...)
+        for key, value in record.items():
+            if value is None and self.previous.get(key) is not None and key in self._METRIC_KEYS:
+                record[key] = self.previous[key]
         record["status"] = status
         if error:
             record["error"] = error

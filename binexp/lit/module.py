@@ -101,6 +101,28 @@ class ClassifierModule(L.LightningModule):
         self.log("train/acc1", self.train_acc1.compute() * 100, prog_bar=True, sync_dist=True)
         self.train_acc1.reset()
 
+    _EPOCH_METRICS = ("train_acc1", "train_loss")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The running train metrics of an epoch in progress (a checkpoint taken mid-epoch), so
+        a resumed epoch reports the same train/acc1 and train/loss; outside ``state_dict`` so
+        the network's keys stay what ``init_from`` and ``export`` read."""
+        checkpoint["binexp_epoch_metrics"] = {
+            name: {"state": {k: v.detach().clone() for k, v in getattr(self, name).metric_state.items()},
+                   "updates": int(getattr(self, name)._update_count)}
+            for name in self._EPOCH_METRICS}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        for name, saved in (checkpoint.get("binexp_epoch_metrics") or {}).items():
+            metric = getattr(self, name, None)
+            if metric is None:
+                continue
+            for key, value in saved["state"].items():
+                current = getattr(metric, key)
+                setattr(metric, key, value.to(current.device) if torch.is_tensor(current) else value)
+            metric._update_count = int(saved["updates"])
+            metric._computed = None
+
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)

@@ -123,6 +123,13 @@ class QuantConv2d(nn.Module):
             s.set_progress(epoch, max_epochs)
 
     @torch.no_grad()
+    def resume_epoch(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
+        """Re-enter ``epoch`` after a resume from a checkpoint taken inside it (its start work
+        already ran and its effect is in the restored state): recompute the schedule values
+        that are not checkpointed (surrogate t, k; FleXOR's S_tanh), redo nothing else."""
+        self.epoch_start(epoch, max_epochs, lr_decays)
+
+    @torch.no_grad()
     def step_start(self, epoch: int, step: int) -> None:
         """Per-step work before a training step (most methods have none)."""
 

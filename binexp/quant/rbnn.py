@@ -312,6 +312,7 @@ class RBNNConv2d(QuantConv2d):
             self.register_buffer("_stat_theta_grad", torch.full((2,), float("nan")), persistent=False)
         self._eval_cache: tuple | None = None
         self._last_step_update: int | None = None  # step mode: the global step R was last solved for
+        self._rotated_epoch: int | None = None  # epoch mode: the epoch whose start update has been applied
 
     def _initial_rotations(self) -> tuple[Tensor, Tensor]:
         if self.cfg.rotation_init == "identity":
@@ -408,11 +409,23 @@ class RBNNConv2d(QuantConv2d):
 
     @torch.no_grad()
     def epoch_start(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
+        """t, k of the surrogates for ``epoch``; the epoch's rotation update only once per epoch
+        (``_rotated_epoch``): a mid-epoch resume re-enters the epoch through
+        :meth:`resume_epoch`, which marks it as rotated (R1, R2 come from the checkpoint)."""
         super().epoch_start(epoch, max_epochs, lr_decays)  # t, k of the surrogates
         if getattr(self, "theta", None) is not None:
             self._stat_theta_grad[1].fill_(float("nan"))
+        if self._rotated_epoch == epoch:
+            return
+        self._rotated_epoch = epoch
         if self.rotation and self.cfg.update_interval == "epoch" and epoch % self.cfg.update_frequency == 0:
             self.update_rotation()
+
+    @torch.no_grad()
+    def resume_epoch(self, epoch: int, max_epochs: int, lr_decays: int = 0) -> None:
+        """The epoch's rotation update is already in the restored R1, R2: mark it done."""
+        self._rotated_epoch = epoch
+        super().resume_epoch(epoch, max_epochs, lr_decays)
 
     @torch.no_grad()
     def step_start(self, epoch: int, step: int) -> None:

@@ -1,0 +1,64 @@
+"""Which checkpoint ``resume=<run dir>`` continues from, and whether there is anything to do.
+
+``checkpoints/last.ckpt`` when it is readable; otherwise (a run killed before its first
+``last.ckpt``, or during its write) the newest readable checkpoint in ``checkpoints/`` by global
+step. Every epoch's data order and augmentation derive from (seed, epoch), so resuming from any
+of them ends in the same network as the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from binexp.checkpoint import CHECKPOINT_DIR, LAST, load
+from binexp.errors import BinexpError
+
+
+def read_position(path: Path) -> tuple[int, int] | None:
+    """(global_step, epoch) of a readable Lightning checkpoint, else None (loaded with
+    ``weights_only=True``)."""
+    if not path.is_file():
+        return None
+    try:
+        state = load(path, "resume")
+    except BinexpError:  # unreadable or refused: not a candidate
+        return None
+    if "epoch" not in state:
+        return None
+    return int(state.get("global_step", 0)), int(state["epoch"])
+
+
+def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
+    """(checkpoint to resume from, a note when it is not ``last.ckpt``), or a one-line error."""
+    run_dir = Path(run_dir)
+    folder = run_dir / CHECKPOINT_DIR
+    last = folder / LAST
+    if read_position(last) is not None:
+        return last, None
+    others = [(pos, p) for p in sorted(folder.glob("*.ckpt")) if p.name != LAST and (pos := read_position(p)) is not None]
+    if others:
+        (step, epoch), best = max(others, key=lambda item: (item[0], item[1].stat().st_mtime))
+        why = "is unreadable" if last.exists() else "does not exist"
+        return best, f"{last} {why}; resuming from {best.name} (epoch {epoch}, step {step})"
+    if last.exists():
+        raise BinexpError(f"checkpoint {last} is corrupt (not a readable Lightning checkpoint); fix: restore it, "
+                          f"or start a new run without resume=")
+    raise BinexpError(
+        f"nothing to resume: {last} does not exist (the run stopped before its first checkpoint); fix: start it again "
+        f"without resume= and with hydra.run.dir=<a new folder> (or delete {run_dir} first)")
+
+
+def previous_record(run_dir: str | Path) -> dict:
+    """The run's ``metrics.json`` as a dict ({} when missing or unreadable)."""
+    try:
+        record = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def already_complete(record: dict, max_epochs) -> bool:
+    """A completed run that the resume would not extend."""
+    epochs = record.get("epochs")
+    return (record.get("status") == "completed" and isinstance(epochs, int) and max_epochs is not None
+            and 0 <= int(max_epochs) <= epochs)
