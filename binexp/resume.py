@@ -35,12 +35,19 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
     last = folder / LAST
     if read_position(last) is not None:
         return last, None
+    if last.exists():
+        try:  # a last.ckpt that asks to build objects is refused outright, never skipped in silence
+            load(last, "resume")
+        except BinexpError as e:
+            if "asks to build" in str(e):
+                raise
     others = [(pos, p) for p in sorted(folder.glob("*.ckpt")) if p.name != LAST and (pos := read_position(p)) is not None]
     if others:
         (step, epoch), best = max(others, key=lambda item: (item[0], item[1].stat().st_mtime))
         why = "is unreadable" if last.exists() else "does not exist"
         return best, f"{last} {why}; resuming from {best.name} (epoch {epoch}, step {step})"
     if last.exists():
+        load(last, "resume")  # the exact one line: not a torch archive, truncated, no state_dict...
         raise BinexpError(f"checkpoint {last} is corrupt (not a readable Lightning checkpoint); fix: restore it, "
                           f"or start a new run without resume=")
     raise BinexpError(

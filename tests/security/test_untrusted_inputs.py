@@ -90,17 +90,19 @@ def test_checkpoint_through_resume(cli, tmp_path):
 def test_lightnings_own_resume_load_is_weights_only(cli, tmp_path, monkeypatch):
     """Past the pre-flight (a good last.ckpt when it looked, a malicious one when Lightning
     loads it): Lightning's restore goes through SafeCheckpointIO, so it refuses the payload."""
-    import binexp.preflight
+    import binexp.resume
+    import binexp.train
 
     marker = tmp_path / "fired"
     run = fake_run(tmp_path / "run")
-    real_check = binexp.preflight.check_checkpoint
+    real_check = binexp.resume.resume_checkpoint
 
-    def swap_after_check(path):
-        real_check(path)
-        evil_checkpoint(path, marker)  # replaced between the pre-flight and Lightning's load
+    def swap_after_check(run_dir):
+        found = real_check(run_dir)
+        evil_checkpoint(found[0], marker)  # replaced between binexp's checks and Lightning's load
+        return found
 
-    monkeypatch.setattr(binexp.preflight, "check_checkpoint", swap_after_check)
+    monkeypatch.setattr(binexp.train, "resume_checkpoint", swap_after_check)  # after the pre-flight's and the run's look
     code, lines = cli(["train", f"resume={run}", "trainer.enable_progress_bar=false"])
     assert code == 1 and lines[-1].startswith("binexp: error: resume: checkpoint ") and "asks to build" in lines[-1]
     assert sum(line.startswith("binexp: error:") for line in lines) == 1
