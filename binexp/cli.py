@@ -27,6 +27,8 @@ verbs:
                         width, memory, MACs split into binary and full precision, training-only state
   export <run> <out>    pack a FleXOR run's encrypted bits + alphas into <out> and check that
                         integer-XOR decryption equals the training forward
+  status <sweep dir>    one line per job of a sweep: overrides, status (completed, running, dead,
+                        interrupted, failed, not started), epoch reached, best accuracy, last update
   list [group]          list the registered names and config options (quantizer, model, data,
                         schedule, experiment, surrogate)
 
@@ -128,7 +130,14 @@ def cmd_export(args: list[str]) -> int:
     return export_main(args)
 
 
-VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export}
+def cmd_status(args: list[str]) -> int:
+    from binexp.commands.status import main as status_main
+
+    return status_main(args)
+
+
+VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export,
+         "status": cmd_status}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -107,6 +107,9 @@ def check_config(overrides: list[str]):
     if hasattr(datamodule, "check"):
         datamodule.check()
     build_callbacks(cfg, None)
+    from binexp.trackers import check as check_trackers
+
+    check_trackers(cfg.get("logger"))  # logger=wandb|mlflow: fields known, package installed
     if cfg.get("init_from"):
         from binexp.init_from import check_compatible, read_checkpoint, resolve_checkpoint
 
@@ -120,6 +123,9 @@ def check_config(overrides: list[str]):
 
 
 def preflight(overrides: list[str], multirun: bool) -> None:
+    from binexp.extras import check_launcher_overrides
+
+    check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
     for variant in expand_sweeps(overrides, multirun):
         check_config(variant)
     if not multirun:

@@ -24,7 +24,9 @@ from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
+from binexp.runstate import RunLock
 from binexp.summary import data_input_size, format_summary, summarize, summary_dict
+from binexp import sweep_resume  # noqa: F401 - registers the resolver behind hydra.output_subdir
 
 CHECKPOINT_DIR = "checkpoints"
 log = logging.getLogger("binexp.train")
@@ -59,13 +61,16 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    return loggers
+    from binexp.trackers import build as build_trackers  # logger.wandb / logger.mlflow
+
+    return loggers + build_trackers(lcfg, run_dir)
 
 
 def _is_rank_zero() -> bool:
     import os
 
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0 \
+        and int(os.environ.get("SLURM_PROCID", 0)) == 0  # one task per GPU under SLURM (srun sets no LOCAL_RANK)
 
 
 def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
@@ -91,9 +96,19 @@ def run_training(cfg: DictConfig) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     ckpt_path = None
     if cfg.get("resume"):
-        ckpt_path = str(run_dir / CHECKPOINT_DIR / "last.ckpt")
-        if not Path(ckpt_path).is_file():
-            raise BinexpError(f"nothing to resume: {ckpt_path} does not exist; fix: start a new run without resume=")
+        ckpt_path = sweep_resume.resume_checkpoint(run_dir)  # last.ckpt, or Lightning's newer hpc_ckpt_<n>.ckpt
+        if ckpt_path is None:
+            raise BinexpError(f"nothing to resume: {run_dir / CHECKPOINT_DIR / 'last.ckpt'} does not exist; fix: start a new run without resume=")
+    elif hc.mode == RunMode.MULTIRUN:  # a sweep re-run into its own directory: skip, resume or start
+        action, ckpt_path = sweep_resume.plan(run_dir)
+        if action == "skip":
+            log.info("%s already holds a completed run; skipped (nothing rewritten)", run_dir)
+            return sweep_resume.read_record(run_dir)
+        if action == "resume":
+            log.info("resuming %s from %s", run_dir, ckpt_path)
+    lock = RunLock(run_dir)
+    if _is_rank_zero() and not lock.acquire():
+        raise BinexpError(f"{run_dir} is being trained by another live process; fix: wait for it to end")
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -146,8 +161,10 @@ def run_training(cfg: DictConfig) -> dict:
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         record.write(trainer, status=status, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        lock.release()
         raise
     final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
+    lock.release()
     log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
              final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),
              run_dir, run_dir)

@@ -1,0 +1,1 @@
+"""One module per ``binexp`` verb: ``main(args: list[str]) -> int``."""
