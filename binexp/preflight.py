@@ -169,7 +169,10 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
-    check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    from binexp.sweep_resume import hpc_checkpoint, resume_checkpoint
+
+    newest = resume_checkpoint(run_dir)  # last.ckpt, or Lightning's newer hpc_ckpt_<n>.ckpt (SLURM requeue)
+    check_checkpoint(hpc_checkpoint(run_dir) if newest == "hpc" else run_dir / "checkpoints" / "last.ckpt")
     saved = [str(o) for o in OmegaConf.load(saved_file)]
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}

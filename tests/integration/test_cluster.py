@@ -186,7 +186,7 @@ def test_local_launcher_runs_a_two_job_sweep_into_one_directory(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
     """3 jobs; the sweep process dies (SIGKILL) as job 1 starts its 2nd epoch. The same command again:
     job 0 is not retrained (checkpoint, metrics.json and .hydra/ unchanged), job 1 continues at
     epoch 1, job 2 trains from scratch."""
@@ -199,11 +199,13 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     job0, job1, job2 = (sweep / f"{i}_job" for i in range(3))
     assert read_metrics(job0)["status"] == "completed" and not job2.exists()
     assert read_metrics(job1)["status"] == "running" and read_metrics(job1)["epochs"] == 1
-    status = run_cli(["status", str(sweep)], tmp_path)
-    lines = status.stdout.splitlines()
-    assert lines[1].split() == ["0", "seed=1", "completed", "2/2", f"{read_metrics(job0)['best_val_acc1']:.2f}"], status.stdout
-    assert lines[2].split()[:4] == ["1", "seed=2", "dead", "1/2"] and len(lines[2].split()) == 7, status.stdout
-    assert lines[3].split() == ["2", "seed=3", "not", "started", "-", "-"], status.stdout
+    assert cli_main(["status", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 4, out
+    assert lines[1].split() == ["0", "seed=1", "completed", "2/2", f"{read_metrics(job0)['best_val_acc1']:.2f}"], out
+    assert lines[2].split()[:4] == ["1", "seed=2", "dead", "1/2"] and len(lines[2].split()) == 7, out  # + the last update
+    assert lines[3].split() == ["2", "seed=3", "not", "started", "-", "-"], out
 
     kept = [job0 / "checkpoints" / "last.ckpt", job0 / "metrics.json", *sorted((job0 / ".hydra").iterdir()),
             *sorted((job0 / "tensorboard").iterdir()), job0 / "summary.json"]
@@ -218,7 +220,8 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     assert [m["status"] for m in (m0, m1, m2)] == ["completed"] * 3
     assert [(m["epochs"], m["global_step"]) for m in (m0, m1, m2)] == [(2, 4)] * 3
     assert "resuming" in (job1 / "train.log").read_text() and "already holds a completed run" in (job0 / "train.log").read_text()
-    lines = run_cli(["status", str(sweep)], tmp_path).stdout.splitlines()
+    assert cli_main(["status", str(sweep)]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert [line.split()[2:4] for line in lines[1:]] == [["completed", "2/2"]] * 3
 
 
