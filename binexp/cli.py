@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from binexp.errors import BinexpError
 
@@ -29,6 +28,8 @@ verbs:
                         quant_error, weight_hist, alpha, angular_bias, flexor_stanh, flexor_ntap
   export <run> <out>    pack a FleXOR run's encrypted bits + alphas into <out> and check that
                         integer-XOR decryption equals the training forward
+  status <sweep dir>    one line per job of a sweep: overrides, status (completed, running, dead,
+                        interrupted, failed, not started), epoch reached, best accuracy, last update
   list [group]          list the registered names and config options (quantizer, model, data,
                         schedule, experiment, surrogate)
 
@@ -132,6 +133,12 @@ def cmd_export(args: list[str]) -> int:
     return export_main(args)
 
 
+def cmd_status(args: list[str]) -> int:
+    from binexp.commands.status import main as status_main
+
+    return status_main(args)
+
+
 def cmd_plot(args: list[str]) -> int:
     from binexp.commands.plot import main as plot_main
 
@@ -139,7 +146,7 @@ def cmd_plot(args: list[str]) -> int:
 
 
 VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export,
-         "plot": cmd_plot}
+         "plot": cmd_plot, "status": cmd_status}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,6 +108,9 @@ def check_config(overrides: list[str]):
     if hasattr(datamodule, "check"):
         datamodule.check()
     build_callbacks(cfg, None)
+    from binexp.trackers import check as check_trackers
+
+    check_trackers(cfg.get("logger"))  # logger=wandb|mlflow: fields known, package installed
     check_trainer(run.trainer)
     if cfg.get("init_from") and not cfg.get("resume"):
         from binexp.init_from import load_compatible
@@ -124,6 +127,9 @@ def check_config(overrides: list[str]):
 
 
 def preflight(overrides: list[str], multirun: bool) -> None:
+    from binexp.extras import check_launcher_overrides
+
+    check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
     for variant in expand_sweeps(overrides, multirun):
         check_config(variant)
     explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides

@@ -17,7 +17,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 import binexp
-from binexp import checkpoint
+from binexp import (
+    checkpoint,
+    sweep_resume,  # noqa: F401 - registers the resolver behind hydra.output_subdir
+)
 from binexp.accounting import model_bits
 from binexp.checkpoint import load_teacher
 from binexp.config import validate
@@ -44,7 +47,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    return loggers
+    from binexp.trackers import build as build_trackers  # logger.wandb / logger.mlflow
+
+    return loggers + build_trackers(lcfg, run_dir)
 
 
 @rank_zero_only
@@ -98,6 +103,14 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         if rank_zero_only.rank == 0:  # what a killed write left behind
             for folder in (run_dir, run_dir / CHECKPOINT_DIR):
                 checkpoint.remove_stale_temps(folder)
+    elif hc.mode == RunMode.MULTIRUN:  # a sweep re-run into its own directory: skip, resume or start
+        action, ckpt_path, note = sweep_resume.plan(run_dir)
+        if action == "skip":
+            log.info("%s already holds a completed run; skipped (nothing rewritten)", run_dir)
+            return sweep_resume.read_record(run_dir) or {}
+        if action == "resume":
+            previous = previous_record(run_dir)
+            log.info("resuming %s from %s%s", run_dir, ckpt_path, f" ({note})" if note else "")
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 

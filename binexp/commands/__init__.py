@@ -1,1 +1,1 @@
-"""One module per binexp verb: ``main(args: list[str]) -> int``."""
+"""One module per ``binexp`` verb: ``main(args: list[str]) -> int``."""

@@ -1,0 +1,113 @@
+"""``binexp status <sweep dir>...``: one line per job of a sweep: its overrides, its status
+(``completed``, ``running``, ``dead`` = recorded as running but no live process holds its lock,
+``interrupted``, ``failed``, ``not started``), the epoch it reached of how many, its best top-1
+accuracy and, for running or dead jobs, when its ``metrics.json`` was last written.
+
+The jobs are the sweep's job directories plus, when the sweep's ``multirun.yaml`` can be read,
+the jobs Hydra's basic sweeper expands it into that have no directory yet (``not started``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from binexp.errors import BinexpError
+from binexp.runstate import effective_status
+
+
+def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
+    """The override list of every job of the sweep, in job-number order (empty if unknown)."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        task = [str(o) for o in OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task]
+        if any(o.startswith("hydra.sweeper") for o in task):
+            return []
+        parsed = OverridesParser.create().parse_overrides(task)
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception:  # noqa: BLE001 - no multirun.yaml, or a sweep another sweeper expanded: show the directories
+        return []
+
+
+def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
+    jobs: dict[int, Path] = {}
+    for d in sorted(sweep_dir.iterdir()):
+        num, sep, _ = d.name.partition("_")
+        if d.is_dir() and sep and num.isdigit() and ((d / "metrics.json").exists() or (d / ".hydra").is_dir()):
+            jobs.setdefault(int(num), d)
+    return jobs
+
+
+def _saved_overrides(run_dir: Path) -> list[str]:
+    try:
+        from omegaconf import OmegaConf
+
+        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def job_rows(sweep_dir: Path) -> list[dict]:
+    """One dict per job: num, overrides, status, epochs, max_epochs, best, updated."""
+    expected = _expected_jobs(sweep_dir)
+    dirs = _job_dirs(sweep_dir)
+    rows = []
+    for num in sorted(set(range(len(expected))) | set(dirs)):
+        d = dirs.get(num)
+        overrides = expected[num] if num < len(expected) else (_saved_overrides(d) if d else [])
+        row = {"num": num, "overrides": overrides, "status": "not started", "epochs": None, "max_epochs": None,
+               "best": None, "updated": None, "dir": str(d) if d else None}
+        if d is not None and (d / "metrics.json").exists():
+            try:
+                record = json.loads((d / "metrics.json").read_text())
+            except (OSError, ValueError):
+                record = {"status": "unreadable"}
+            row.update(status=effective_status(d, record), epochs=record.get("epochs"), max_epochs=record.get("max_epochs"),
+                       best=record.get("best_val_acc1"))
+            if row["status"] in ("running", "dead"):
+                row["updated"] = (d / "metrics.json").stat().st_mtime
+        elif d is not None:
+            row["status"] = "starting"  # Hydra made the directory; training has not written metrics.json yet
+        rows.append(row)
+    return rows
+
+
+def _varying(rows: list[dict]) -> list[list[str]]:
+    """Each job's overrides without those every job shares (all of them for a one-job sweep)."""
+    lists = [r["overrides"] for r in rows]
+    if len(lists) < 2:
+        return lists
+    shared = set.intersection(*(set(o) for o in lists))
+    return [[o for o in ov if o not in shared] for ov in lists]
+
+
+def format_rows(rows: list[dict]) -> list[str]:
+    table = [("job", "overrides", "status", "epoch", "best acc1", "last update")]
+    for row, ov in zip(rows, _varying(rows)):
+        epoch = "-" if row["epochs"] is None else f"{row['epochs']}/{row['max_epochs'] if row['max_epochs'] is not None else '?'}"
+        best = "-" if row["best"] is None else f"{row['best']:.2f}"
+        updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["updated"])) if row["updated"] else ""
+        table.append((str(row["num"]), " ".join(ov) or "(none)", row["status"], epoch, best, updated))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+
+
+def main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="binexp status", description="one line per job of a sweep: overrides, status, epoch, best accuracy")
+    parser.add_argument("sweep_dirs", nargs="+", help="sweep directories (outputs/multiruns/<date>_<time>)")
+    opts = parser.parse_args(args)
+    for i, name in enumerate(opts.sweep_dirs):
+        sweep_dir = Path(name)
+        if not sweep_dir.is_dir():
+            raise BinexpError(f"no sweep directory at {sweep_dir}; fix: pass a directory under outputs/multiruns")
+        rows = job_rows(sweep_dir)
+        if not rows:
+            raise BinexpError(f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); fix: pass a sweep directory")
+        if len(opts.sweep_dirs) > 1:
+            print(("\n" if i else "") + f"{sweep_dir}:")
+        print("\n".join(format_rows(rows)))
+    return 0

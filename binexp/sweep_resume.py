@@ -1,0 +1,59 @@
+"""Sweeps that resume: a job of a sweep re-run into the same sweep directory
+(``binexp train -m ... hydra.sweep.dir=<existing>``) looks at its own job directory first.
+
+- ``completed`` (its ``metrics.json`` says so): the job is skipped and nothing of the run is
+  touched: Hydra does not rewrite its ``.hydra/`` either (``hydra.output_subdir`` resolves to
+  null for it, see :func:`output_subdir`); only the job's log gains a line saying it was skipped;
+- it has a checkpoint (an interrupted, failed or killed run, or one SLURM preempted): it resumes
+  from the newest of ``checkpoints/last.ckpt`` and Lightning's ``hpc_ckpt_<n>.ckpt`` (written on
+  SLURM's requeue signal), through Lightning's own ``ckpt_path``, so epochs continue;
+- nothing: it starts, as a new job would.
+
+A job whose run a live process is still training (its ``.lock`` is held) is not started twice
+(``run_training`` takes the lock)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_record(run_dir: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_completed(run_dir: str | Path) -> bool:
+    record = read_record(run_dir)
+    return bool(record) and record.get("status") == "completed"
+
+
+def plan(run_dir: str | Path) -> tuple[str, str | None, str | None]:
+    """``("skip", None, None)``, ``("resume", ckpt_path, note)`` or ``("start", None, None)`` for a
+    sweep job; the checkpoint is chosen as ``resume=`` chooses it (:func:`binexp.resume.find_checkpoint`)."""
+    from binexp.resume import find_checkpoint
+
+    if is_completed(run_dir):
+        return "skip", None, None
+    ckpt, note = find_checkpoint(run_dir)
+    return ("resume", str(ckpt), note) if ckpt is not None else ("start", None, None)
+
+
+def output_subdir(output_dir: str | None) -> str | None:
+    """The resolver behind ``hydra.output_subdir``: ``.hydra``, except null for a job directory
+    that holds a completed run, so that re-running a sweep leaves that run's ``.hydra/`` as it was."""
+    if output_dir and is_completed(output_dir):
+        return None
+    return ".hydra"
+
+
+def register_resolver() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("binexp_output_subdir"):
+        OmegaConf.register_new_resolver("binexp_output_subdir", output_subdir, use_cache=False)
+
+
+register_resolver()
