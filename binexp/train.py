@@ -24,10 +24,29 @@ from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import QuantizerSchedule, RunRecord
 from binexp.lit.module import ClassifierModule
-from binexp.summary import data_input_size, format_summary, summarize, summary_dict
+from binexp.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 
 CHECKPOINT_DIR = "checkpoints"
 log = logging.getLogger("binexp.train")
+detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
+SWEPT_ENV = "BINEXP_SWEPT_KEYS"
+
+
+def _swept_dirname(*, _root_) -> str:
+    """``hydra.sweep.subdir``'s tail: the overrides of the keys the sweep varies (set by
+    ``binexp train -m``), not every override (Hydra's ``override_dirname``, often ~90 chars)."""
+    import os
+
+    keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+    full = str(_root_.hydra.job.override_dirname)
+    if not keys:
+        return full
+    parts = [str(o) for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    return ",".join(parts) or full
+
+
+if not OmegaConf.has_resolver("binexp_swept"):
+    OmegaConf.register_new_resolver("binexp_swept", _swept_dirname)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
@@ -56,7 +75,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     loggers = []
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
+        # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False))
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     return loggers
@@ -68,13 +88,34 @@ def _is_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
-def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
-    """The bit-aware summary of this run's model, as summary.txt and summary.json."""
+def write_summary(net, run_dir: Path, input_size: int, title: str) -> list:
+    """The bit-aware summary of this run's model, as summary.txt and summary.json; returns its rows."""
     import json
 
     rows = summarize(net, input_size)
     (run_dir / "summary.txt").write_text(format_summary(rows, title) + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary_dict(rows), indent=2))
+    return rows
+
+
+def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
+    """Quiet unless ``verbose``; the live bar (Rich) only on a terminal, never carriage returns
+    in a log. Returns the progress-bar callbacks to add."""
+    from binexp.quiet import make_quiet, make_verbose
+
+    verbose = bool(cfg.get("verbose"))
+    (make_verbose if verbose else make_quiet)()
+    trainer_kwargs.setdefault("enable_model_summary", verbose)
+    bar = bool(trainer_kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
+    trainer_kwargs["enable_progress_bar"] = bar
+    if not bar:
+        return []
+    try:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        return [RichProgressBar()]
+    except (ImportError, ModuleNotFoundError):  # rich missing: Lightning's own bar
+        return []
 
 
 def _versions() -> dict:
@@ -87,6 +128,8 @@ def _versions() -> dict:
 def run_training(cfg: DictConfig) -> dict:
     """Train one configuration; returns the final ``metrics.json`` record."""
     run = validate(cfg)
+    trainer_kwargs = dict(run.trainer)
+    bars = progress_and_noise(cfg, trainer_kwargs)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     ckpt_path = None
@@ -129,18 +172,21 @@ def run_training(cfg: DictConfig) -> dict:
     }
     if init_report is not None:
         static["init_from"] = init_report.as_dict()
-    log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
-             run.model.name, run.quantizer.name, static["binarized_layers"], static["bits_per_weight"],
-             static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])
     if static.get("method_report"):
-        log.info("method report: %s", static["method_report"])
+        detail.info("method report: %s", static["method_report"])
     for layer_name, report in static["layer_reports"].items():
-        log.info("layer %s: %s", layer_name, report)
+        detail.info("layer %s: %s", layer_name, report)
+    title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}"
     if _is_rank_zero():
-        write_summary(module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
+        rows = write_summary(module.net, run_dir, data_input_size(run.data), title)
+        for line in compact_summary(rows, static, title):
+            log.info(line)
     record = RunRecord(str(run_dir), static)
-    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record]
-    trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))
+    from binexp.lit.epoch_line import EpochLine
+    from binexp.lit.tb_views import TensorBoardViews
+
+    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), EpochLine(), TensorBoardViews(static), *bars, record]
+    trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except BaseException as e:
