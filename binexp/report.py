@@ -205,6 +205,7 @@ def scalar_series(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     tb = run_dir / "tensorboard"
     if not tb.is_dir():
         return []
+    tb = next((p.parent for p in sorted(tb.rglob("events.out.tfevents.*"))), tb)  # <run dir>/tensorboard/<run name>/
     acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
     acc.Reload()
     if tag not in acc.Tags().get("scalars", []):

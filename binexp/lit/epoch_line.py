@@ -6,7 +6,7 @@ console and in ``train.log``), whatever the progress-bar setting:
 Written on rank 0 at the end of each training epoch (after that epoch's validation); the train
 loss and top-1 are the module's epoch metrics (``train_loss``/``train_acc1``), read before the
 module resets them; images/s counts training batches only (validation time excluded); the ETA
-is the mean epoch time of this process times the epochs left."""
+is the mean epoch time of this process times the epochs left; the LR is the one the epoch trained with."""
 
 from __future__ import annotations
 
@@ -47,11 +47,14 @@ class EpochLine(Callback):
         self._val_t0: float | None = None
         self._images = 0
         self._epoch_times: list[float] = []
+        self._lr: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_t0 = time.perf_counter()
         self._val_time = 0.0
         self._images = 0
+        # the LR this epoch trains with (the epoch scheduler may step before on_train_epoch_end)
+        self._lr = next((g["lr"] for opt in trainer.optimizers for g in opt.param_groups), None)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -77,14 +80,13 @@ class EpochLine(Callback):
         train_time = max(elapsed - self._val_time, 1e-9)
         m = trainer.callback_metrics
         val, best = _metric(m.get("val/acc1")), _metric(m.get("val/acc1_best"))
-        lrs = [g["lr"] for opt in trainer.optimizers for g in opt.param_groups][:1]
         epoch, max_epochs = trainer.current_epoch + 1, trainer.max_epochs
         width = len(str(max_epochs)) if max_epochs and max_epochs > 0 else 1
         parts = [f"epoch {epoch:>{width}}/{max_epochs}",
                  "train loss " + ("–" if loss is None else f"{loss:.4f}") + " top-1 " + ("–" if acc1 is None else f"{100 * acc1:.2f}%"),
                  "val top-1 " + ("–" if val is None else f"{val:.2f}%") + (f" (best {best:.2f}%)" if best is not None else "")]
-        if lrs:
-            parts.append(f"lr {_lr(lrs[0])}")
+        if self._lr is not None:
+            parts.append(f"lr {_lr(self._lr)}")
         parts.append(f"{elapsed:.1f} s")
         parts.append(f"{self._images / train_time:,.0f} img/s")
         if max_epochs and max_epochs > 0:
