@@ -1,8 +1,10 @@
 """TensorBoard built for looking: per run, a custom-scalars layout in which every per-layer
 statistic is one chart with all layers overlaid (regex tag patterns ``^<stat>/``), and an HParams
 entry (the run's overrides as hyperparameters; best and last val top-1 and bits per weight as
-metrics), so a sweep is a sortable table in the HParams tab. Both are written once at fit start,
-on rank 0, into the run's TensorBoard event directory."""
+metrics), so a sweep is a sortable table in the HParams tab. Both go into the run's TensorBoard
+event directory, on rank 0: the HParams entry at fit start, the layout at the end of the first
+training epoch of the process, when every layer statistic exists (RBNN's rotation statistics
+appear after the first rotation update; TensorBoard reads the first layout of a run)."""
 
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ def hparams_of(static: dict) -> dict:
     """The hyperparameters of one run: what it chose per group, its seed and epochs, and every
     override (so the keys a sweep varies are columns)."""
     choices = static.get("choices") or {}
-    hp = {group: str(choices.get(group)) for group in ("experiment", "quantizer", "model", "data", "schedule")}
+    hp = {group: "none" if choices.get(group) is None else str(choices.get(group))
+          for group in ("experiment", "quantizer", "model", "data", "schedule")}
     hp["seed"] = "null" if static.get("seed") is None else str(static.get("seed"))
     hp["max_epochs"] = str(static.get("max_epochs"))
     for override in static.get("overrides") or []:
@@ -85,6 +88,7 @@ class TensorBoardViews(Callback):
 
     def __init__(self, static: dict) -> None:
         self.static = static
+        self._layout_written = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -97,13 +101,23 @@ class TensorBoardViews(Callback):
                 logger.log_metrics({"model/bits_per_weight": float(bits)}, step=trainer.global_step)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                write_views(logger.experiment, stat_names(pl_module), self.static)
+                write_hparams(logger.experiment, self.static)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._layout_written or not trainer.is_global_zero:
+            return
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        self._layout_written = True
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_custom_scalars(layout(stat_names(pl_module)))
+                logger.experiment.flush()
 
 
-def write_views(writer, stats: list[str], static: dict) -> None:
+def write_hparams(writer, static: dict) -> None:
     from torch.utils.tensorboard.summary import hparams
 
-    writer.add_custom_scalars(layout(stats))
     exp, ssi, sei = hparams(hparams_of(static), {m: 0.0 for m in HPARAM_METRICS})
     file_writer = writer._get_file_writer()
     for summary in (exp, ssi, sei):
@@ -111,4 +125,4 @@ def write_views(writer, stats: list[str], static: dict) -> None:
     writer.flush()
 
 
-__all__ = ["HPARAM_METRICS", "KNOWN_LAYER_STATS", "METHOD_WIDE", "TensorBoardViews", "hparams_of", "layout", "write_views"]
+__all__ = ["HPARAM_METRICS", "KNOWN_LAYER_STATS", "METHOD_WIDE", "TensorBoardViews", "hparams_of", "layout", "write_hparams"]

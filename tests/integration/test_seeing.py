@@ -130,6 +130,7 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
         assert best == pytest.approx(read_metrics(job)["best_val_acc1"], abs=1e-4)
     # the swept key is a column, the same columns in every job; paths and display flags are not
     assert sessions["0_quantizer=fp"]["quantizer"] == "fp" and sessions["1_quantizer=xnor"]["quantizer"] == "xnor"
+    assert sessions["0_quantizer=fp"]["experiment"] == "none" and sessions["0_quantizer=fp"]["data"] == "synthetic"
     assert sessions["0_quantizer=fp"].keys() == sessions["1_quantizer=xnor"].keys()
     assert sessions["0_quantizer=fp"]["trainer.max_epochs"] == "2" and "hydra.sweep.dir" not in sessions["0_quantizer=fp"]
 
@@ -147,3 +148,16 @@ def test_layer_diagnostics_reach_the_csv_logger_too(sweep):
     events.Reload()
     tb = [e.value for e in events.Scalars("angular_bias/layer1.0.conv1")]
     assert tb == pytest.approx(values, rel=1e-6)  # the same numbers in both loggers
+
+
+@pytest.mark.slow
+def test_verbose_brings_lightning_back(tmp_path):
+    r = run_cli(["train", "-v", "data=synthetic", "quantizer=flexor", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+                 "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    console = r.stdout + r.stderr
+    for line in ("GPU available", "Total params", "layer layer1.0.conv1: {'n_in'"):
+        assert line in console, line
+    assert len(epoch_lines(console)) == 1
+    run = next((tmp_path / "outputs" / "runs").iterdir())
+    assert read_metrics(run)["overrides"][-1] == "verbose=true"
