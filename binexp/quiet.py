@@ -7,6 +7,7 @@ Per-layer reports (logger ``binexp.detail``) go to ``train.log`` only."""
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 DETAIL_LOGGER = "binexp.detail"
@@ -41,6 +42,27 @@ def make_quiet() -> None:
             handler.addFilter(_DropDetail())
 
 
+class _CurrentStdout:
+    """A stream that writes to whatever ``sys.stdout`` is at write time: while Rich's live bar
+    runs, that is Rich's proxy, which prints each log line above the bar instead of into it."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
+def follow_stdout() -> None:
+    """Point the console log handlers that write to stdout at :class:`_CurrentStdout`."""
+    for handler in console_handlers():
+        if handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(_CurrentStdout())
+
+
 def make_verbose() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -49,4 +71,4 @@ def make_verbose() -> None:
             handler.removeFilter(f)
 
 
-__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "make_quiet", "make_verbose"]
+__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "follow_stdout", "make_quiet", "make_verbose"]

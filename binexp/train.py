@@ -101,7 +101,7 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> list:
 def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
     """Quiet unless ``verbose``; the live bar (Rich) only on a terminal, never carriage returns
     in a log. Returns the progress-bar callbacks to add."""
-    from binexp.quiet import make_quiet, make_verbose
+    from binexp.quiet import follow_stdout, make_quiet, make_verbose
 
     verbose = bool(cfg.get("verbose"))
     (make_verbose if verbose else make_quiet)()
@@ -111,9 +111,11 @@ def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
     if not bar:
         return []
     try:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from binexp.lit.epoch_line import rich_bar
 
-        return [RichProgressBar()]
+        bar_callback = rich_bar()
+        follow_stdout()  # log lines (the epoch line) above the live bar, not into it
+        return [bar_callback]
     except (ImportError, ModuleNotFoundError):  # rich missing: Lightning's own bar
         return []
 

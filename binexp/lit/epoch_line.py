@@ -95,4 +95,18 @@ class EpochLine(Callback):
         log.info("  ".join(parts))
 
 
-__all__ = ["EpochLine"]
+def rich_bar():
+    """Lightning's RichProgressBar without ``v_num`` (the logger version: here the run directory
+    name, which the bar would cut to its last four characters)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class Bar(RichProgressBar):
+        def get_metrics(self, trainer, pl_module):
+            items = super().get_metrics(trainer, pl_module)
+            items.pop("v_num", None)
+            return items
+
+    return Bar()
+
+
+__all__ = ["EpochLine", "rich_bar"]
