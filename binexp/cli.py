@@ -68,17 +68,17 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("--version", "-V"):
+        from binexp import __version__
+
+        print(f"binexp {__version__}")
+        return 0
     if args and args[0] in VERBS:
         verb, rest = args[0], args[1:]
     elif os.environ.get(VERB_ENV) in VERBS and args and args[0] not in ("-h", "--help"):
         verb, rest = os.environ[VERB_ENV], args  # a DDP child re-executed by Lightning
     elif not args or args[0] in ("-h", "--help", "help"):
         print(HELP)
-        return 0
-    elif args[0] in ("--version", "-V"):
-        from binexp import __version__
-
-        print(f"binexp {__version__}")
         return 0
     else:
         return fail(f"unknown verb {args[0]!r}; choose one of: {', '.join(VERBS)} (binexp --help)")

@@ -60,6 +60,15 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
                                f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
                                f"{' or '.join(owners)} (a separate sweep), or drop it")
     hint = did_you_mean(leaf, _node_keys(overrides, key), f"{parent}." if parent else "")
+    if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
+        import difflib
+
+        from binexp.catalog import config_groups
+
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
+        close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
+        if close and value is not None:
+            hint = f"; did you mean {close[0]}={value}?"
     if not hint and group == "trainer":
         import inspect
 

@@ -11,6 +11,8 @@ from binexp.cli import main
 
 def error_line(capsys, args: list[str], tmp_path, monkeypatch) -> str:
     monkeypatch.chdir(tmp_path)
+    for var in ("BINEXP_VERB", "BINEXP_SWEPT_KEYS"):  # cmd_train sets them: undone after the test
+        monkeypatch.setenv(var, "")
     code = main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
@@ -40,6 +42,7 @@ def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
     (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init?"),
     (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar?"),
     (["schedule.lr_schedul=cosine"], "did you mean schedule.lr_schedule?"),
+    (["quantizr=rbnn"], "unknown key quantizr; did you mean quantizer=rbnn?"),
     (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch; did you mean trainer.max_epochs"),
 ])
 def test_did_you_mean(capsys, tmp_path, monkeypatch, args, expected):

@@ -32,8 +32,10 @@ def test_list_help_and_version_import_nothing_heavy():
         assert r.returncode == 0, (args, r.stderr[-2000:])
 
 
-def test_version(capsys):
+def test_version(capsys, monkeypatch):
     import binexp
+
+    monkeypatch.setenv("BINEXP_VERB", "train")  # also inside a training process tree (DDP children)
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"binexp {binexp.__version__}"
