@@ -24,12 +24,13 @@ NOISE = ["GPU available", "TPU available", "litlogger", "Tip:", "Total params", 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> tuple[Path, object]:
-    """fp and xnor, 2 epochs of 2 batches each, TensorBoard + CSV loggers; the progress bar left on
-    (its default) but the output is not a terminal."""
+    """fp and xnor, 2 epochs of 2 batches each, TensorBoard + CSV loggers; the progress bar and
+    the sanity check left on (the defaults), but the output is not a terminal."""
     cwd = tmp_path_factory.mktemp("seeing")
     out = cwd / "sweep"
-    r = run_cli(["train", "-m", "quantizer=fp,xnor", "data=synthetic", "logger=csv", f"trainer.max_epochs={EPOCHS}",
-                 "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", f"hydra.sweep.dir={out}"], cwd)
+    r = run_cli(["train", "-m", "quantizer=fp,xnor", "data=synthetic", "data.batch_size=32", "data.eval_batch_size=64",
+                 "logger=csv", f"trainer.max_epochs={EPOCHS}", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                 "trainer.num_sanity_val_steps=1", f"hydra.sweep.dir={out}"], cwd)
     assert r.returncode == 0, r.stderr[-3000:]
     return out, r
 
