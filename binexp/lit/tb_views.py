@@ -43,8 +43,9 @@ def layout(stats: list[str]) -> dict:
         if stat in METHOD_WIDE:
             continue
         out.setdefault(_category(stat), {})[stat] = ["Multiline", [f"^{stat}/"]]
-    out["method-wide"] = {"method (t, k, rotation count, ...)": ["Multiline", ["^method/"]],
-                          "model (bits per weight, ...)": ["Multiline", ["^model/"]]}
+    # method-wide values on their own axes (t ~ 1e-2 beside k ~ 1e2 would flatten one of them)
+    out["method-wide"] = {f"method/{name}": ["Multiline", [f"^method/{name}$"]] for name in METHOD_WIDE}
+    out["method-wide"]["model (bits per weight, ...)"] = ["Multiline", ["^model/"]]
     return out
 
 

@@ -113,7 +113,7 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
                      "quant_error_unscaled", "quant_error_rotated", "quant_error_mixed", "rbnn_theta_dev_max",
                      "rbnn_theta_grad_norm"):
             assert charts[stat] == [f"^{stat}/"], stat
-        assert charts["method (t, k, rotation count, ...)"] == ["^method/"]
+        assert charts["method/rbnn_t"] == ["^method/rbnn_t$"] and charts["model (bits per weight, ...)"] == ["^model/"]
         if "xnor" in job.name:  # one chart, every layer overlaid: the regex takes all 18 layers
             for stat in ("angular_bias", "quant_error", "flip_rate"):
                 assert len([t for t in scalars if re.match(charts[stat][0], t)]) == 18, stat

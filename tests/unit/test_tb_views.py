@@ -15,7 +15,7 @@ def test_one_chart_per_statistic_grouped_by_method():
     assert c["rbnn_objective_round3"] == ("RBNN, every layer", ["^rbnn_objective_round3/"])
     assert c["flexor_s_tanh"] == ("FleXOR, every layer", ["^flexor_s_tanh/"])
     assert not set(METHOD_WIDE) & set(c)  # logged once as method/<name>: one chart for all of them
-    assert c["method (t, k, rotation count, ...)"] == ("method-wide", ["^method/"])
+    assert c["method/rbnn_t"] == ("method-wide", ["^method/rbnn_t$"]) and c["method/rbnn_k"][1] == ["^method/rbnn_k$"]
     assert c["top-1 (%)"][1] == ["^train/acc1$", "^val/acc1$", "^val/acc1_best$"]
     # anchored patterns: a statistic's chart never takes another statistic whose name contains it
     import re
