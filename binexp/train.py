@@ -38,10 +38,11 @@ def _swept_dirname(*, _root_) -> str:
     import os
 
     keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+    keys -= set(_root_.hydra.job.config.override_dirname.exclude_keys)  # e.g. data.root: paths never name a job
     full = str(_root_.hydra.job.override_dirname)
     if not keys:
         return full
-    parts = [str(o) for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    parts = [str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys]
     return ",".join(parts) or full
 
 
