@@ -116,10 +116,32 @@ class TensorBoardViews(Callback):
                 logger.experiment.flush()
 
 
+def swept_hparams() -> set[str]:
+    """The keys ``binexp train -m`` sweeps (the HParams columns that differ between runs)."""
+    import os
+
+    from binexp.train import SWEPT_ENV
+
+    return {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+
+
+def mark_differs(exp_summary, names: set[str]) -> None:
+    """Flag the swept hyperparameters as ``differs``: TensorBoard lists those first and shows the
+    first five columns by default, so the swept keys are visible without clicking."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    value = exp_summary.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in names
+    value.metadata.plugin_data.content = data.SerializeToString()
+
+
 def write_hparams(writer, static: dict) -> None:
     from torch.utils.tensorboard.summary import hparams
 
     exp, ssi, sei = hparams(hparams_of(static), {m: 0.0 for m in HPARAM_METRICS})
+    mark_differs(exp, swept_hparams())
     file_writer = writer._get_file_writer()
     for summary in (exp, ssi, sei):
         file_writer.add_summary(summary)

@@ -124,6 +124,7 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
         start = hp_metadata.parse_session_start_info_plugin_data(content[hp_metadata.SESSION_START_INFO_TAG])
         hp = {k: v.string_value for k, v in start.hparams.items()}
         assert {h.name for h in exp.hparam_infos} == set(hp)
+        assert [h.name for h in exp.hparam_infos if h.differs] == ["quantizer"]  # the swept key: a default column
         sessions[job.name] = hp
         bits = events.Scalars("model/bits_per_weight")[0].value
         assert bits == read_metrics(job)["bits_per_weight"]
