@@ -51,9 +51,9 @@ def check_angle_penalty(value, quantizer_cfg) -> float:
         raise BinexpError(f"angle_penalty must be a number >= 0, got {value!r}; fix: e.g. angle_penalty=0.1 (0 = off)")
     if value == 0:
         return 0.0
-    from binexp.quant.registry import get_quantizer
+    from binexp.quant.registry import ConvFactory
 
-    probe = get_quantizer(quantizer_cfg.name).build(copy.deepcopy(quantizer_cfg), 16, 16, 3, 1, 1, 0)
+    probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
     hook = getattr(probe, "penalty_weight", None)
     if not callable(hook) or hook() is None:
         raise BinexpError(f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "

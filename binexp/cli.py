@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import sys
 
-from binexp.errors import BinexpError
-
 VERB_ENV = "BINEXP_VERB"
 
-HELP = """usage: binexp <verb> [args]
+HELP = """usage: binexp <verb> [args]    (binexp --version)
 
 verbs:
   train [overrides]     train one configuration, or a sweep with -m (Hydra overrides, e.g.
                         binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
+                        -v (or verbose=true) shows Lightning's own output and warnings too
                         resume=<run dir> continues a run from its checkpoints/last.ckpt
   report <dir>...       the runs under these run/sweep directories as one table (seeds folded,
                         the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR, --alpha
@@ -72,6 +71,11 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("--version", "-V"):
+        from binexp import __version__
+
+        print(f"binexp {__version__}")
+        return 0
     if args and args[0] in VERBS:
         verb, rest = args[0], args[1:]
     elif os.environ.get(VERB_ENV) in VERBS and args and args[0] not in ("-h", "--help"):
@@ -90,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `binexp report ... | head`: the reader has gone, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # noqa: BLE001 - binexp.errors imports Hydra: only when something failed
+        from binexp.errors import BinexpError
+
+        if isinstance(e, BinexpError):
+            return fail(str(e))
+        raise
 
 
 def cmd_train(args: list[str]) -> int:
@@ -97,11 +107,18 @@ def cmd_train(args: list[str]) -> int:
     from binexp.preflight import preflight, resume_args
 
     flags, overrides = split_args(args)
+    if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
+        flags = [f for f in flags if f not in ("-v", "--verbose")]
+        overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
     if any(o.startswith("resume=") for o in overrides):
         flags, overrides = resume_args(flags, overrides)
+    multirun = "-m" in flags or "--multirun" in flags
     if not (set(flags) & _PASSTHROUGH_FLAGS):
-        preflight(overrides, multirun=("-m" in flags or "--multirun" in flags))
-    from binexp.train import hydra_train
+        preflight(overrides, multirun=multirun)
+    from binexp.preflight import swept_keys
+    from binexp.train import SWEPT_ENV, hydra_train
+
+    os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides)) if multirun else ""  # names the sweep's job dirs
 
     sys.argv = [sys.argv[0], *flags, *overrides]
     hydra_train()

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from binexp.data.registry import DATASETS, dataset_kinds
-from binexp.errors import BinexpError
+from binexp.errors import BinexpError, did_you_mean
 from binexp.models.registry import ModelConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
 from binexp.schedule import ScheduleConfig
@@ -56,7 +56,8 @@ def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
     if isinstance(err, ConfigKeyError):
         key = getattr(err, "full_key", None) or getattr(err, "key", None) or str(err).splitlines()[0]
         valid = ", ".join(f.name for f in dataclasses.fields(schema))
-        return BinexpError(f"unknown key {group}.{key}; valid keys of {group}: {valid}")
+        hint = did_you_mean(str(key).rpartition(".")[2], [f.name for f in dataclasses.fields(schema)], f"{group}.")
+        return BinexpError(f"unknown key {group}.{key}{hint}; valid keys of {group}: {valid}")
     if isinstance(err, ValidationError):
         full_key = getattr(err, "full_key", "") or ""
         msg = str(err).splitlines()[0]
@@ -85,8 +86,8 @@ def trainer_kwargs(node: DictConfig) -> dict:
     allowed = set(inspect.signature(Trainer.__init__).parameters) - {"self", "callbacks", "logger", "default_root_dir"}
     for key in kwargs:
         if key not in allowed:
-            raise BinexpError(f"unknown trainer option trainer.{key}; fix: use a lightning.pytorch.Trainer argument "
-                              "(e.g. trainer.max_epochs, trainer.accelerator)")
+            raise BinexpError(f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
+                              "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)")
     if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
     limit = kwargs.get("limit_train_batches")
@@ -147,6 +148,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     schedule = to_schema(ScheduleConfig, cfg.schedule, "schedule")
     trainer = trainer_kwargs(cfg.trainer)
     distill = to_schema(DistillConfig, cfg.get("distill") or {}, "distill")
+    if cfg.get("verbose") not in (None, True, False):
+        raise BinexpError(f"verbose must be true or false, got {cfg.get('verbose')!r}")
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")

@@ -1,40 +1,55 @@
-"""``binexp list``: the registered names and the config options that exist."""
+"""``binexp list``: the registered names and the config options that exist (read from the source
+and the YAML files by :mod:`binexp.catalog`, so it never imports torch)."""
 
 from __future__ import annotations
 
-from importlib import resources
+from binexp.catalog import config_options  # noqa: F401  (re-exported: tests and scripts import it from here)
 
 
-def config_options(group: str) -> list[str]:
-    root = resources.files("binexp.conf") / group
-    if not root.is_dir():
-        return []
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+def _experiment_rows() -> list[tuple[str, str]]:
+    from binexp.catalog import experiment_meta
+
+    rows = []
+    for name in config_options("experiment"):
+        meta = experiment_meta(name)
+        value = meta.get("paper_value")
+        source = str(meta.get("source") or "").split(";")[0].strip()
+        source = source if len(source) <= 60 else source[:59].rstrip() + "…"
+        parts = [str(meta.get("table") or "").strip(), source]
+        text = " | ".join(p for p in parts if p)
+        if value is not None:
+            text = f"{value:<6} {text}"
+        elif text:
+            text = f"{'–':<6} {text}"
+        rows.append((name, text))
+    return rows
+
+
+def sections(group: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    from binexp import catalog
+
+    builders = {
+        "quantizer": lambda: sorted(catalog.quantizers().items()),
+        "model": lambda: sorted(catalog.models().items()),
+        "data": lambda: [(n, "") for n in config_options("data")] + [(f"(kind) {k}", "") for k in catalog.dataset_kinds()],
+        "schedule": lambda: [(n, "") for n in config_options("schedule")],
+        "experiment": _experiment_rows if group == "experiment" else lambda: [(n, "") for n in config_options("experiment")],
+        "activation": lambda: sorted(catalog.activations().items()),
+        "surrogate": lambda: sorted(catalog.surrogates().items()),
+        "trainer": lambda: [(n, "") for n in config_options("trainer")],
+    }
+    if group is not None and group not in builders:
+        from binexp.errors import BinexpError
+
+        raise BinexpError(f"unknown group {group!r}; choose one of: {', '.join(builders)}")
+    return {name: build() for name, build in builders.items() if group in (None, name)}
 
 
 def print_listing(group: str | None = None) -> None:
-    from binexp.data import dataset_kinds
-    from binexp.models import MODELS, activation_names
-    from binexp.quant import QUANTIZERS
-    from binexp.quant.sign import SURROGATES
-
-    sections = {
-        "quantizer": [(n, QUANTIZERS[n].summary) for n in sorted(QUANTIZERS)],
-        "model": [(n, MODELS[n].summary) for n in sorted(MODELS)],
-        "data": [(n, "") for n in config_options("data")] + [(f"(kind) {k}", "") for k in dataset_kinds()],
-        "schedule": [(n, "") for n in config_options("schedule")],
-        "experiment": [(n, "") for n in config_options("experiment")],
-        "activation": [(n, "") for n in activation_names()],
-        "surrogate": [(n, (SURROGATES[n].__doc__ or "").strip().splitlines()[0]) for n in sorted(SURROGATES)],
-        "trainer": [(n, "") for n in config_options("trainer")],
-    }
-    if group is not None and group not in sections:
-        from binexp.errors import BinexpError
-
-        raise BinexpError(f"unknown group {group!r}; choose one of: {', '.join(sections)}")
-    for name, rows in sections.items():
-        if group and name != group:
-            continue
-        print(f"{name}:")
+    for name, rows in sections(group).items():
+        if name == "experiment" and group == "experiment":
+            print("experiment:              paper value, table | paper")
+        else:
+            print(f"{name}:")
         for key, summary in rows:
-            print(f"  {key:<22} {summary}".rstrip())
+            print(f"  {key:<32} {summary}".rstrip() if name == "experiment" else f"  {key:<22} {summary}".rstrip())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf, open_dict
 
-from binexp.errors import BinexpError
+from binexp.errors import BinexpError, did_you_mean
 
 CONFIG_MODULE = "binexp.conf"
 MAX_SWEEP_CHECKS = 64
@@ -20,15 +20,77 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _compose_error(e: Exception) -> BinexpError:
+def _option_keys(group: str) -> dict[str, set[str]]:
+    """{option: its top-level keys} of a config group, read from the YAML files."""
+    import yaml
+    from importlib import resources
+
+    from binexp.catalog import config_options
+
+    out = {}
+    for option in config_options(group):
+        try:
+            data = yaml.safe_load((resources.files(CONFIG_MODULE) / group / f"{option}.yaml").read_text()) or {}
+        except Exception:  # noqa: BLE001
+            continue
+        out[option] = {k for k in data if k != "defaults"} if isinstance(data, dict) else set()
+    return out
+
+
+def _node_keys(overrides: list[str], key: str) -> list[str]:
+    """The keys next to ``key`` in the config composed without the override that set it."""
+    parent, _, _ = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        cfg = compose(rest)
+    except BinexpError:
+        return []
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return [str(k) for k in node.keys()] if node is not None and hasattr(node, "keys") else []
+
+
+def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
+    parent, _, leaf = key.rpartition(".")
+    group = key.split(".", 1)[0]
+    if "." in key and "." not in parent:  # a key of a group option: does another option have it?
+        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
+        owners = sorted(opt for opt, keys in _option_keys(group).items() if leaf in keys and opt != choice)
+        if owners and choice is not None:
+            return BinexpError(f"unknown key {key} for {group}={choice}: {leaf} is a key of {group}="
+                               f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
+                               f"{' or '.join(owners)} (a separate sweep), or drop it")
+    hint = did_you_mean(leaf, _node_keys(overrides, key), f"{parent}." if parent else "")
+    if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
+        import difflib
+
+        from binexp.catalog import config_groups
+
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
+        close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
+        if close and value is not None:
+            hint = f"; did you mean {close[0]}={value}?"
+    if not hint and group == "trainer":
+        import inspect
+
+        from lightning.pytorch import Trainer
+
+        hint = did_you_mean(leaf, inspect.signature(Trainer.__init__).parameters, "+trainer.")
+    if hint:
+        return BinexpError(f"unknown key {key}{hint} (binexp train --cfg job shows every key)")
+    return BinexpError(f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=...")
+
+
+def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpError:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
+    overrides = overrides or []
     if isinstance(e, MissingConfigException):
         missing = getattr(e, "missing_cfg_file", None) or ""
         options = getattr(e, "options", None)
         if "/" in missing and options is not None:
             group, name = missing.rsplit("/", 1)
-            return BinexpError(f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}")
+            return BinexpError(f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
+                               f"{did_you_mean(name, options, f'{group}=')}")
         return BinexpError(_first_line(e))
     if isinstance(e, OverrideParseException):
         return BinexpError(f"cannot parse override: {_first_line(e)}")
@@ -37,7 +99,13 @@ def _compose_error(e: Exception) -> BinexpError:
         cause = e.__cause__
         if cause is not None and "not in struct" in str(cause):
             key = getattr(cause, "full_key", None) or msg
-            return BinexpError(f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=...")
+            return _unknown_key_error(str(key), overrides)
+        if msg.startswith("Could not override '") and "No match in the defaults list" in msg:
+            from binexp.catalog import config_groups
+
+            group = msg.split("'")[1]
+            return BinexpError(f"unknown config group {group!r}; choose one of: {', '.join(config_groups())}"
+                               f"{did_you_mean(group, config_groups())}")
         if cause is not None:
             return BinexpError(f"{msg} {_first_line(cause)}")
         return BinexpError(msg)
@@ -57,7 +125,7 @@ def compose(overrides: list[str]):
     except BinexpError:
         raise
     except Exception as e:  # noqa: BLE001 - every composition problem becomes one line
-        raise _compose_error(e) from None
+        raise _compose_error(e, overrides) from None
     finally:
         GlobalHydra.instance().clear()
 
@@ -126,12 +194,36 @@ def check_config(overrides: list[str]):
     return cfg, run, hydra_node
 
 
+def swept_keys(overrides: list[str]) -> list[str]:
+    """The keys a multirun varies (``quantizer=fp,xnor seed=1,2`` -> quantizer, seed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - preflight reports parse errors
+        return []
+    return [ov.get_key_element().lstrip("+~") for ov in parsed if ov.is_sweep_override()]
+
+
 def preflight(overrides: list[str], multirun: bool) -> None:
     from binexp.extras import check_launcher_overrides
 
     check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
-    for variant in expand_sweeps(overrides, multirun):
-        check_config(variant)
+    variants = expand_sweeps(overrides, multirun)
+    swept = set(swept_keys(overrides)) if multirun else set()
+    failures: list[tuple[list[str], BinexpError]] = []
+    for variant in variants:
+        try:
+            check_config(variant)
+        except BinexpError as e:
+            if not swept:
+                raise
+            failures.append((variant, e))
+    if failures:  # name the sweep job (the values it sweeps) whose config is wrong
+        variant, e = failures[0]
+        job = " ".join(o for o in variant if o.split("=", 1)[0].lstrip("+~") in swept)
+        more = f" ({len(failures)} of the {len(variants)} sweep jobs checked fail)" if len(failures) > 1 else ""
+        raise BinexpError(f"in the sweep job {job}: {e}{more}")
     explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides
                 if o.lstrip("+").startswith("hydra.sweep.dir=" if multirun else "hydra.run.dir=")]
     resuming = any(o.startswith("resume=") for o in overrides)
@@ -182,7 +274,7 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
         raise BinexpError("resume= continues one run; fix: drop -m and resume each run directory on its own")
     value = [o for o in overrides if o.startswith("resume=")][-1].split("=", 1)[1].strip("'\"")
     extra = [o for o in overrides if not o.startswith("resume=")]
-    bad = [o for o in extra if not o.lstrip("+~").startswith("trainer.")]
+    bad = [o for o in extra if not o.lstrip("+~").startswith(("trainer.", "verbose="))]
     if bad:
         raise BinexpError(f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}")
     run_dir = Path(value).expanduser().resolve()
@@ -211,4 +303,5 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     return flags, new
 
 
-__all__ = ["check_checkpoint", "check_config", "compose", "expand_sweeps", "preflight", "resume_args"]
+__all__ = ["check_checkpoint", "check_config", "compose", "did_you_mean", "expand_sweeps", "preflight", "resume_args",
+           "swept_keys"]

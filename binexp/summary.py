@@ -180,6 +180,37 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def _bits(key: str) -> str:
+    return f"{key} bit" if key in ("1",) else f"{key} bits"
+
+
+def _macs(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def compact_summary(rows: list[LayerRow], static: dict, title: str = "") -> list[str]:
+    """Two lines for the console and train.log (the full table is summary.txt): parameters by
+    bit width, bits per weight, deployment memory, MACs split into binary and full precision."""
+    t = totals(rows)
+    params = static.get("params") or {}
+    by_width = params.get("by_bit_width") or {}
+    total = sum(by_width.values()) if by_width else t["binarized_weights"] + t["fp32_params"]
+    widths = ", ".join(f"{n:,} at {_bits(k)}" for k, n in sorted(by_width.items(), key=lambda kv: float(kv[0])))
+    layers = static.get("binarized_layers")
+    head = f"{title}: " if title else ""
+    line1 = (f"{head}{total:,} params ({widths}); {layers} binarized layers, "
+             f"{static.get('bits_per_weight')} bits/weight ({static.get('bits_per_weight_with_scales')} with scales)")
+    line2 = (f"deployed size {t['memory_kib']:,.2f} KiB (float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
+             f"MACs {_macs(t['binary_macs'])} binary + {_macs(t['fp_macs'])} full precision "
+             f"({100 * t['binary_mac_share']:.1f} % binary); full table: summary.txt")
+    if t["training_only"]:
+        line2 += f"; training-only state {t['training_only']:,} floats"
+    return [line1, line2]
+
+
 def summary_dict(rows: list[LayerRow]) -> dict:
     return {"layers": [dict(asdict(r), memory_kib=round(r.memory_kib, 3)) for r in rows], "totals": totals(rows)}
 

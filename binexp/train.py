@@ -33,9 +33,29 @@ from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import ClassifierModule
 from binexp.resume import already_complete, previous_record, resume_checkpoint
 from binexp.runstate import RunLock
-from binexp.summary import data_input_size, format_summary, summarize, summary_dict
+from binexp.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 
 log = logging.getLogger("binexp.train")
+detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
+SWEPT_ENV = "BINEXP_SWEPT_KEYS"
+
+
+def _swept_dirname(*, _root_) -> str:
+    """``hydra.sweep.subdir``'s tail: the overrides of the keys the sweep varies (set by
+    ``binexp train -m``), not every override (Hydra's ``override_dirname``, often ~90 chars)."""
+    import os
+
+    keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+    keys -= set(_root_.hydra.job.config.override_dirname.exclude_keys)  # e.g. data.root: paths never name a job
+    full = str(_root_.hydra.job.override_dirname)
+    if not keys:
+        return full
+    parts = [str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    return ",".join(parts) or full
+
+
+if not OmegaConf.has_resolver("binexp_swept"):
+    OmegaConf.register_new_resolver("binexp_swept", _swept_dirname)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -44,7 +64,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     loggers = []
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
+        # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False))
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     from binexp.trackers import build as build_trackers  # logger.wandb / logger.mlflow
@@ -53,8 +74,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
 
 
 @rank_zero_only
-def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
-    """The bit-aware summary of this run's model, as summary.txt and summary.json."""
+def write_summary(net, run_dir: Path, input_size: int, title: str) -> list:
+    """The bit-aware summary of this run's model, as summary.txt and summary.json; returns its rows
+    (None on ranks other than 0)."""
     import json
 
     from binexp.entropy import format_entropy, model_entropy
@@ -64,6 +86,29 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> None:
     text = format_summary(rows, title) + ("\n\n(at initialisation) " + entropy if entropy else "") + "\n"
     checkpoint.atomic_write_text(run_dir / "summary.txt", text)
     checkpoint.atomic_write_text(run_dir / "summary.json", json.dumps(summary_dict(rows), indent=2))
+    return rows
+
+
+def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
+    """Quiet unless ``verbose``; the live bar (Rich) only on a terminal, never carriage returns
+    in a log. Returns the progress-bar callbacks to add."""
+    from binexp.quiet import follow_stdout, make_quiet, make_verbose
+
+    verbose = bool(cfg.get("verbose"))
+    (make_verbose if verbose else make_quiet)()
+    trainer_kwargs.setdefault("enable_model_summary", verbose)
+    bar = bool(trainer_kwargs.get("enable_progress_bar", True)) and sys.stdout.isatty()
+    trainer_kwargs["enable_progress_bar"] = bar
+    if not bar:
+        return []
+    try:
+        from binexp.lit.epoch_line import rich_bar
+
+        bar_callback = rich_bar()
+        follow_stdout()  # log lines (the epoch line) above the live bar, not into it
+        return [bar_callback]
+    except (ImportError, ModuleNotFoundError):  # rich missing: Lightning's own bar
+        return []
 
 
 def _versions() -> dict:
@@ -88,6 +133,8 @@ def run_training(cfg: DictConfig) -> dict:
 
 
 def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
+    trainer_kwargs = dict(run.trainer)
+    bars = progress_and_noise(cfg, trainer_kwargs)
     ckpt_path = None
     previous = {}
     if cfg.get("resume"):
@@ -149,23 +196,27 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     static["entropy_at_start"] = {k: v for k, v in model_entropy(module.net).items() if k != "layer_entropy"}
     if init_report is not None:
         static["init_from"] = init_report.as_dict()
-    log.info("model %s with quantizer %s: %d binarized layers, %s bits/weight (%s with scales), params by bit width %s",
-             run.model.name, run.quantizer.name, static["binarized_layers"], static["bits_per_weight"],
-             static["bits_per_weight_with_scales"], static["params"]["by_bit_width"])
     if static.get("method_report"):
-        log.info("method report: %s", static["method_report"])
+        detail.info("method report: %s", static["method_report"])
     for layer_name, report in static["layer_reports"].items():
-        log.info("layer %s: %s", layer_name, report)
+        detail.info("layer %s: %s", layer_name, report)
+    title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}"
     try:
-        write_summary(  # rank 0 only (Lightning's rank_zero_only: RANK / LOCAL_RANK / SLURM_PROCID)
-            module.net, run_dir, data_input_size(run.data), f"{run.model.name} / {run.quantizer.name} / {run.data.name}")
+        rows = write_summary(module.net, run_dir, data_input_size(run.data), title)  # rank 0 only (rank_zero_only)
     except OSError as e:
         raise write_error(e, run_dir) from None
+    if rows is not None:
+        for line in compact_summary(rows, static, title):
+            log.info(line)
     record = RunRecord(str(run_dir), static, previous=previous)
     interrupt = Interrupt(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
-    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), record, interrupt]
+    from binexp.lit.epoch_line import EpochLine
+    from binexp.lit.tb_views import TensorBoardViews
+
+    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), EpochLine(), TensorBoardViews(static), *bars, record,
+                 interrupt]
     # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory
-    trainer = L.Trainer(**run.trainer, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir),
+    trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir),
                         plugins=[checkpoint.safe_checkpoint_io()])
     try:
         with interrupt.installed():

@@ -83,8 +83,10 @@ class LayerDiagnostics(Callback):
     """Every ``every_n_epochs`` epochs, on rank 0 only, logs for each binarized layer:
     ``angular_bias/<layer>``, ``quant_error/<layer>``, ``flip_rate/<layer>`` (signs changed
     since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights,
-    and a method's model-level ``model_report`` numbers as ``model/<key>``
-    (``add_scalar``, never ``add_scalars``). The step axis is the global step."""
+    and a method's model-level ``model_report`` numbers as ``model/<key>``. Scalars go to every
+    configured logger (``log_metrics``: TensorBoard, CSV, ...); histograms to TensorBoard only.
+    A statistic that every layer shares (RBNN's t, k, rotation count: ``tb_views.METHOD_WIDE``)
+    is logged once, as ``method/<name>``. The step axis is the global step."""
 
     def __init__(self, every_n_epochs: int = 1, histograms: bool = True) -> None:
         self.every_n_epochs = max(1, int(every_n_epochs))
@@ -94,22 +96,29 @@ class LayerDiagnostics(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:
             return
+        from binexp.lit.tb_views import METHOD_WIDE
+
         writer = _tensorboard(trainer)
-        if writer is None:
-            return
         step = trainer.global_step
+        scalars: dict[str, float] = {}
+        shared: dict[str, list[float]] = {}
         for name, layer in quantized_layers(pl_module):
             name = name.removeprefix("net.")
             for stat, value in layer_stats(layer).items():
-                writer.add_scalar(f"{stat}/{name}", float(value), step)
+                if stat in METHOD_WIDE:
+                    shared.setdefault(stat, []).append(float(value))
+                else:
+                    scalars[f"{stat}/{name}"] = float(value)
             signs = weight_signs(layer)
             prev = self._previous_signs.get(name)
             if prev is not None and prev.shape == signs.shape:
-                writer.add_scalar(f"flip_rate/{name}", float(flip_rate(signs, prev)), step)
+                scalars[f"flip_rate/{name}"] = float(flip_rate(signs, prev))
             self._previous_signs[name] = signs
-            if self.histograms:
+            if self.histograms and writer is not None:
                 for hist, tensor in layer.histograms().items():
                     writer.add_histogram(f"{hist}/{name}", tensor.detach().float().cpu(), step)
+        for stat, values in shared.items():
+            scalars[f"method/{stat}"] = values[0]
         # model-level aggregates of a method (FleXOR's bits per weight, effective bits...): ``model/<key>``
         layers = [layer for _, layer in quantized_layers(pl_module)]
         for cls in dict.fromkeys(type(layer) for layer in layers):
@@ -117,7 +126,10 @@ class LayerDiagnostics(Callback):
             if callable(hook):
                 for key, value in hook([layer for layer in layers if type(layer) is cls]).items():
                     if isinstance(value, (int, float)):
-                        writer.add_scalar(f"model/{key}", float(value), step)
+                        scalars[f"model/{key}"] = float(value)
+        if scalars:
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars, step=step)
 
 
 class RunRecord(Callback):

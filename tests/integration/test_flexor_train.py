@@ -58,7 +58,7 @@ def test_n_in_sweep_reports_fractional_bits(bits_sweep):
 
 def test_sweep_logs_flexor_diagnostics_to_tensorboard_and_the_run_log(bits_sweep):
     run = job_dirs(bits_sweep)[0]
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     for tag in ("flexor_bits_per_weight", "flexor_effective_bits", "flexor_unused_inputs", "flexor_s_tanh",

@@ -19,8 +19,9 @@ DUMP = ["+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump", "+
 SMALL = ["data=synthetic", "data.train_size=96", "data.val_size=32", "data.batch_size=32", "data.eval_batch_size=32",
          "data.image_size=16", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false"]
 RBNN_DIAGNOSTICS = ["rbnn_alpha_mean", "rbnn_cos_before", "rbnn_cos_after", "rbnn_objective_round0", "rbnn_objective_round1",
-                    "rbnn_objective_round2", "rbnn_objective_round3", "rbnn_rotation_flips", "rbnn_update_flips", "rbnn_t",
-                    "rbnn_k", "angular_bias", "quant_error"]
+                    "rbnn_objective_round2", "rbnn_objective_round3", "rbnn_rotation_flips", "rbnn_update_flips",
+                    "angular_bias", "quant_error"]
+METHOD_WIDE = ["rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_rotation_updates"]  # logged once: method/<name>
 ABLATION = ["rbnn_ablation_xnor", "rbnn_ablation_t", "rbnn_ablation_r", "rbnn_ablation_rt", "rbnn_ablation_rat",
             "rbnn_ablation_per_epoch", "rbnn_ablation_per_step", "rbnn_ablation_full", "rbnn_ablation_alpha_fixed",
             "rbnn_ablation_tanh"]
@@ -48,7 +49,7 @@ def changes(trace: list[dict]) -> list[tuple[str, int, int]]:
 
 
 def assert_tensorboard_diagnostics(run: Path, layers: int) -> EventAccumulator:
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     names = sorted(t.split("/", 1)[1] for t in scalars if t.startswith("rbnn_cos_after/"))
@@ -61,8 +62,10 @@ def assert_tensorboard_diagnostics(run: Path, layers: int) -> EventAccumulator:
         assert 0.40 < flips < 0.60, (name, flips)  # Haar init: ~50 % of the signs flip
         objective = [events.Scalars(f"rbnn_objective_round{r}/{name}")[0].value for r in range(4)]
         assert objective == sorted(objective), (name, objective)
-        assert events.Scalars(f"rbnn_t/{name}")[0].value == pytest.approx(0.01)
-        assert events.Scalars(f"rbnn_k/{name}")[0].value == pytest.approx(100.0)
+        assert not [s for s in METHOD_WIDE if f"{s}/{name}" in scalars]  # not repeated per layer
+    assert events.Scalars("method/rbnn_t")[0].value == pytest.approx(0.01)
+    assert events.Scalars("method/rbnn_k")[0].value == pytest.approx(100.0)
+    assert events.Scalars("method/rbnn_rotation_updates")[0].value == 1.0
     return events
 
 
@@ -187,9 +190,9 @@ def test_three_epochs_learn_far_above_chance_with_diagnostics(tmp_path):
     assert m["status"] == "completed" and m["epochs"] == 3
     assert m["best_val_acc1"] > 40, m  # 10 classes: chance is 10 %; seed 0 reaches ~70
     events = assert_tensorboard_diagnostics(run, 18)
-    name = "layer2.0.conv1"
-    assert [s.value for s in events.Scalars(f"rbnn_rotation_updates/{name}")] == [1.0, 2.0, 3.0]
-    assert [round(s.value, 4) for s in events.Scalars(f"rbnn_t/{name}")] == [0.01, 0.1, 1.0]  # t = 0.01 * 1000^(e/3)
+    # method-wide values, logged once per epoch as method/<name> (the same for every layer)
+    assert [s.value for s in events.Scalars("method/rbnn_rotation_updates")] == [1.0, 2.0, 3.0]
+    assert [round(s.value, 4) for s in events.Scalars("method/rbnn_t")] == [0.01, 0.1, 1.0]  # t = 0.01 * 1000^(e/3)
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def test_xnor_two_epochs_writes_the_run_directory(tmp_path):
     assert m["train_images_per_s"] > 0 and m["wall_time_s"] > 0
     assert m["overrides"] == ["data=synthetic", "model=resnet20", "quantizer=xnor", "trainer.max_epochs=2", *QUICK]
 
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     assert {"train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5", "lr-SGD"} <= scalars

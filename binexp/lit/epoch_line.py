@@ -1,0 +1,112 @@
+"""One line per epoch, through the ``binexp`` logger (so Hydra's job logging puts it on the
+console and in ``train.log``), whatever the progress-bar setting:
+
+    epoch  2/10  train loss 1.9012 top-1 20.90%  val top-1 36.33% (best 36.33%)  lr 0.1  31.2 s  41 img/s  ETA 0:04:10
+
+Written on rank 0 at the end of each training epoch (after that epoch's validation); the train
+loss and top-1 are the module's epoch metrics (``train_loss``/``train_acc1``), read before the
+module resets them; images/s counts training batches only (validation time excluded); the ETA
+is the mean epoch time of this process times the epochs left; the LR is the one the epoch trained with."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+log = logging.getLogger("binexp.epoch")
+
+
+def _metric(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value.compute() if hasattr(value, "compute") else value)
+    except Exception:  # noqa: BLE001 - a metric with no update yet
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _lr(value: float) -> str:
+    return f"{value:.4g}"
+
+
+class EpochLine(Callback):
+    def __init__(self) -> None:
+        self._epoch_t0: float | None = None
+        self._val_time = 0.0
+        self._val_t0: float | None = None
+        self._images = 0
+        self._epoch_times: list[float] = []
+        self._lr: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_t0 = time.perf_counter()
+        self._val_time = 0.0
+        self._images = 0
+        # the LR this epoch trains with (the epoch scheduler may step before on_train_epoch_end)
+        self._lr = next((g["lr"] for opt in trainer.optimizers for g in opt.param_groups), None)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if torch.is_tensor(x):
+            self._images += int(x.shape[0]) * trainer.world_size
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._val_t0 = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self._val_t0 is not None and self._epoch_t0 is not None:
+            self._val_time += time.perf_counter() - self._val_t0
+        self._val_t0 = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # every rank computes the epoch metrics (a DDP sync); rank 0 writes the line
+        loss = _metric(getattr(pl_module, "train_loss", None))
+        acc1 = _metric(getattr(pl_module, "train_acc1", None))
+        if self._epoch_t0 is None or not trainer.is_global_zero:
+            return
+        elapsed = time.perf_counter() - self._epoch_t0
+        self._epoch_times.append(elapsed)
+        train_time = max(elapsed - self._val_time, 1e-9)
+        m = trainer.callback_metrics
+        val, best = _metric(m.get("val/acc1")), _metric(m.get("val/acc1_best"))
+        epoch, max_epochs = trainer.current_epoch + 1, trainer.max_epochs
+        width = len(str(max_epochs)) if max_epochs and max_epochs > 0 else 1
+        parts = [f"epoch {epoch:>{width}}/{max_epochs}",
+                 "train loss " + ("–" if loss is None else f"{loss:.4f}") + " top-1 " + ("–" if acc1 is None else f"{100 * acc1:.2f}%"),
+                 "val top-1 " + ("–" if val is None else f"{val:.2f}%") + (f" (best {best:.2f}%)" if best is not None else "")]
+        if self._lr is not None:
+            parts.append(f"lr {_lr(self._lr)}")
+        parts.append(f"{elapsed:.1f} s")
+        parts.append(f"{self._images / train_time:,.0f} img/s")
+        if max_epochs and max_epochs > 0:
+            left = max(max_epochs - epoch, 0)
+            parts.append(f"ETA {_clock(left * sum(self._epoch_times) / len(self._epoch_times))}")
+        log.info("  ".join(parts))
+
+
+def rich_bar():
+    """Lightning's RichProgressBar without ``v_num`` (the logger version: here the run directory
+    name, which the bar would cut to its last four characters)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class Bar(RichProgressBar):
+        def get_metrics(self, trainer, pl_module):
+            items = super().get_metrics(trainer, pl_module)
+            items.pop("v_num", None)
+            return items
+
+    return Bar()
+
+
+__all__ = ["EpochLine", "rich_bar"]

@@ -1,0 +1,74 @@
+"""Quiet by default: what ``binexp train`` prints is binexp's own (a compact summary, one line
+per epoch, the final line). Lightning's start-up lines (GPU/TPU available, the litlogger tip,
+"`Trainer.fit` stopped"), its model summary table and a few warnings that say nothing to a
+binexp user are turned off here; ``binexp train -v`` (``verbose=true``) leaves them all on.
+Per-layer reports (logger ``binexp.detail``) go to ``train.log`` only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+DETAIL_LOGGER = "binexp.detail"
+
+# (category, message regex) of warnings that carry no information for a binexp run
+NOISE_WARNINGS = [
+    # torch's pytree deprecation, raised from inside Lightning (not something a user can act on)
+    (FutureWarning, r".*isinstance\(treespec, LeafSpec\).*"),
+    # binexp logs per epoch, never per step: the step-logging interval does not matter
+    (UserWarning, r".*smaller than the logging interval.*"),
+]
+
+
+class _DropDetail(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(DETAIL_LOGGER)
+
+
+def console_handlers() -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+
+
+def make_quiet() -> None:
+    """Call before the Trainer is built (its start-up lines are logged by its constructor)."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for category, message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for handler in console_handlers():
+        if not any(isinstance(f, _DropDetail) for f in handler.filters):
+            handler.addFilter(_DropDetail())
+
+
+class _CurrentStdout:
+    """A stream that writes to whatever ``sys.stdout`` is at write time: while Rich's live bar
+    runs, that is Rich's proxy, which prints each log line above the bar instead of into it."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
+def follow_stdout() -> None:
+    """Point the console log handlers that write to stdout at :class:`_CurrentStdout`."""
+    for handler in console_handlers():
+        if handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(_CurrentStdout())
+
+
+def make_verbose() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    for handler in console_handlers():
+        for f in [f for f in handler.filters if isinstance(f, _DropDetail)]:
+            handler.removeFilter(f)
+
+
+__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "follow_stdout", "make_quiet", "make_verbose"]
