@@ -87,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"unknown verb {args[0]!r}; choose one of: {', '.join(VERBS)} (binexp --help)")
     try:
         return VERBS[verb](rest) or 0
-    except BinexpError as e:
-        return fail(str(e))
     except KeyboardInterrupt:  # Ctrl-C before a run started (or in another verb): one line, no traceback
         return fail("interrupted", 130)
     except BrokenPipeError:  # e.g. `binexp report ... | head`: the reader has gone, stop quietly
