@@ -1,6 +1,5 @@
-"""``binexp <verb> ...``: a thin dispatcher. Everything after ``train`` goes to Hydra unchanged
-(``-m``, ``--cfg job``, ``hydra.*``), after a pre-flight check that turns bad input into one
-line and exit code 2 before anything is written.
+"""``binexp <verb> ...``: a thin dispatcher to ``binexp.commands.<verb>.main(args)``; one line and
+a non-zero exit for every :class:`~binexp.errors.BinexpError`, no traceback.
 
 DDP: Lightning re-executes ``sys.argv`` for ranks > 0 without the verb; the verb travels in the
 environment (``BINEXP_VERB``), which child processes inherit."""
@@ -10,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-VERB_ENV = "BINEXP_VERB"
+from binexp.env import VERB_ENV
 
 HELP = """usage: binexp <verb> [args]    (binexp --version)
 
@@ -36,37 +35,9 @@ Runs land in outputs/runs/, sweeps in outputs/multiruns/; `tensorboard --logdir 
 `binexp train --help` shows the config groups and options (Hydra's help).
 """
 
-# Hydra flags that only print or that change where configs come from: no pre-flight for them.
-_PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "-p", "--package",
-                      "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
-                      "-cd", "--version", "--experimental-rerun"}
-_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
-
-
 def fail(message: str, code: int = 2) -> int:
     print(f"binexp: error: {message}", file=sys.stderr)
     return code
-
-
-def split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(flags, overrides): Hydra's own ``-x``/``--x`` flags and the key=value overrides."""
-    flags, overrides, i = [], [], 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("-"):
-            flags.append(a)
-            takes_value = a in _VALUE_FLAGS and i + 1 < len(args) and not args[i + 1].startswith("-")
-            if a in ("--info", "-i"):
-                takes_value = takes_value and args[i + 1] in _INFO_CHOICES
-            if takes_value:
-                flags.append(args[i + 1])
-                i += 1
-        else:
-            overrides.append(a)
-        i += 1
-    return flags, overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,68 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def cmd_train(args: list[str]) -> int:
-    os.environ[VERB_ENV] = "train"
-    from binexp.preflight import preflight, resume_args
+def _verb(module: str):
+    """``binexp <verb>`` runs ``binexp.commands.<module>.main(args)``, imported only when called."""
 
-    flags, overrides = split_args(args)
-    if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
-        flags = [f for f in flags if f not in ("-v", "--verbose")]
-        overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
-    if any(o.startswith("resume=") for o in overrides):
-        flags, overrides = resume_args(flags, overrides)
-    multirun = "-m" in flags or "--multirun" in flags
-    if not (set(flags) & _PASSTHROUGH_FLAGS):
-        preflight(overrides, multirun=multirun)
-    from binexp.preflight import swept_keys
-    from binexp.train import SWEPT_ENV, hydra_train
+    def run(args: list[str]) -> int:
+        import importlib
 
-    os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides)) if multirun else ""  # names the sweep's job dirs
+        return importlib.import_module(f"binexp.commands.{module}").main(args)
 
-    sys.argv = [sys.argv[0], *flags, *overrides]
-    hydra_train()
-    return 0
+    return run
 
 
-def cmd_list(args: list[str]) -> int:
-    from binexp.listing import print_listing
-
-    print_listing(args[0] if args else None)
-    return 0
-
-
-def cmd_summary(args: list[str]) -> int:
-    from binexp.summary import main as summary_main
-
-    return summary_main(args)
-
-
-def cmd_report(args: list[str]) -> int:
-    from binexp.report import main as report_main
-
-    return report_main(args)
-
-
-def cmd_export(args: list[str]) -> int:
-    from binexp.quant.flexor_export import main as export_main
-
-    return export_main(args)
-
-
-def cmd_status(args: list[str]) -> int:
-    from binexp.commands.status import main as status_main
-
-    return status_main(args)
-
-
-def cmd_plot(args: list[str]) -> int:
-    from binexp.commands.plot import main as plot_main
-
-    return plot_main(args)
-
-
-VERBS = {"train": cmd_train, "report": cmd_report, "summary": cmd_summary, "list": cmd_list, "export": cmd_export,
-         "plot": cmd_plot, "status": cmd_status}
+VERBS = {name: _verb(name) for name in ("train", "report", "summary", "plot", "export", "status", "list")}
 
 
 if __name__ == "__main__":  # pragma: no cover

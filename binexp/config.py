@@ -3,10 +3,9 @@ keys, types, ranges, choices) before anything runs, and any problem becomes one 
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,7 @@ class RunConfig:
     trainer: dict
     distill: DistillConfig
     raw: DictConfig
-    angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.angle_penalty)
+    angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.lit.angle_penalty)
 
 
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
@@ -153,7 +152,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")
-    from binexp.angle_penalty import check_angle_penalty
+    from binexp.lit.angle_penalty import check_angle_penalty
 
     penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
     return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg,

@@ -22,8 +22,9 @@ def _first_line(e: BaseException) -> str:
 
 def _option_keys(group: str) -> dict[str, set[str]]:
     """{option: its top-level keys} of a config group, read from the YAML files."""
-    import yaml
     from importlib import resources
+
+    import yaml
 
     from binexp.catalog import config_options
 

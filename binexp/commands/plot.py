@@ -1,5 +1,5 @@
 """``binexp plot <run or sweep dir> <figure>``: a paper figure as a PNG, drawn from the runs'
-TensorBoard events and metrics.json (see ``binexp.plots`` for what each figure shows)."""
+TensorBoard events and metrics.json (see ``binexp.analysis.plots`` for what each figure shows)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _ints(text: str | None) -> list[int] | None:
 
 
 def main(args: list[str]) -> int:
-    from binexp.plots import FIGURES
+    from binexp.analysis.plots import FIGURES
 
     parser = argparse.ArgumentParser(prog="binexp plot", description=__doc__.splitlines()[0].strip("`"))
     parser.add_argument("dir", help="a run directory or a sweep directory")
@@ -32,7 +32,7 @@ def main(args: list[str]) -> int:
         raise BinexpError(f"plot: unknown figure {ns.figure!r}; choose one of: {', '.join(FIGURES)}")
     if not Path(ns.dir).expanduser().exists():
         raise BinexpError(f"plot: {ns.dir} does not exist; fix: pass a run or sweep directory (e.g. outputs/multiruns/<sweep>)")
-    from binexp.plots import draw
+    from binexp.analysis.plots import draw
 
     out = Path(ns.out) if ns.out else Path(ns.dir) / "figures"
     layers = [x for x in ns.layers.split(",") if x] if ns.layers else None

@@ -21,7 +21,7 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from binexp.diagnostics import activation_angular_bias, angular_bias
+from binexp.analysis.diagnostics import activation_angular_bias, angular_bias
 from binexp.quant.layers import quantized_layers
 
 

@@ -15,8 +15,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from binexp.analysis.diagnostics import flip_rate, layer_stats, weight_signs
 from binexp.checkpoint import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt and the best epoch
-from binexp.diagnostics import flip_rate, layer_stats, weight_signs
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import run_records
 from binexp.quant.layers import quantized_layers

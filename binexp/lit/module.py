@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from binexp.angle_penalty import angle_penalty
-from binexp.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
 from binexp.errors import BinexpError
+from binexp.lit.angle_penalty import angle_penalty
+from binexp.lit.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
 from binexp.models import build_model
 from binexp.quant import ConvFactory, quantized_layers
 from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
@@ -26,7 +26,7 @@ class ClassifierModule(L.LightningModule):
     def __init__(self, model_cfg, quantizer_cfg, schedule_cfg: ScheduleConfig, num_classes: int, run_config: dict | None = None,
                  angle_penalty: float = 0.0) -> None:
         super().__init__()
-        self.angle_penalty = float(angle_penalty)  # lambda of binexp.angle_penalty (0 = off)
+        self.angle_penalty = float(angle_penalty)  # lambda of binexp.lit.angle_penalty (0 = off)
         self.save_hyperparameters({"run_config": run_config or {}, "num_classes": num_classes})
         self.schedule_cfg = schedule_cfg
         self.net = build_model(model_cfg, ConvFactory(quantizer_cfg), num_classes)

@@ -68,7 +68,7 @@ def hparams_of(static: dict) -> dict:
 
 def stat_names(pl_module) -> list[str]:
     """The per-layer scalar names this model's layers log (one layer of each class asked)."""
-    from binexp.diagnostics import layer_stats
+    from binexp.analysis.diagnostics import layer_stats
     from binexp.quant.layers import quantized_layers
 
     names: list[str] = []
@@ -120,7 +120,7 @@ def swept_hparams() -> set[str]:
     """The keys ``binexp train -m`` sweeps (the HParams columns that differ between runs)."""
     import os
 
-    from binexp.train import SWEPT_ENV
+    from binexp.env import SWEPT_ENV
 
     return {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
 

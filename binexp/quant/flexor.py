@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from binexp import gf2
+from binexp.quant import gf2
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import register_quantizer
 from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names

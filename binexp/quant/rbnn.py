@@ -502,7 +502,7 @@ class RBNNConv2d(QuantConv2d):
         stats["rbnn_alpha_mean"] = self._alpha_tensor().mean()
         stats["rbnn_rotation_updates"] = self.rotation_updates.detach().float()
         # Eq. 11 side by side: optimal-scale quantization error of w_s, of R1^T W_s R2 and of w~
-        from binexp.diagnostics import quantization_error
+        from binexp.analysis.diagnostics import quantization_error
 
         w_s = self.standardized_weight().detach()
         stats["quant_error_unrotated"] = quantization_error(w_s)

@@ -4,13 +4,13 @@ rejected with one line."""
 import pytest
 import torch
 
+from binexp.commands.list import config_options
 from binexp.config import validate
 from binexp.data import build_datamodule
 from binexp.errors import BinexpError
-from binexp.listing import config_options
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
-from binexp.train import build_callbacks
+from binexp.run import build_callbacks
 
 GROUPS = ["data", "model", "quantizer", "schedule", "trainer", "logger", "callbacks"]
 CASES = [(g, o) for g in GROUPS for o in config_options(g)]

@@ -11,7 +11,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from binexp.listing import config_options
+from binexp.commands.list import config_options
 from binexp.quant.flexor import FlexorConv2d
 from binexp.quant.flexor_export import module_from_checkpoint, verify_roundtrip
 from binexp.quant.layers import quantized_layers

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from binexp.analysis.plots import draw
 from binexp.cli import main
-from binexp.plots import draw
 from tests.conftest import QUICK, run_cli
 
 LAYERS = ["layer1.0.conv1", "layer2.0.conv1", "layer3.0.conv1"]

@@ -171,8 +171,8 @@ def _event_run(root: Path, name: str, steps_per_epoch: int = 4, epochs: int = 3,
 
 
 def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
-    from binexp import report as rep
-    from binexp.plots import acc_vs_bits, val_curves
+    from binexp.analysis import report as rep
+    from binexp.analysis.plots import acc_vs_bits, val_curves
 
     sweep = tmp_path / "sweep"
     for n_in in (8, 16):
@@ -198,8 +198,8 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
 
 
 def test_no_bits_plot_when_every_row_has_one_bit_width_and_no_fp(tmp_path):
-    from binexp import report as rep
-    from binexp.plots import acc_vs_bits
+    from binexp.analysis import report as rep
+    from binexp.analysis.plots import acc_vs_bits
 
     write_run(tmp_path, "a", ["quantizer=xnor"], quantizer="xnor")
     write_run(tmp_path, "b", ["quantizer=rbnn"], quantizer="rbnn")

@@ -17,10 +17,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from binexp.config import validate
 from binexp.data import build_datamodule
-from binexp.distill import DistillConfig
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import ActivationDiagnostics
 from binexp.lit.callbacks import LayerDiagnostics, QuantizerSchedule, RunRecord
+from binexp.lit.distill import DistillConfig
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
 

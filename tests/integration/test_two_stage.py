@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from binexp.config import validate
-from binexp.distill import DistillConfig, distillation_loss
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
+from binexp.lit.distill import DistillConfig, distillation_loss
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
 from tests.conftest import read_metrics, run_cli

@@ -91,7 +91,7 @@ def test_lightnings_own_resume_load_is_weights_only(cli, tmp_path, monkeypatch):
     """Past the pre-flight (a good last.ckpt when it looked, a malicious one when Lightning
     loads it): Lightning's restore goes through SafeCheckpointIO, so it refuses the payload."""
     import binexp.resume
-    import binexp.train
+    import binexp.run
 
     marker = tmp_path / "fired"
     run = fake_run(tmp_path / "run")
@@ -102,7 +102,7 @@ def test_lightnings_own_resume_load_is_weights_only(cli, tmp_path, monkeypatch):
         evil_checkpoint(found[0], marker)  # replaced between binexp's checks and Lightning's load
         return found
 
-    monkeypatch.setattr(binexp.train, "resume_checkpoint", swap_after_check)  # after the pre-flight's and the run's look
+    monkeypatch.setattr(binexp.run, "resume_checkpoint", swap_after_check)  # after the pre-flight's and the run's look
     code, lines = cli(["train", f"resume={run}", "trainer.enable_progress_bar=false"])
     assert code == 1 and lines[-1].startswith("binexp: error: resume: checkpoint ") and "asks to build" in lines[-1]
     assert sum(line.startswith("binexp: error:") for line in lines) == 1

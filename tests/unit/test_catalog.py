@@ -58,7 +58,7 @@ def test_list_experiment_shows_paper_table_and_value(capsys):
 def test_list_unknown_group_is_one_line(capsys):
     assert main(["list", "quantizers"]) == 2
     assert capsys.readouterr().err.strip() == ("binexp: error: unknown group 'quantizers'; choose one of: quantizer, "
-                                                "model, data, schedule, experiment, surrogate, trainer")
+                                                "model, data, schedule, experiment, activation, surrogate, trainer")
 
 
 def test_experiment_meta_reads_what_omegaconf_reads():

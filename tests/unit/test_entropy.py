@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from binexp.entropy import (
+from binexp.analysis.entropy import (
     binary_entropy,
     entropy_of_counts,
     huffman_lengths,

@@ -11,12 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from binexp import gf2
-from binexp.accounting import model_bits
+from binexp.analysis.accounting import model_bits
 from binexp.models import build_model
 from binexp.models.registry import ModelConfig
-from binexp.quant import ConvFactory, quantized_layers
-from binexp.quant.flexor import (FlexorConfig, FlexorConv2d, taps_of, xor_decrypt_pm1, xor_matrix, xor_pm1)
+from binexp.quant import ConvFactory, gf2, quantized_layers
+from binexp.quant.flexor import FlexorConfig, FlexorConv2d, taps_of, xor_decrypt_pm1, xor_matrix, xor_pm1
 from binexp.quant.flexor_export import claimed_bytes, pack_model, unpack
 
 FIG2 = np.array([[int(c) for c in row] for row in "1011 1100 1110 0011 0101 0111".split()], dtype=np.uint8)

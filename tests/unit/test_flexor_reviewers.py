@@ -10,11 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from binexp import gf2
-from binexp.accounting import model_bits
+from binexp.analysis.accounting import model_bits
 from binexp.models import build_model
 from binexp.models.registry import ModelConfig
-from binexp.quant import ConvFactory
+from binexp.quant import ConvFactory, gf2
 from binexp.quant.flexor import FlexorConfig, FlexorConv2d
 from binexp.quant.flexor_export import pack_model, unpack
 

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from binexp.accounting import model_bits
+from binexp.analysis.accounting import model_bits
 from binexp.config import to_schema
 from binexp.models import ModelConfig, build_model, model_names
 from binexp.quant import ConvFactory, QuantConv2d, get_quantizer, quantized_layers, quantizer_names
-from omegaconf import OmegaConf
 
 IMAGENET = {"resnet18", "resnet34"}
 

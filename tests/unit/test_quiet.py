@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from binexp.quiet import DETAIL_LOGGER, make_quiet, make_verbose
-from binexp.train import progress_and_noise
+from binexp.run import progress_and_noise
 
 
 class Terminal(io.StringIO):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from binexp.accounting import model_bits
+from binexp.analysis.accounting import model_bits
 from binexp.config import to_schema
 from binexp.models import ModelConfig, build_model
 from binexp.quant import ConvFactory, quantized_layers

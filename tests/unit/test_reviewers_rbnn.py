@@ -9,11 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from binexp.angle_penalty import angle_penalty, check_angle_penalty, one_minus_cos
-from binexp.diagnostics import activation_angular_bias, layer_stats, quantization_error, quantization_error_unscaled
-from binexp.distill import DistillConfig, FeatureTap, attention_map, attention_transfer_loss, block_names
+from binexp.analysis.diagnostics import (
+    activation_angular_bias,
+    layer_stats,
+    quantization_error,
+    quantization_error_unscaled,
+)
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import measure_act_angular_bias
+from binexp.lit.angle_penalty import angle_penalty, check_angle_penalty, one_minus_cos
+from binexp.lit.distill import DistillConfig, FeatureTap, attention_map, attention_transfer_loss, block_names
 from binexp.quant.rbnn import RBNNConfig, RBNNConv2d
 from binexp.quant.xnor import XnorConfig, XnorConv2d
 

@@ -68,10 +68,10 @@ def test_rbnn_extra_floats_match_the_reference_table(model, rotations, channels,
     """In-process (no subprocess per model): the same summarize() the CLI and every run use."""
     from omegaconf import OmegaConf
 
+    from binexp.analysis.summary import summarize, totals
     from binexp.config import to_schema
     from binexp.models import ModelConfig, build_model
     from binexp.quant import ConvFactory, get_quantizer
-    from binexp.summary import summarize, totals
 
     qcfg = to_schema(get_quantizer("rbnn").schema, OmegaConf.create({"name": "rbnn", "seed": 0}), "quantizer")
     net = build_model(ModelConfig(name=model), ConvFactory(qcfg), 10)
@@ -89,10 +89,10 @@ def test_rbnn_extra_floats_match_the_reference_table(model, rotations, channels,
 def _totals(model: str, quantizer: dict) -> dict:
     from omegaconf import OmegaConf
 
+    from binexp.analysis.summary import summarize, totals
     from binexp.config import to_schema
     from binexp.models import ModelConfig, build_model
     from binexp.quant import ConvFactory, get_quantizer
-    from binexp.summary import summarize, totals
 
     qcfg = to_schema(get_quantizer(quantizer["name"]).schema, OmegaConf.create(quantizer), "quantizer")
     return totals(summarize(build_model(ModelConfig(name=model), ConvFactory(qcfg), 10), 32))

@@ -4,14 +4,13 @@ It reads each run's ``metrics.json`` (and nothing else, except TensorBoard event
 ``--plot``): one row per configuration — the overrides that differ between runs, or ``--by`` —
 with seeds folded into mean ± std (n), and, where the run's experiment has a paper value in its
 ``meta``, the paper's number and our difference beside it — only for runs that are that
-experiment (same model, quantizer, data and epochs, see ``binexp.paper``), else "—" and why.
+experiment (same model, quantizer, data and epochs, see ``binexp.analysis.paper``), else "—" and why.
 Runs that failed, were interrupted, are still running or died (``running`` with nobody holding
 the run's lock) get rows of their own with that status; none is dropped. Columns for what other
 parts of binexp record (model size, Huffman bits per weight, RBNN's final α) appear when present."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import statistics
@@ -19,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from binexp import paper as paper_check
+from binexp.analysis import paper as paper_check
+from binexp.analysis.runs import Run, find_runs
 from binexp.errors import BinexpError
-from binexp.runs import FOLDED, Run, differing_keys, find_runs, parse_overrides
 
 PAPER_KEYS = paper_check.TOP1_KEYS
 RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")
@@ -229,8 +228,8 @@ def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
 def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_dir: Path) -> list[Path]:
     """acc_vs_bits.png (binary rows against bits, fp as reference lines; when bits vary or an
     fp row is there to compare with) and val_curves.png
-    (one line per configuration, x in epochs); returns the files (see ``binexp.plots``)."""
-    from binexp.plots import acc_vs_bits, val_curves
+    (one line per configuration, x in epochs); returns the files (see ``binexp.analysis.plots``)."""
+    from binexp.analysis.plots import acc_vs_bits, val_curves
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -241,38 +240,4 @@ def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_d
     return written
 
 
-def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="binexp report", description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", help="run or sweep directories")
-    parser.add_argument("--by", default=None, help="comma-separated keys for the rows (default: the overrides that differ)")
-    parser.add_argument("--metric", default="best_val_acc1", help="metrics.json key to report (default best_val_acc1; val_acc1 = last epoch)")
-    parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
-    parser.add_argument("--plot", default=None, metavar="DIR", help="write acc_vs_bits.png and val_curves.png here")
-    parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
-    ns = parser.parse_args(args)
-    runs = find_runs(ns.dirs)
-    by = [k for k in ns.by.split(",") if k] if ns.by else differing_keys(runs)
-    if not by:
-        by = ["name"]
-    check_keys(runs, by if ns.by else [], ns.metric)
-    rows = group(runs, by)
-    records = table_records(rows, by, ns.metric)
-    alpha = render_alpha(records, rows, by) if ns.alpha else None
-    print(render(records, by, ns.metric, ns.format))
-    if alpha:
-        print("\nα final per layer\n" + alpha)
-    if ns.plot:
-        for path in plot(records, rows, by, ns.metric, Path(ns.plot)):
-            print(f"wrote {path}")
-    failed = sum(1 for r in records if not r["status"].startswith("completed"))
-    if failed and ns.format == "md":
-        print(f"\n{failed} row(s) did not complete; see their status.")
-    unreadable = [r for r in runs if r.status == "unreadable"]
-    if unreadable:  # the table is printed, but a damaged run directory is an error, not a quiet row
-        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-        raise BinexpError(f"report: {unreadable[0].path / 'metrics.json'} is unreadable{more} "
-                          f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); fix: restore it, or remove that run directory")
-    return 0
-
-
-__all__ = ["find_runs", "group", "main", "render", "table_records"]
+__all__ = ["find_runs", "group", "render", "table_records"]

@@ -53,3 +53,8 @@ def print_listing(group: str | None = None) -> None:
             print(f"{name}:")
         for key, summary in rows:
             print(f"  {key:<32} {summary}".rstrip() if name == "experiment" else f"  {key:<22} {summary}".rstrip())
+
+
+def main(args: list[str]) -> int:
+    print_listing(args[0] if args else None)
+    return 0

@@ -21,11 +21,13 @@ from binexp import (
     checkpoint,
     sweep_resume,  # noqa: F401 - registers the resolver behind hydra.output_subdir
 )
-from binexp.accounting import model_bits
+from binexp.analysis.accounting import model_bits
+from binexp.analysis.entropy import model_entropy
+from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 from binexp.checkpoint import load_teacher
 from binexp.config import validate
 from binexp.data import build_datamodule
-from binexp.entropy import model_entropy
+from binexp.env import SWEPT_ENV
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
@@ -33,11 +35,9 @@ from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import ClassifierModule
 from binexp.resume import already_complete, previous_record, resume_checkpoint
 from binexp.runstate import RunLock
-from binexp.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 
 log = logging.getLogger("binexp.train")
 detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
-SWEPT_ENV = "BINEXP_SWEPT_KEYS"
 
 
 def _swept_dirname(*, _root_) -> str:
@@ -79,7 +79,7 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> list:
     (None on ranks other than 0)."""
     import json
 
-    from binexp.entropy import format_entropy, model_entropy
+    from binexp.analysis.entropy import format_entropy, model_entropy
 
     rows = summarize(net, input_size)
     entropy = format_entropy(model_entropy(net))  # of the initial weights; metrics.json has the trained ones

@@ -302,7 +302,7 @@ def _override_value(metrics: dict, key: str):
 def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best_val_acc1") -> tuple[list[Path], dict]:
     """Accuracy against a swept key; one line per setting of the other swept keys, seeds
     folded into mean ± std."""
-    from binexp.runs import differing_keys, find_runs
+    from binexp.analysis.runs import differing_keys, find_runs
 
     runs = [r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))]
     runs = [r for r in runs if _override_value(r.metrics, key) is not None]
@@ -364,7 +364,7 @@ def draw(figure: str, root: Path, out: Path, layers: list[str] | None = None, ep
 def name_runs(runs: list[RunData]) -> None:
     """Short labels for a sweep's runs: the overrides that differ between them
     (``quantizer=rbnn``), not Hydra's 90-character job directory names."""
-    from binexp.runs import parse_overrides
+    from binexp.analysis.runs import parse_overrides
 
     if len(runs) < 2:
         return

@@ -40,7 +40,7 @@ def model_bits(model: nn.Module) -> dict:
         if callable(hook):
             method_report.update(hook([layer for _, layer in layers if type(layer) is cls]))
     # distinct FleXOR XOR matrices are stored once (as binexp summary counts them)
-    from binexp.summary import xor_planes
+    from binexp.analysis.summary import xor_planes
 
     xor: dict[str, int] = {}
     for _, layer in layers:

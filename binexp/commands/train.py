@@ -1,0 +1,61 @@
+"""``binexp train [flags] [overrides]``: everything goes to Hydra unchanged (``-m``, ``--cfg job``,
+``hydra.*``), after a pre-flight check that turns bad input into one line and exit code 2 before
+anything is written; ``resume=<run dir>`` replays that run's saved overrides; ``-v`` brings
+Lightning's own output back."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from binexp.env import SWEPT_ENV, VERB_ENV
+
+# Hydra flags that only print or that change where configs come from: no pre-flight for them.
+_PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "-p", "--package",
+                      "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                      "-cd", "--version", "--experimental-rerun"}
+_INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(flags, overrides): Hydra's own ``-x``/``--x`` flags and the key=value overrides."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            takes_value = a in _VALUE_FLAGS and i + 1 < len(args) and not args[i + 1].startswith("-")
+            if a in ("--info", "-i"):
+                takes_value = takes_value and args[i + 1] in _INFO_CHOICES
+            if takes_value:
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags, overrides
+
+
+def main(args: list[str]) -> int:
+    os.environ[VERB_ENV] = "train"
+    from binexp.preflight import preflight, resume_args
+
+    flags, overrides = split_args(args)
+    if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
+        flags = [f for f in flags if f not in ("-v", "--verbose")]
+        overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
+    if any(o.startswith("resume=") for o in overrides):
+        flags, overrides = resume_args(flags, overrides)
+    multirun = "-m" in flags or "--multirun" in flags
+    if not (set(flags) & _PASSTHROUGH_FLAGS):
+        preflight(overrides, multirun=multirun)
+    from binexp.preflight import swept_keys
+    from binexp.run import hydra_train
+
+    os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides)) if multirun else ""  # names the sweep's job dirs
+
+    sys.argv = [sys.argv[0], *flags, *overrides]
+    hydra_train()
+    return 0

@@ -1,0 +1,5 @@
+"""Environment variables binexp hands to the processes it starts (Lightning's DDP children, Hydra's
+sweep jobs): the verb being run and the keys a sweep sweeps."""
+
+VERB_ENV = "BINEXP_VERB"  # a DDP child re-executed by Lightning runs this verb
+SWEPT_ENV = "BINEXP_SWEPT_KEYS"  # comma-separated keys of `binexp train -m` (names job dirs, HParams columns)
