@@ -26,6 +26,7 @@ PAPER_KEYS = paper_check.TOP1_KEYS
 RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")
 # optional metrics.json keys -> (record key, column title); shown only when some run has them
 EXTRA_COLUMNS = {"model_size_kib": "size (KiB)", "huffman_bits_per_weight": "Huffman bits/w", "alpha_final_mean": "α final"}
+COLUMN_NAMES = {"size": "model_size_kib", "huffman": "huffman_bits_per_weight", "alpha": "alpha_final_mean"}  # --columns
 
 
 @dataclass
@@ -165,10 +166,12 @@ def _fmt_bits(value) -> str:
     return f"{value:.2f}" if round(value, 2) == value else f"{value:.4f}"
 
 
-def render(records: list[dict], by: list[str], metric: str, fmt: str) -> str:
+def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: tuple[str, ...] = ()) -> str:
+    """The table; ``columns`` (keys of :data:`COLUMN_NAMES`) adds those columns where some run records them."""
     has_bits = any(r["bits_per_weight"] not in (None, 32.0) for r in records)
     has_paper = any(r["paper"] is not None or r.get("paper_note") for r in records)
-    extras = [k for k in EXTRA_COLUMNS if any(r.get(k) is not None for r in records)]
+    wanted = {COLUMN_NAMES[c] for c in columns}
+    extras = [k for k in EXTRA_COLUMNS if k in wanted and any(r.get(k) is not None for r in records)]
     if fmt == "csv":
         cols = by + ["bits_per_weight", *extras, f"{metric}_mean", f"{metric}_std", "n", "paper", "delta", "paper_note", "epochs", "status"]
         buf = io.StringIO()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from binexp.analysis.report import check_keys, group, plot, render, render_alpha, table_records
+from binexp.analysis.report import COLUMN_NAMES, check_keys, group, plot, render, render_alpha, table_records
 from binexp.analysis.runs import differing_keys, find_runs
 from binexp.errors import BinexpError
 
@@ -18,6 +18,8 @@ def main(args: list[str]) -> int:
     parser.add_argument("--metric", default="best_val_acc1", help="metrics.json key to report (default best_val_acc1; val_acc1 = last epoch)")
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
     parser.add_argument("--plot", default=None, metavar="DIR", help="write acc_vs_bits.png and val_curves.png here")
+    parser.add_argument("--columns", default="", help="extra columns, comma-separated: size (model KiB at the stored bits), "
+                        "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha)")
     parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
     ns = parser.parse_args(args)
     runs = find_runs(ns.dirs)
@@ -28,7 +30,11 @@ def main(args: list[str]) -> int:
     rows = group(runs, by)
     records = table_records(rows, by, ns.metric)
     alpha = render_alpha(records, rows, by) if ns.alpha else None
-    print(render(records, by, ns.metric, ns.format))
+    columns = tuple(c for c in ns.columns.split(",") if c)
+    unknown = [c for c in columns if c not in COLUMN_NAMES]
+    if unknown:
+        raise BinexpError(f"report: unknown --columns entry {unknown[0]!r}; choose from: {', '.join(COLUMN_NAMES)}")
+    print(render(records, by, ns.metric, ns.format, columns))
     if alpha:
         print("\nα final per layer\n" + alpha)
     if ns.plot:

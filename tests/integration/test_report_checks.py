@@ -147,12 +147,14 @@ def test_size_huffman_and_alpha_columns_only_when_recorded(tmp_path, capsys):
     rich = tmp_path / "rich"
     write_run(rich, "a", ["seed=1"], model_size_kib=33.5, huffman_bits_per_weight=0.9, alpha_final={"l1": 0.5, "l2": 1.0})
     write_run(rich, "b", ["seed=2"], model_size_kib=33.5, huffman_bits_per_weight=0.8, alpha_final={"l1": 0.7, "l2": 1.0})
-    _, out, _ = report(capsys, rich, "--by", "quantizer", "--alpha")
+    _, out, _ = report(capsys, rich, "--by", "quantizer")
+    assert "size (KiB)" not in out  # the paper-comparison table stays as it is unless asked
+    _, out, _ = report(capsys, rich, "--by", "quantizer", "--alpha", "--columns", "size,huffman,alpha")
     lines = out.splitlines()
     assert lines[0] == "| quantizer | bits/weight | size (KiB) | Huffman bits/w | α final | best_val_acc1 (%) | n | epochs | status |"
     assert lines[2] == "| x | 1.00 | 33.50 | 0.8500 | 0.8000 | 80.00 ± 0.00 | 2 | 1 | completed |"
     assert "| l1 | 0.6000 |" in out and "| l2 | 1.0000 |" in out
-    _, out, _ = report(capsys, rich, "--by", "quantizer", "--format", "csv")
+    _, out, _ = report(capsys, rich, "--by", "quantizer", "--format", "csv", "--columns", "size,huffman,alpha")
     row = csv_rows(out)[0]
     assert (row["model_size_kib"], row["huffman_bits_per_weight"], row["alpha_final_mean"]) == ("33.5", "0.85", "0.8")
 
@@ -172,6 +174,7 @@ def _event_run(root: Path, name: str, steps_per_epoch: int = 4, epochs: int = 3,
 
 def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     from binexp.analysis import report as rep
+    from binexp.analysis import runs as runs_mod
     from binexp.analysis.plots import acc_vs_bits, val_curves
 
     sweep = tmp_path / "sweep"
@@ -182,8 +185,8 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     _event_run(sweep, "fp", overrides=["quantizer=fp"], quantizer="fp", bits_per_weight=32.0, best_val_acc1=92.0)
     code, _, _ = report(capsys, sweep, "--plot", tmp_path / "plots")
     assert code == 0 and (tmp_path / "plots" / "acc_vs_bits.png").is_file() and (tmp_path / "plots" / "val_curves.png").is_file()
-    runs = rep.find_runs([str(sweep)])
-    by = rep.differing_keys(runs)
+    runs = runs_mod.find_runs([str(sweep)])
+    by = runs_mod.differing_keys(runs)
     rows = rep.group(runs, by)
     records = rep.table_records(rows, by, "best_val_acc1")
     _, series = acc_vs_bits(records, rows, by, "best_val_acc1", tmp_path / "p2")
@@ -199,6 +202,7 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
 
 def test_no_bits_plot_when_every_row_has_one_bit_width_and_no_fp(tmp_path):
     from binexp.analysis import report as rep
+    from binexp.analysis import runs as runs_mod
     from binexp.analysis.plots import acc_vs_bits
 
     write_run(tmp_path, "a", ["quantizer=xnor"], quantizer="xnor")
