@@ -74,7 +74,7 @@ def activations() -> dict[str, str]:
     """``{name: ""}`` of the ``ACTIVATIONS`` dict literal in models/activations.py."""
     text = (PACKAGE / "models" / "activations.py").read_text(encoding="utf-8")
     start = text.index("ACTIVATIONS: dict[str, ActLayer] = {")
-    names = re.findall(r'^    "(\w+)":', text[start:text.index("\n}\n", start)], re.M)
+    names = re.findall(r'^    "(\w+)":', text[start : text.index("\n}\n", start)], re.M)
     return {n: "" for n in names}
 
 
@@ -117,8 +117,11 @@ def _scalar(text: str):
     text = text.strip()
     if text[:1] in ("'", '"'):
         quote = text[0]
-        end = text.index(quote, 1) if quote == "'" else next(
-            i for i in range(1, len(text)) if text[i] == '"' and text[i - 1] != "\\")
+        end = (
+            text.index(quote, 1)
+            if quote == "'"
+            else next(i for i in range(1, len(text)) if text[i] == '"' and text[i - 1] != "\\")
+        )
         inner = text[1:end]
         return inner.replace("''", "'") if quote == "'" else ast.literal_eval(f'"{inner}"')
     text = text.split(" #", 1)[0].strip()

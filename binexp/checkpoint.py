@@ -51,7 +51,9 @@ def locate(source: str | Path, option: str) -> Path:
     if path.is_dir():
         path = path / CHECKPOINT_DIR / LAST
     if not path.is_file():
-        raise BinexpError(f"{option}: no checkpoint at {path}; fix: {_HOW.get(option, 'pass a run directory or a .ckpt file')}")
+        raise BinexpError(
+            f"{option}: no checkpoint at {path}; fix: {_HOW.get(option, 'pass a run directory or a .ckpt file')}"
+        )
     return path.resolve()
 
 
@@ -86,8 +88,10 @@ def load(path: str | Path, option: str, what: str = "checkpoint") -> dict:
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line
         bad = _unsafe_global(e)
         if bad is not None:
-            raise BinexpError(f"{option}: {what} {path} asks to build {bad}, which a checkpoint never needs (refused, "
-                              f"nothing was run); fix: use a checkpoint written by binexp train from a source you trust") from None
+            raise BinexpError(
+                f"{option}: {what} {path} asks to build {bad}, which a checkpoint never needs (refused, "
+                f"nothing was run); fix: use a checkpoint written by binexp train from a source you trust"
+            ) from None
         raise BinexpError(_corrupt(path, option, what, _first_line(e))) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise BinexpError(_corrupt(path, option, what, "no state_dict inside"))
@@ -98,7 +102,12 @@ def run_config(ckpt: dict, path: Path, option: str) -> tuple[dict, int]:
     """The resolved run config and class count saved in a binexp checkpoint."""
     hp = ckpt.get("hyper_parameters") or {}
     config = hp.get("run_config") or {}
-    if not isinstance(config, dict) or "model" not in config or "quantizer" not in config or not isinstance(hp.get("num_classes"), int):
+    if (
+        not isinstance(config, dict)
+        or "model" not in config
+        or "quantizer" not in config
+        or not isinstance(hp.get("num_classes"), int)
+    ):
         raise BinexpError(f"{option}: {path} has no saved binexp config; fix: use a checkpoint written by binexp train")
     return config, hp["num_classes"]
 
@@ -119,18 +128,25 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
     try:
         qentry = get_quantizer(run.quantizer.name)
     except KeyError:
-        raise BinexpError(f"{option}: {path} was trained with quantizer {run.quantizer.name!r}, unknown to this binexp; fix: use a matching binexp version") from None
+        raise BinexpError(
+            f"{option}: {path} was trained with quantizer {run.quantizer.name!r}, unknown to this binexp; fix: use a matching binexp version"
+        ) from None
     try:
-        module = ClassifierModule(to_schema(ModelConfig, run.model, f"{option} model"),
-                                  to_schema(qentry.schema, run.quantizer, f"{option} quantizer"),
-                                  to_schema(ScheduleConfig, run.get("schedule") or {}, f"{option} schedule"), num_classes,
-                                  run_config=config)
+        module = ClassifierModule(
+            to_schema(ModelConfig, run.model, f"{option} model"),
+            to_schema(qentry.schema, run.quantizer, f"{option} quantizer"),
+            to_schema(ScheduleConfig, run.get("schedule") or {}, f"{option} schedule"),
+            num_classes,
+            run_config=config,
+        )
         if load_weights:
             module.load_state_dict(ckpt["state_dict"])
     except BinexpError as e:
         raise BinexpError(f"{option}: cannot rebuild the run saved in {path}: {e}") from None
     except Exception as e:  # noqa: BLE001 - a checkpoint that does not fit its own config
-        raise BinexpError(f"{option}: cannot rebuild the run saved in {path} ({_first_line(e)}); fix: pass an intact binexp checkpoint") from None
+        raise BinexpError(
+            f"{option}: cannot rebuild the run saved in {path} ({_first_line(e)}); fix: pass an intact binexp checkpoint"
+        ) from None
     return module.eval()
 
 
@@ -138,8 +154,10 @@ def build_network(ckpt: dict, path: Path, option: str, num_classes: int | None =
     """The network alone (``module.net``), checking the class count when given."""
     _, saved_classes = run_config(ckpt, path, option)
     if num_classes is not None and saved_classes != num_classes:
-        raise BinexpError(f"{option}: {path} was trained on {saved_classes} classes, the data has {num_classes}; "
-                          f"fix: use a checkpoint trained on the same data")
+        raise BinexpError(
+            f"{option}: {path} was trained on {saved_classes} classes, the data has {num_classes}; "
+            f"fix: use a checkpoint trained on the same data"
+        )
     return build_module(ckpt, path, option).net
 
 
@@ -228,8 +246,19 @@ def safe_checkpoint_io():
     return SafeCheckpointIO()
 
 
-__all__ = ["SAFE_GLOBALS", "atomic_write", "atomic_write_text", "build_module", "build_network", "load", "load_teacher", "locate",
-           "remove_stale_temps", "run_config", "safe_checkpoint_io"]
+__all__ = [
+    "SAFE_GLOBALS",
+    "atomic_write",
+    "atomic_write_text",
+    "build_module",
+    "build_network",
+    "load",
+    "load_teacher",
+    "locate",
+    "remove_stale_temps",
+    "run_config",
+    "safe_checkpoint_io",
+]
 
 
 def load_teacher(source: str, num_classes: int) -> torch.nn.Module:

@@ -35,6 +35,7 @@ Runs land in outputs/runs/, sweeps in outputs/multiruns/; `tensorboard --logdir 
 `binexp train --help` shows the config groups and options (Hydra's help).
 """
 
+
 def fail(message: str, code: int = 2) -> int:
     print(f"binexp: error: {message}", file=sys.stderr)
     return code

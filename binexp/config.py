@@ -30,7 +30,9 @@ class DistillConfig:
         if not (self.attention_weight >= 0 and math.isfinite(self.attention_weight)):
             raise ValueError(f"distill.attention_weight must be a number >= 0, got {self.attention_weight}")
         if self.attention_weight > 0 and not self.teacher:
-            raise ValueError("distill.attention_weight > 0 needs a teacher; fix: set distill.teacher=<run dir or .ckpt>")
+            raise ValueError(
+                "distill.attention_weight > 0 needs a teacher; fix: set distill.teacher=<run dir or .ckpt>"
+            )
         if not self.temperature > 0:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
         if not 0 <= self.weight <= 1:
@@ -80,18 +82,24 @@ def trainer_kwargs(node: DictConfig) -> dict:
 
     container = OmegaConf.to_container(node, resolve=True)
     if not isinstance(container, dict):
-        raise BinexpError(f"trainer must be a mapping of Trainer arguments, got {container!r}; fix: use trainer.<arg>=<value>")
+        raise BinexpError(
+            f"trainer must be a mapping of Trainer arguments, got {container!r}; fix: use trainer.<arg>=<value>"
+        )
     kwargs: dict[str, Any] = {str(k): v for k, v in container.items()}
     allowed = set(inspect.signature(Trainer.__init__).parameters) - {"self", "callbacks", "logger", "default_root_dir"}
     for key in kwargs:
         if key not in allowed:
-            raise BinexpError(f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
-                              "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)")
+            raise BinexpError(
+                f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
+                "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)"
+            )
     if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
     limit = kwargs.get("limit_train_batches")
     if limit is not None and not isinstance(limit, bool) and limit == 0:
-        raise BinexpError("trainer.limit_train_batches=0 trains nothing; fix: a fraction in (0, 1], a number of batches >= 1, or null for all")
+        raise BinexpError(
+            "trainer.limit_train_batches=0 trains nothing; fix: a fraction in (0, 1], a number of batches >= 1, or null for all"
+        )
     return kwargs
 
 
@@ -110,19 +118,30 @@ def check_trainer(kwargs: dict) -> None:
         for q in quiet:
             q.setLevel(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            Trainer(**{**kwargs, "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
-                       "enable_model_summary": False})
+            Trainer(
+                **{
+                    **kwargs,
+                    "logger": False,
+                    "enable_checkpointing": False,
+                    "enable_progress_bar": False,
+                    "enable_model_summary": False,
+                }
+            )
     except Exception as e:  # noqa: BLE001 - Lightning's MisconfigurationException, ValueError, TypeError
         text = str(e).strip()
         first = text.splitlines()[0] if text else type(e).__name__
         acc = str(kwargs.get("accelerator", "auto"))
         if acc not in ("auto", "cpu") and ("backend" in first or "not available" in first):
-            raise BinexpError(f"trainer.accelerator={acc}: no {acc} available on this machine ({first}); "
-                              f"fix: trainer.accelerator=cpu or trainer.accelerator=auto") from None
+            raise BinexpError(
+                f"trainer.accelerator={acc}: no {acc} available on this machine ({first}); "
+                f"fix: trainer.accelerator=cpu or trainer.accelerator=auto"
+            ) from None
         keys = [k for k in ("devices", "precision", "strategy", "num_nodes", "accelerator") if k in first]
         hint = f"trainer.{keys[0]}" if keys else "the trainer.* options"
-        raise BinexpError(f"trainer options rejected by Lightning: {first}; fix: check {hint} (e.g. trainer.accelerator=cpu "
-                          f"trainer.devices=1 trainer.precision=32-true)") from None
+        raise BinexpError(
+            f"trainer options rejected by Lightning: {first}; fix: check {hint} (e.g. trainer.accelerator=cpu "
+            f"trainer.devices=1 trainer.precision=32-true)"
+        ) from None
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
@@ -134,11 +153,15 @@ def validate(cfg: DictConfig) -> RunConfig:
         qname = cfg.quantizer.name
         dkind = cfg.data.kind
     except OmegaConfBaseException as e:
-        raise BinexpError(f"config is missing quantizer.name or data.kind ({e}); fix: select quantizer=<name> and data=<name>") from None
+        raise BinexpError(
+            f"config is missing quantizer.name or data.kind ({e}); fix: select quantizer=<name> and data=<name>"
+        ) from None
     try:
         qentry = get_quantizer(qname)
     except KeyError:
-        raise BinexpError(f"quantizer.name={qname!r} is not a registered quantizer; choose one of: {', '.join(quantizer_names())}") from None
+        raise BinexpError(
+            f"quantizer.name={qname!r} is not a registered quantizer; choose one of: {', '.join(quantizer_names())}"
+        ) from None
     if dkind not in DATASETS:
         raise BinexpError(f"data.kind={dkind!r} is not a dataset kind; choose one of: {', '.join(dataset_kinds())}")
     quantizer = to_schema(qentry.schema, cfg.quantizer, "quantizer")
@@ -155,5 +178,13 @@ def validate(cfg: DictConfig) -> RunConfig:
     from binexp.lit.angle_penalty import check_angle_penalty
 
     penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
-    return RunConfig(data=data, model=model, quantizer=quantizer, schedule=schedule, trainer=trainer, distill=distill, raw=cfg,
-                     angle_penalty=penalty)
+    return RunConfig(
+        data=data,
+        model=model,
+        quantizer=quantizer,
+        schedule=schedule,
+        trainer=trainer,
+        distill=distill,
+        raw=cfg,
+        angle_penalty=penalty,
+    )

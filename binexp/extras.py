@@ -21,8 +21,10 @@ def require(extra: str, what: str | None = None) -> None:
         try:
             importlib.import_module(name)
         except ImportError:
-            raise BinexpError(f"{what or needed_by} needs the optional package {name.split('.')[0]!r}, which is not installed; "
-                              f"fix: pip install 'binexp[{extra}]'") from None
+            raise BinexpError(
+                f"{what or needed_by} needs the optional package {name.split('.')[0]!r}, which is not installed; "
+                f"fix: pip install 'binexp[{extra}]'"
+            ) from None
 
 
 def check_launcher_overrides(overrides: list[str]) -> None:

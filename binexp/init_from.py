@@ -29,11 +29,14 @@ class InitReport:
 
     def summary(self) -> str:
         """One log line, e.g. ``init_from <ckpt>: loaded 120 tensors, new 2 (net.a, net.b), skipped 0``."""
+
         def names(keys: list[str]) -> str:
             return f" ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})" if keys else ""
 
-        return (f"init_from {self.source}: loaded {len(self.loaded)} tensors, new {len(self.new)}{names(self.new)}, "
-                f"skipped {len(self.skipped)}{names(self.skipped)}")
+        return (
+            f"init_from {self.source}: loaded {len(self.loaded)} tensors, new {len(self.new)}{names(self.new)}, "
+            f"skipped {len(self.skipped)}{names(self.skipped)}"
+        )
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -53,7 +56,9 @@ def source_model_name(ckpt: dict) -> str | None:
 def check_compatible(ckpt: dict, path: Path, model_name: str) -> None:
     src = source_model_name(ckpt)
     if src is not None and src != model_name:
-        raise BinexpError(f"init_from: {path} was trained with model={src}, this run uses model={model_name}; fix: use the same model in both stages")
+        raise BinexpError(
+            f"init_from: {path} was trained with model={src}, this run uses model={model_name}; fix: use the same model in both stages"
+        )
 
 
 def load_compatible(module: nn.Module, source: str | Path, model_name: str) -> InitReport:

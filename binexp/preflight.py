@@ -57,9 +57,11 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
         choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
         owners = sorted(opt for opt, keys in _option_keys(group).items() if leaf in keys and opt != choice)
         if owners and choice is not None:
-            return BinexpError(f"unknown key {key} for {group}={choice}: {leaf} is a key of {group}="
-                               f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
-                               f"{' or '.join(owners)} (a separate sweep), or drop it")
+            return BinexpError(
+                f"unknown key {key} for {group}={choice}: {leaf} is a key of {group}="
+                f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
+                f"{' or '.join(owners)} (a separate sweep), or drop it"
+            )
     hint = did_you_mean(leaf, _node_keys(overrides, key), f"{parent}." if parent else "")
     if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
         import difflib
@@ -78,7 +80,9 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
         hint = did_you_mean(leaf, inspect.signature(Trainer.__init__).parameters, "+trainer.")
     if hint:
         return BinexpError(f"unknown key {key}{hint} (binexp train --cfg job shows every key)")
-    return BinexpError(f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=...")
+    return BinexpError(
+        f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=..."
+    )
 
 
 def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpError:
@@ -90,8 +94,10 @@ def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpEr
         options = getattr(e, "options", None)
         if "/" in missing and options is not None:
             group, name = missing.rsplit("/", 1)
-            return BinexpError(f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
-                               f"{did_you_mean(name, options, f'{group}=')}")
+            return BinexpError(
+                f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
+                f"{did_you_mean(name, options, f'{group}=')}"
+            )
         return BinexpError(_first_line(e))
     if isinstance(e, OverrideParseException):
         return BinexpError(f"cannot parse override: {_first_line(e)}")
@@ -105,8 +111,10 @@ def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpEr
             from binexp.catalog import config_groups
 
             group = msg.split("'")[1]
-            return BinexpError(f"unknown config group {group!r}; choose one of: {', '.join(config_groups())}"
-                               f"{did_you_mean(group, config_groups())}")
+            return BinexpError(
+                f"unknown config group {group!r}; choose one of: {', '.join(config_groups())}"
+                f"{did_you_mean(group, config_groups())}"
+            )
         if cause is not None:
             return BinexpError(f"{msg} {_first_line(cause)}")
         return BinexpError(msg)
@@ -147,7 +155,9 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
         pre = prefix.get(ov.type, "")
         if ov.is_sweep_override():
             if not multirun:
-                raise BinexpError(f"{ov.input_line} is a sweep; fix: add -m to run it as a multirun (binexp train -m ...)")
+                raise BinexpError(
+                    f"{ov.input_line} is a sweep; fix: add -m to run it as a multirun (binexp train -m ...)"
+                )
             try:
                 values = list(ov.sweep_string_iterator())
             except Exception:  # noqa: BLE001 - e.g. glob(): leave it to Hydra
@@ -159,7 +169,7 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
     variants = [base]
     for i, c in enumerate(choices):
         for v in c[1:]:
-            variants.append(base[:i] + [v] + base[i + 1:])
+            variants.append(base[:i] + [v] + base[i + 1 :])
     return variants[:MAX_SWEEP_CHECKS]
 
 
@@ -225,8 +235,11 @@ def preflight(overrides: list[str], multirun: bool) -> None:
         job = " ".join(o for o in variant if o.split("=", 1)[0].lstrip("+~") in swept)
         more = f" ({len(failures)} of the {len(variants)} sweep jobs checked fail)" if len(failures) > 1 else ""
         raise BinexpError(f"in the sweep job {job}: {e}{more}")
-    explicit = [o.split("=", 1)[1].strip("'\"") for o in overrides
-                if o.lstrip("+").startswith("hydra.sweep.dir=" if multirun else "hydra.run.dir=")]
+    explicit = [
+        o.split("=", 1)[1].strip("'\"")
+        for o in overrides
+        if o.lstrip("+").startswith("hydra.sweep.dir=" if multirun else "hydra.run.dir=")
+    ]
     resuming = any(o.startswith("resume=") for o in overrides)
     target = Path(explicit[-1]).expanduser() if explicit else Path("outputs")
     check_writable(target)
@@ -241,10 +254,14 @@ def check_writable(d: Path) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise BinexpError(f"{probe} is a file, not a folder; fix: choose another output directory (hydra.run.dir / hydra.sweep.dir)")
+        raise BinexpError(
+            f"{probe} is a file, not a folder; fix: choose another output directory (hydra.run.dir / hydra.sweep.dir)"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise BinexpError(f"cannot write to {probe} (read-only or no permission); fix: choose a writable output directory "
-                          f"with hydra.run.dir=<folder> (or run from a writable folder)")
+        raise BinexpError(
+            f"cannot write to {probe} (read-only or no permission); fix: choose a writable output directory "
+            f"with hydra.run.dir=<folder> (or run from a writable folder)"
+        )
 
 
 def check_new_run_dir(d: Path) -> None:
@@ -253,8 +270,10 @@ def check_new_run_dir(d: Path) -> None:
     if (d / "metrics.json").exists() or (d / "checkpoints").exists():
         raise BinexpError(f"{d} already holds a run; fix: continue it with resume={d}, or choose another hydra.run.dir")
     if d.is_dir() and any(d.iterdir()):
-        raise BinexpError(f"{d} is an existing folder with other files in it; fix: choose a new or empty hydra.run.dir "
-                          f"(a run writes several files and folders there)")
+        raise BinexpError(
+            f"{d} is an existing folder with other files in it; fix: choose a new or empty hydra.run.dir "
+            f"(a run writes several files and folders there)"
+        )
 
 
 def check_checkpoint(path: Path) -> None:
@@ -262,10 +281,14 @@ def check_checkpoint(path: Path) -> None:
     from binexp import checkpoint
 
     if not path.is_file():
-        raise BinexpError(f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); fix: start it again without resume=")
+        raise BinexpError(
+            f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); fix: start it again without resume="
+        )
     state = checkpoint.load(path, "resume")
     if "epoch" not in state:
-        raise BinexpError(f"resume: checkpoint {path} is corrupt (no epoch inside); fix: restore it, or start a new run without resume=")
+        raise BinexpError(
+            f"resume: checkpoint {path} is corrupt (no epoch inside); fix: restore it, or start a new run without resume="
+        )
 
 
 def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -277,10 +300,14 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     extra = [o for o in overrides if not o.startswith("resume=")]
     bad = [o for o in extra if not o.lstrip("+~").startswith(("trainer.", "verbose="))]
     if bad:
-        raise BinexpError(f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}")
+        raise BinexpError(
+            f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}"
+        )
     run_dir = Path(value).expanduser().resolve()
     if not run_dir.is_dir():
-        raise BinexpError(f"cannot resume: no run directory at {run_dir}; fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>")
+        raise BinexpError(
+            f"cannot resume: no run directory at {run_dir}; fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
+        )
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
@@ -293,8 +320,12 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
             raise TypeError(f"a {type(loaded).__name__}")
         saved = [str(o) for o in loaded]
     except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
-        raise BinexpError(f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run") from None
-    check_saved_overrides([o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file))
+        raise BinexpError(
+            f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run"
+        ) from None
+    check_saved_overrides(
+        [o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file)
+    )
     resume_checkpoint(run_dir)  # last.ckpt, or the newest readable checkpoint, or one line
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
@@ -304,5 +335,13 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     return flags, new
 
 
-__all__ = ["check_checkpoint", "check_config", "compose", "did_you_mean", "expand_sweeps", "preflight", "resume_args",
-           "swept_keys"]
+__all__ = [
+    "check_checkpoint",
+    "check_config",
+    "compose",
+    "did_you_mean",
+    "expand_sweeps",
+    "preflight",
+    "resume_args",
+    "swept_keys",
+]

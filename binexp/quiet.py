@@ -27,8 +27,11 @@ class _DropDetail(logging.Filter):
 
 
 def console_handlers() -> list[logging.Handler]:
-    return [h for h in logging.getLogger().handlers
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
 
 
 def make_quiet() -> None:

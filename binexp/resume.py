@@ -53,8 +53,10 @@ def find_checkpoint(run_dir: str | Path) -> tuple[Path | None, str | None]:
     readable = [(pos, p) for p in candidates if (pos := read_position(p)) is not None]
     if not readable:
         load(candidates[0], "resume")  # the exact one line: not a torch archive, truncated, no state_dict...
-        raise BinexpError(f"checkpoint {candidates[0]} is corrupt (not a readable Lightning checkpoint); fix: restore it, "
-                          f"or start a new run without resume=")
+        raise BinexpError(
+            f"checkpoint {candidates[0]} is corrupt (not a readable Lightning checkpoint); fix: restore it, "
+            f"or start a new run without resume="
+        )
     (step, epoch), best = max(readable, key=lambda item: (item[0][0], item[1] == last, item[1] in hpc))
     if best == last:
         return last, None
@@ -70,7 +72,8 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
         last = run_dir / CHECKPOINT_DIR / LAST
         raise BinexpError(
             f"nothing to resume: {last} does not exist (the run stopped before its first checkpoint); fix: start it again "
-            f"without resume= and with hydra.run.dir=<a new folder> (or delete {run_dir} first)")
+            f"without resume= and with hydra.run.dir=<a new folder> (or delete {run_dir} first)"
+        )
     return found, note
 
 
@@ -86,5 +89,9 @@ def previous_record(run_dir: str | Path) -> dict:
 def already_complete(record: dict, max_epochs) -> bool:
     """A completed run that the resume would not extend."""
     epochs = record.get("epochs")
-    return (record.get("status") == "completed" and isinstance(epochs, int) and max_epochs is not None
-            and 0 <= int(max_epochs) <= epochs)
+    return (
+        record.get("status") == "completed"
+        and isinstance(epochs, int)
+        and max_epochs is not None
+        and 0 <= int(max_epochs) <= epochs
+    )

@@ -50,7 +50,9 @@ def _swept_dirname(*, _root_) -> str:
     full = str(_root_.hydra.job.override_dirname)
     if not keys:
         return full
-    parts = [str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    parts = [
+        str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys
+    ]
     return ",".join(parts) or full
 
 
@@ -65,7 +67,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
         # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False))
+        loggers.append(
+            TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False)
+        )
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     from binexp.trackers import build as build_trackers  # logger.wandb / logger.mlflow
@@ -114,8 +118,13 @@ def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
 def _versions() -> dict:
     import lightning
 
-    return {"binexp": binexp.__version__, "torch": torch.__version__, "lightning": lightning.__version__,
-            "hydra": hydra.__version__, "python": platform.python_version()}
+    return {
+        "binexp": binexp.__version__,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "hydra": hydra.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def run_training(cfg: DictConfig) -> dict:
@@ -125,7 +134,9 @@ def run_training(cfg: DictConfig) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     lock = RunLock(run_dir)
     if rank_zero_only.rank == 0 and not lock.acquire():
-        raise BinexpError(f"{run_dir} is being trained by another live process; fix: wait for it to end or stop it first")
+        raise BinexpError(
+            f"{run_dir} is being trained by another live process; fix: wait for it to end or stop it first"
+        )
     try:
         return _run_training(cfg, run, hc, run_dir)
     finally:
@@ -140,8 +151,11 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     if cfg.get("resume"):
         previous = previous_record(run_dir)
         if already_complete(previous, run.trainer.get("max_epochs")):
-            print(f"binexp: {run_dir} already completed its {previous['epochs']} epochs; nothing to do "
-                  f"(fix: add trainer.max_epochs=<more> to train it further)", file=sys.stderr)
+            print(
+                f"binexp: {run_dir} already completed its {previous['epochs']} epochs; nothing to do "
+                f"(fix: add trainer.max_epochs=<more> to train it further)",
+                file=sys.stderr,
+            )
             return previous
         ckpt, note = resume_checkpoint(run_dir)
         ckpt_path = str(ckpt)
@@ -165,8 +179,14 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     if hasattr(datamodule, "check"):
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes, run_config=resolved,
-                              angle_penalty=run.angle_penalty)
+    module = ClassifierModule(
+        run.model,
+        run.quantizer,
+        run.schedule,
+        datamodule.num_classes,
+        run_config=resolved,
+        angle_penalty=run.angle_penalty,
+    )
     init_report = None
     if cfg.get("init_from") and ckpt_path is None:  # a resumed run restores everything from its own checkpoint
         init_report = load_compatible(module, cfg.init_from, run.model.name)
@@ -177,7 +197,9 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         module.net.compile()  # compiles forward in place; state_dict keys stay the same
     if run.distill.teacher:
         module.set_teacher(load_teacher(run.distill.teacher, datamodule.num_classes), run.distill)
-        log.info("distilling from %s (T=%s, weight=%s)", run.distill.teacher, run.distill.temperature, run.distill.weight)
+        log.info(
+            "distilling from %s (T=%s, weight=%s)", run.distill.teacher, run.distill.temperature, run.distill.weight
+        )
     static = {
         "name": cfg.get("name"),
         "run_dir": str(run_dir),
@@ -213,11 +235,23 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     from binexp.lit.epoch_line import EpochLine
     from binexp.lit.tb_views import TensorBoardViews
 
-    callbacks = [QuantizerSchedule(), *build_callbacks(cfg, run_dir), EpochLine(), TensorBoardViews(static), *bars, record,
-                 interrupt]
+    callbacks = [
+        QuantizerSchedule(),
+        *build_callbacks(cfg, run_dir),
+        EpochLine(),
+        TensorBoardViews(static),
+        *bars,
+        record,
+        interrupt,
+    ]
     # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory
-    trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=build_loggers(cfg, run_dir), default_root_dir=str(run_dir),
-                        plugins=[checkpoint.safe_checkpoint_io()])
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        callbacks=callbacks,
+        logger=build_loggers(cfg, run_dir),
+        default_root_dir=str(run_dir),
+        plugins=[checkpoint.safe_checkpoint_io()],
+    )
     try:
         with interrupt.installed():
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -225,10 +259,14 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         if interrupt.caught(e):
             interrupt.stop(e, trainer, record, run_dir, fresh=ckpt_path is None)
         try:
-            record.write(trainer, status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            record.write(
+                trainer, status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            )
         except OSError:
             pass  # the output is unwritable: the one line below says so
-        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:  # full disk, read-only output: one line, the last good checkpoint stays
+        if (
+            isinstance(e, OSError) and e.errno in WRITE_ERRNOS
+        ):  # full disk, read-only output: one line, the last good checkpoint stays
             raise write_error(e, run_dir) from None
         raise
     record.static.update(model_entropy(module.net))  # the trained sign bits: entropy and Huffman size
@@ -236,9 +274,15 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")
     except OSError as e:
         raise write_error(e, run_dir) from None
-    log.info("%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
-             final.get("status"), final.get("epochs"), _pct(final.get("best_val_acc1")), _pct(final.get("val_acc1")),
-             run_dir, run_dir)
+    log.info(
+        "%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
+        final.get("status"),
+        final.get("epochs"),
+        _pct(final.get("best_val_acc1")),
+        _pct(final.get("val_acc1")),
+        run_dir,
+        run_dir,
+    )
     return final
 
 
@@ -248,8 +292,10 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 def write_error(e: OSError, run_dir: Path) -> BinexpError:
     """A full disk or unwritable output as one line."""
     where = f" {e.filename}" if e.filename else ""
-    return BinexpError(f"cannot write to the run directory {run_dir} ({e.strerror or e}{where}); "
-                       f"fix: free disk space or make it writable, then continue with resume={run_dir}")
+    return BinexpError(
+        f"cannot write to the run directory {run_dir} ({e.strerror or e}{where}); "
+        f"fix: free disk space or make it writable, then continue with resume={run_dir}"
+    )
 
 
 def _pct(value) -> str:

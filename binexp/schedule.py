@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List
 
 import torch
 
@@ -32,11 +31,11 @@ class ScheduleConfig:
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = False
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 1e-4
     lr_schedule: str = "rbnn_cosine"
     warmup_epochs: int = 5
-    milestones: List[int] = field(default_factory=list)
+    milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     label_smoothing: float = 0.0  # cross-entropy label smoothing (Bi-Real PyTorch recipe: 0.1)
 
@@ -56,7 +55,9 @@ class ScheduleConfig:
         if self.warmup_epochs < 0:
             raise ValueError(f"schedule.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.lr_schedule == "rbnn_cosine" and self.warmup_epochs < 1:
-            raise ValueError("schedule.lr_schedule=rbnn_cosine needs warmup_epochs >= 1; use lr_schedule=cosine for no warm-up")
+            raise ValueError(
+                "schedule.lr_schedule=rbnn_cosine needs warmup_epochs >= 1; use lr_schedule=cosine for no warm-up"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"schedule.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.gamma <= 1:
@@ -90,7 +91,9 @@ def lr_decays_before(cfg: ScheduleConfig, epoch: int) -> int:
 
 def build_optimizer(cfg: ScheduleConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay)

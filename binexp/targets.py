@@ -29,8 +29,10 @@ def allowed_target(target: Any) -> bool:
 
 def check_target(target: Any, where: str) -> None:
     if not allowed_target(target):
-        raise BinexpError(f"{where}: _target_={target!r} is not allowed; fix: only classes of lightning.pytorch.callbacks "
-                          f"and binexp may be instantiated from a config")
+        raise BinexpError(
+            f"{where}: _target_={target!r} is not allowed; fix: only classes of lightning.pytorch.callbacks "
+            f"and binexp may be instantiated from a config"
+        )
 
 
 def check_targets(node: Any, where: str) -> None:
@@ -60,12 +62,16 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:  # noqa: BLE001
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BinexpError(f"{where} cannot be parsed ({first}); fix: restore the run directory's saved overrides") from None
+        raise BinexpError(
+            f"{where} cannot be parsed ({first}); fix: restore the run directory's saved overrides"
+        ) from None
     for ov in parsed:
         key = ov.get_key_element()
         if key.lstrip("+~").startswith("hydra") or key.startswith("hydra/"):
-            raise BinexpError(f"{where}: {ov.input_line!r} changes Hydra itself, which a run's saved config never does; "
-                              f"fix: remove it from {where}")
+            raise BinexpError(
+                f"{where}: {ov.input_line!r} changes Hydra itself, which a run's saved config never does; "
+                f"fix: remove it from {where}"
+            )
         value = ov.value()
         if key.split(".")[-1] == "_target_" or key.split("@")[0].split(".")[-1] == "_target_":
             check_target(value, f"{where}: {key}")

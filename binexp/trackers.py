@@ -20,7 +20,9 @@ def _fields(node, allowed: set[str], group: str) -> dict:
     values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise BinexpError(f"unknown key logger.{group}.{unknown[0]}; valid keys of logger.{group}: {', '.join(sorted(allowed))}")
+        raise BinexpError(
+            f"unknown key logger.{group}.{unknown[0]}; valid keys of logger.{group}: {', '.join(sorted(allowed))}"
+        )
     return values
 
 
@@ -52,9 +54,17 @@ def wandb_logger(node, run_dir: Path):
 
     f = _fields(node, WANDB_KEYS, "wandb")
     mode = wandb_mode(f)
-    return WandbLogger(name=f.get("name") or run_dir.name, save_dir=str(run_dir), project=f.get("project") or "binexp",
-                       entity=f.get("entity"), group=f.get("group"), tags=list(f.get("tags") or []) or None,
-                       offline=(mode == "offline"), mode=mode, log_model=False)
+    return WandbLogger(
+        name=f.get("name") or run_dir.name,
+        save_dir=str(run_dir),
+        project=f.get("project") or "binexp",
+        entity=f.get("entity"),
+        group=f.get("group"),
+        tags=list(f.get("tags") or []) or None,
+        offline=(mode == "offline"),
+        mode=mode,
+        log_model=False,
+    )
 
 
 def mlflow_tracking_uri(fields: dict) -> str:
@@ -73,8 +83,13 @@ def mlflow_logger(node, run_dir: Path):
     f = _fields(node, MLFLOW_KEYS, "mlflow")
     tags = {str(k): str(v) for k, v in (f.get("tags") or {}).items()}
     tags.setdefault("binexp.run_dir", str(run_dir))
-    return MLFlowLogger(experiment_name=f.get("experiment_name") or "binexp", run_name=f.get("run_name") or run_dir.name,
-                        tracking_uri=mlflow_tracking_uri(f), tags=tags, log_model=False)
+    return MLFlowLogger(
+        experiment_name=f.get("experiment_name") or "binexp",
+        run_name=f.get("run_name") or run_dir.name,
+        tracking_uri=mlflow_tracking_uri(f),
+        tags=tags,
+        log_model=False,
+    )
 
 
 def build(logger_cfg, run_dir: Path) -> list:

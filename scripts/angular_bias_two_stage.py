@@ -30,12 +30,23 @@ from tables import SMOKE, binexp  # noqa: E402
 
 def runs(out: Path, attention_weight: float) -> list[tuple[str, list[str]]]:
     stage1 = out / "stage1"
-    plan = [("one_stage", ["experiment=rbnn_cifar_resnet20"]),
-            ("stage1", ["experiment=two_stage_rbnn_cifar_stage1"]),
-            ("two_stage", ["experiment=two_stage_rbnn_cifar_stage2", f"init_from={stage1}"])]
+    plan = [
+        ("one_stage", ["experiment=rbnn_cifar_resnet20"]),
+        ("stage1", ["experiment=two_stage_rbnn_cifar_stage1"]),
+        ("two_stage", ["experiment=two_stage_rbnn_cifar_stage2", f"init_from={stage1}"]),
+    ]
     if attention_weight > 0:
-        plan.append(("two_stage_at", ["experiment=two_stage_rbnn_cifar_stage2", f"init_from={stage1}", f"distill.teacher={stage1}",
-                                      f"distill.attention_weight={attention_weight}"]))
+        plan.append(
+            (
+                "two_stage_at",
+                [
+                    "experiment=two_stage_rbnn_cifar_stage2",
+                    f"init_from={stage1}",
+                    f"distill.teacher={stage1}",
+                    f"distill.attention_weight={attention_weight}",
+                ],
+            )
+        )
     return plan
 
 
@@ -44,13 +55,17 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def table(out: Path, names: list[str]) -> str:
-    lines = ["| run | weights / activations | best top-1 (%) | weight angular bias (mean over layers) | activation angular bias (mean over layers) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| run | weights / activations | best top-1 (%) | weight angular bias (mean over layers) | activation angular bias (mean over layers) |",
+        "|---|---|---|---|---|",
+    ]
     for name in names:
         m = json.loads((out / name / "metrics.json").read_text())
         wa = "real / binary" if name == "stage1" else "binary / binary"
-        lines.append(f"| {name} | {wa} | {_fmt(m.get('best_val_acc1'), 2)} | {_fmt(m.get('angular_bias_final_mean'))} | "
-                     f"{_fmt(m.get('act_angular_bias_mean'))} |")
+        lines.append(
+            f"| {name} | {wa} | {_fmt(m.get('best_val_acc1'), 2)} | {_fmt(m.get('angular_bias_final_mean'))} | "
+            f"{_fmt(m.get('act_angular_bias_mean'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -58,7 +73,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="synthetic data, one short epoch per run")
     p.add_argument("--out", default=None, help="folder for the runs (default outputs/angular_bias_two_stage/<time>)")
-    p.add_argument("--attention-weight", type=float, default=1.0, help="distill.attention_weight of the two_stage_at run (0: no such run)")
+    p.add_argument(
+        "--attention-weight",
+        type=float,
+        default=1.0,
+        help="distill.attention_weight of the two_stage_at run (0: no such run)",
+    )
     args, extra = p.parse_known_args(argv)
     out = Path(args.out or f"outputs/angular_bias_two_stage/{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}")
     common = (SMOKE if args.smoke else []) + extra
@@ -69,7 +89,9 @@ def main(argv=None) -> int:
         rc = subprocess.run(cmd).returncode
         if rc:
             return rc
-    print(f"\n## Angular bias after one- and two-stage training{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n")
+    print(
+        f"\n## Angular bias after one- and two-stage training{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n"
+    )
     print(table(out, [name for name, _ in plan]))
     return 0
 

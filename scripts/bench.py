@@ -39,8 +39,15 @@ def sync(device: torch.device) -> None:
 class Bench:
     """One config, ready to step."""
 
-    def __init__(self, label: str, overrides: list[str], device: torch.device, precision: str, channels_last: bool,
-                 compile_net: bool) -> None:
+    def __init__(
+        self,
+        label: str,
+        overrides: list[str],
+        device: torch.device,
+        precision: str,
+        channels_last: bool,
+        compile_net: bool,
+    ) -> None:
         from binexp.config import validate
         from binexp.data import build_datamodule
         from binexp.lit.module import ClassifierModule
@@ -110,7 +117,9 @@ class Bench:
         sync(d)
         t4 = time.perf_counter()
         if record:
-            for key, value in zip(("data", "forward", "backward", "optimizer", "step"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+            for key, value in zip(
+                ("data", "forward", "backward", "optimizer", "step"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
+            ):
                 self.times[key].append(value)
 
     def epoch_start(self, epoch: int, epochs: int) -> None:
@@ -156,22 +165,37 @@ def time_lightning_epoch(overrides: list[str], device: torch.device) -> float:
     run = validate(compose(overrides))
     dm = build_datamodule(run.data)
     module = ClassifierModule(run.model, run.quantizer, run.schedule, dm.num_classes)
-    trainer = L.Trainer(max_epochs=1, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0, callbacks=[QuantizerSchedule()])
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator=device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[QuantizerSchedule()],
+    )
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     return time.perf_counter() - t0
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("overrides", nargs="*", help="Hydra overrides shared by every config")
-    p.add_argument("--vs", nargs="+", default=None, help="one extra override (or several joined by spaces in quotes) per config")
+    p.add_argument(
+        "--vs", nargs="+", default=None, help="one extra override (or several joined by spaces in quotes) per config"
+    )
     p.add_argument("--steps", type=int, default=10, help="timed steps per config per round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds over the configs")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per config before timing")
-    p.add_argument("--epoch-images", type=int, default=50_000, help="images in the epoch the per-epoch work is compared with")
+    p.add_argument(
+        "--epoch-images", type=int, default=50_000, help="images in the epoch the per-epoch work is compared with"
+    )
     p.add_argument("--epoch", action="store_true", help="also time one real epoch through Lightning per config")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed"))
@@ -184,8 +208,10 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     variants = a.vs or [""]
-    benches = [Bench(v or "base", list(a.overrides) + v.split(), device, a.precision, a.channels_last, a.compile)
-               for v in variants]
+    benches = [
+        Bench(v or "base", list(a.overrides) + v.split(), device, a.precision, a.channels_last, a.compile)
+        for v in variants
+    ]
     for b in benches:
         for _ in range(a.warmup):
             b.step(record=False)
@@ -197,33 +223,45 @@ def main() -> None:
     results = [b.result(a.epoch_images) for b in benches]
     if a.epoch:
         for b, res in zip(benches, results):
-            res["lightning_epoch_s"] = time_lightning_epoch(list(a.overrides) + (b.label.split() if b.label != "base" else []), device)
+            res["lightning_epoch_s"] = time_lightning_epoch(
+                list(a.overrides) + (b.label.split() if b.label != "base" else []), device
+            )
     base = results[0]["step_ms"]
     for res in results:
         res["step_ratio_to_first"] = res["step_ms"] / base
     machine = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    print(f"# binexp bench: {' '.join(a.overrides)} | device {machine['device']} ({device.type}), "
-          f"{machine['cpu_threads']} threads, torch {machine['torch']}, {machine['date']}")
-    print(f"# precision {a.precision}, channels_last {a.channels_last}, compile {a.compile}; "
-          f"{a.rounds} rounds x {a.steps} steps after {a.warmup} warm-up; medians")
+    print(
+        f"# binexp bench: {' '.join(a.overrides)} | device {machine['device']} ({device.type}), "
+        f"{machine['cpu_threads']} threads, torch {machine['torch']}, {machine['date']}"
+    )
+    print(
+        f"# precision {a.precision}, channels_last {a.channels_last}, compile {a.compile}; "
+        f"{a.rounds} rounds x {a.steps} steps after {a.warmup} warm-up; medians"
+    )
     header = f"{'config':<28}{'step ms':>9}{'img/s':>9}{'ratio':>7}{'data':>7}{'fwd':>7}{'bwd':>7}{'opt':>7}{'epoch work ms':>15}{'share of epoch':>16}"
     print(header)
     for res in results:
         s = res["share"]
-        print(f"{res['label']:<28}{res['step_ms']:>9.1f}{res['images_per_s']:>9.0f}{res['step_ratio_to_first']:>7.2f}"
-              f"{100 * s['data']:>6.1f}%{100 * s['forward']:>6.1f}%{100 * s['backward']:>6.1f}%{100 * s['optimizer']:>6.1f}%"
-              f"{res['epoch_work_ms']:>15.2f}{100 * res['epoch_work_share']:>15.3f}%"
-              + (f"  epoch {res['lightning_epoch_s']:.1f}s" if "lightning_epoch_s" in res else "")
-              + (f"  peak {res['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in res else ""))
-    print(f"# share of epoch: per-epoch method work / one {a.epoch_images}-image epoch extrapolated from the step time; "
-          f"process peak RSS {machine['max_rss_mib']:.0f} MiB")
+        print(
+            f"{res['label']:<28}{res['step_ms']:>9.1f}{res['images_per_s']:>9.0f}{res['step_ratio_to_first']:>7.2f}"
+            f"{100 * s['data']:>6.1f}%{100 * s['forward']:>6.1f}%{100 * s['backward']:>6.1f}%{100 * s['optimizer']:>6.1f}%"
+            f"{res['epoch_work_ms']:>15.2f}{100 * res['epoch_work_share']:>15.3f}%"
+            + (f"  epoch {res['lightning_epoch_s']:.1f}s" if "lightning_epoch_s" in res else "")
+            + (f"  peak {res['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in res else "")
+        )
+    print(
+        f"# share of epoch: per-epoch method work / one {a.epoch_images}-image epoch extrapolated from the step time; "
+        f"process peak RSS {machine['max_rss_mib']:.0f} MiB"
+    )
     Path(a.json).write_text(json.dumps({"machine": machine, "args": vars(a), "results": results}, indent=2))
     print(f"# wrote {a.json}")
 

@@ -34,8 +34,9 @@ def configs(args) -> dict:
         "xnor": XnorConfig(),  # W1/A1, the XNOR-Net default
         "xnor_w1a32": XnorConfig(binary_activations=False),  # BWN: weight-only, like FleXOR
         f"flexor_{args.n_in}/{args.n_out}": FlexorConfig(n_in=args.n_in, n_out=args.n_out, q=args.q, seed=0),
-        f"flexor_{args.n_in}/{args.n_out}_analog": FlexorConfig(n_in=args.n_in, n_out=args.n_out, q=args.q, seed=0,
-                                                                scheme="analog"),
+        f"flexor_{args.n_in}/{args.n_out}_analog": FlexorConfig(
+            n_in=args.n_in, n_out=args.n_out, q=args.q, seed=0, scheme="analog"
+        ),
     }
 
 
@@ -101,16 +102,20 @@ def main() -> None:
                 dec[name].append(t)
 
     med = {name: statistics.median(ts) * 1000 for name, ts in times.items()}
-    print(f"model {args.model}, batch {args.batch}, device {device}, torch threads {torch.get_num_threads()}, "
-          f"median of {args.iters} steps after {args.warmup} warm-up (interleaved)")
+    print(
+        f"model {args.model}, batch {args.batch}, device {device}, torch threads {torch.get_num_threads()}, "
+        f"median of {args.iters} steps after {args.warmup} warm-up (interleaved)"
+    )
     print(f"{'config':<24}{'ms/step':>10}{'vs xnor':>10}{'vs xnor_w1a32':>15}{'min..max ms':>18}")
     for name, m in med.items():
         lo, hi = min(times[name]) * 1000, max(times[name]) * 1000
         print(f"{name:<24}{m:>10.1f}{m / med['xnor']:>9.2f}x{m / med['xnor_w1a32']:>14.2f}x{lo:>10.1f}..{hi:.1f}")
     for name, ts in dec.items():
         d = statistics.median(ts) * 1000
-        print(f"{name}: weight decryption alone (all {len(runs[name][2])} layers, fwd+bwd) {d:.1f} ms "
-              f"= {100 * d / med[name]:.1f}% of its step")
+        print(
+            f"{name}: weight decryption alone (all {len(runs[name][2])} layers, fwd+bwd) {d:.1f} ms "
+            f"= {100 * d / med[name]:.1f}% of its step"
+        )
 
 
 if __name__ == "__main__":

@@ -69,9 +69,16 @@ def bench_update(model: str, classes: int, device: str, repeats: int, **fields) 
         t = timed(layer.update_rotation, 3, 0, device)
         per_layer[name.removeprefix("net.")] = round(statistics.median(t) * 1e3, 2)
     slowest = max(per_layer, key=per_layer.get)
-    return {"model": model, "layers": len(layers), "update_all_layers_ms": round(statistics.median(times) * 1e3, 1),
-            "min_ms": round(min(times) * 1e3, 1), "slowest_layer": slowest, "slowest_layer_ms": per_layer[slowest],
-            "rotation_floats": sum(layer.R1.numel() + layer.R2.numel() for layer in layers), **fields}
+    return {
+        "model": model,
+        "layers": len(layers),
+        "update_all_layers_ms": round(statistics.median(times) * 1e3, 1),
+        "min_ms": round(min(times) * 1e3, 1),
+        "slowest_layer": slowest,
+        "slowest_layer_ms": per_layer[slowest],
+        "rotation_floats": sum(layer.R1.numel() + layer.R2.numel() for layer in layers),
+        **fields,
+    }
 
 
 def bench_step(model: str, classes: int, size: int, batch: int, device: str, repeats: int) -> dict:
@@ -111,11 +118,13 @@ def bench_step(model: str, classes: int, size: int, batch: int, device: str, rep
             times[f"{q}_eval"] += timed(evals[q], 1, 0, device)  # steady state (RBNN: cached sign(w~))
     result = {"model": model, "batch": batch, "image_size": size}
     result.update({f"{k}_ms": round(statistics.median(v) * 1e3, 1) for k, v in times.items()})
-    result["rbnn_over_xnor_step"] = round(statistics.median(
-        [r / x for r, x in zip(times["rbnn_step"], times["xnor_step"])]), 3)
+    result["rbnn_over_xnor_step"] = round(
+        statistics.median([r / x for r, x in zip(times["rbnn_step"], times["xnor_step"])]), 3
+    )
     for kind in ("eval_first", "eval"):
-        result[f"rbnn_over_xnor_{kind}"] = round(statistics.median(
-            [r / x for r, x in zip(times[f"rbnn_{kind}"], times[f"xnor_{kind}"])]), 3)
+        result[f"rbnn_over_xnor_{kind}"] = round(
+            statistics.median([r / x for r, x in zip(times[f"rbnn_{kind}"], times[f"xnor_{kind}"])]), 3
+        )
     return result
 
 
@@ -125,13 +134,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64, help="ResNet-20 step batch (32x32 images)")
-    ap.add_argument("--imagenet-step", action="store_true", help="also time an ImageNet ResNet-18 step (112 px, batch 16)")
+    ap.add_argument(
+        "--imagenet-step", action="store_true", help="also time an ImageNet ResNet-18 step (112 px, batch 16)"
+    )
     ap.add_argument("--json", default=None, help="write the results here too")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    env = {"torch": torch.__version__, "device": args.device, "threads": torch.get_num_threads(),
-           "cpu": platform.processor() or platform.machine()}
+    env = {
+        "torch": torch.__version__,
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
     updates = [
         bench_update("resnet18", 1000, args.device, args.repeats),
         bench_update("resnet20", 10, args.device, args.repeats),
@@ -145,19 +160,25 @@ def main() -> None:
     print("\n## rotation update, all binarized layers (3 rounds each), median of", args.repeats)
     for u in updates:
         kind = u.get("rotation_kind", "bi")
-        print(f"  {u['model']:<9} {kind:<4} {u['layers']:>2} layers  {u['update_all_layers_ms']:>8.1f} ms"
-              f"  (min {u['min_ms']:.1f}; slowest {u['slowest_layer']} {u['slowest_layer_ms']:.1f} ms;"
-              f" {u['rotation_floats']:,} rotation floats)")
+        print(
+            f"  {u['model']:<9} {kind:<4} {u['layers']:>2} layers  {u['update_all_layers_ms']:>8.1f} ms"
+            f"  (min {u['min_ms']:.1f}; slowest {u['slowest_layer']} {u['slowest_layer_ms']:.1f} ms;"
+            f" {u['rotation_floats']:,} rotation floats)"
+        )
     print("\n## training step (fwd + bwd + SGD) and eval forward, RBNN vs XNOR, median of", args.repeats)
     for s in steps:
-        print(f"  {s['model']:<9} batch {s['batch']} @ {s['image_size']}px: step xnor {s['xnor_step_ms']:.1f} ms, "
-              f"rbnn {s['rbnn_step_ms']:.1f} ms (x{s['rbnn_over_xnor_step']:.2f}); first eval after a step xnor "
-              f"{s['xnor_eval_first_ms']:.1f} ms, rbnn {s['rbnn_eval_first_ms']:.1f} ms (x{s['rbnn_over_xnor_eval_first']:.2f}); "
-              f"steady eval xnor {s['xnor_eval_ms']:.1f} ms, rbnn {s['rbnn_eval_ms']:.1f} ms (x{s['rbnn_over_xnor_eval']:.2f})")
+        print(
+            f"  {s['model']:<9} batch {s['batch']} @ {s['image_size']}px: step xnor {s['xnor_step_ms']:.1f} ms, "
+            f"rbnn {s['rbnn_step_ms']:.1f} ms (x{s['rbnn_over_xnor_step']:.2f}); first eval after a step xnor "
+            f"{s['xnor_eval_first_ms']:.1f} ms, rbnn {s['rbnn_eval_first_ms']:.1f} ms (x{s['rbnn_over_xnor_eval_first']:.2f}); "
+            f"steady eval xnor {s['xnor_eval_ms']:.1f} ms, rbnn {s['rbnn_eval_ms']:.1f} ms (x{s['rbnn_over_xnor_eval']:.2f})"
+        )
     r20 = next(u for u in updates if u["model"] == "resnet20" and "rotation_kind" not in u)
     s20 = steps[0]
-    print(f"\n  per-epoch update on ResNet-20 = {r20['update_all_layers_ms'] / s20['rbnn_step_ms']:.2f} training steps"
-          f" of batch {s20['batch']}")
+    print(
+        f"\n  per-epoch update on ResNet-20 = {r20['update_all_layers_ms'] / s20['rbnn_step_ms']:.2f} training steps"
+        f" of batch {s20['batch']}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"env": env, "updates": updates, "steps": steps}, f, indent=2)

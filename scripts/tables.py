@@ -24,47 +24,106 @@ SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
 
 # name: (title, experiments, full-scale budget in image-epochs ("epochs x training images") per run)
 TABLES: dict[str, tuple[str, list[str], str]] = {
-    "rbnn_cifar": ("RBNN Table 1: CIFAR-10, W/A 1/1", [
-        "rbnn_cifar_resnet18", "rbnn_cifar_resnet20", "rbnn_cifar_resnet20_bireal", "rbnn_cifar_vgg_small"],
-        "1000 epochs x 50k images each"),
-    "rbnn_ablation": ("RBNN Table 4 ablation (ResNet-20, Bi-Real shortcuts) with the reviewers' extras", [
-        "rbnn_ablation_xnor", "rbnn_ablation_t", "rbnn_ablation_r", "rbnn_ablation_rt", "rbnn_ablation_rat",
-        "rbnn_ablation_per_epoch", "rbnn_ablation_per_step", "rbnn_ablation_full", "rbnn_ablation_alpha_fixed",
-        "rbnn_ablation_tanh", "rbnn_ablation_angle_penalty", "rbnn_ablation_theta_clip", "rbnn_ablation_theta_bounded"],
-        "1000 epochs x 50k images each"),
-    "rbnn_xnor_bireal": ("RBNN reviewer 3's layout, CIFAR-10 ResNet-20: XNOR / XNOR + RBNN / Bi-Real / Bi-Real + RBNN", [
-        "xnor_cifar_resnet20", "rbnn_cifar_resnet20", "bireal_cifar_resnet20", "rbnn_cifar_resnet20_bireal"],
-        "1000 epochs x 50k images each"),
-    "rbnn_xnor_bireal_imagenet": ("RBNN reviewer 3's layout, ImageNet ResNet-18: XNOR / Bi-Real / Bi-Real + RBNN", [
-        "xnor_imagenet_resnet18", "bireal_imagenet_resnet18", "rbnn_imagenet_resnet18"],
-        "150 (XNOR, RBNN) or 256 (Bi-Real) epochs x 1.28M images"),
-    "rbnn_imagenet": ("RBNN Table 2: ImageNet, W/A 1/1, ResNet-18 and ResNet-34 (top-1; --metric val_acc5 for top-5)", [
-        "rbnn_imagenet_resnet18", "rbnn_imagenet_resnet34"], "150 epochs x 1.28M images each"),
-    "flexor_table1": ("FleXOR Table 1: CIFAR-10, N_out = 20, 0.4-1.0 bits/weight", [
-        f"flexor_resnet{d}_b{b}" for d in (20, 32) for b in ("10", "08", "06", "04")], "500 epochs x 50k images each"),
-    "flexor_table1_nout10": ("FleXOR Table 5 (appendix): the Table 1 sweep with N_out = 10", [
-        f"flexor_resnet{d}_nout10_b{b}" for d in (20, 32) for b in ("10", "08", "06", "04")], "500 epochs x 50k images each"),
-    "flexor_table2": ("FleXOR Table 2: per-stage N_in (ResNet-20, N_out = 20) against uniform 0.4 bit", [
-        "flexor_resnet20_stage_19_16_7", "flexor_resnet20_b04"], "500 epochs x 50k images each"),
-    "flexor_fig5": ("FleXOR Fig. 5: training schemes (ResNet-32, 0.8 bit, N_out = 10)", [
-        "flexor_fig5_flexor", "flexor_fig5_analog", "flexor_fig5_ste"], "200 epochs x 50k images each"),
-    "flexor_flatten": (("FleXOR reviewers' question (R3): slices straddling filters, flatten=tf / torch / filter"
-                        " (ResNet-20, N_in = 16, N_out = 20)"), [
-        "flexor_resnet20_b08", "flexor_resnet20_b08_torch", "flexor_resnet20_b08_filter"], "500 epochs x 50k images each"),
-    "flexor_q": (("FleXOR reviewers' question (R3): q = 1, 2, 3 bit planes at N_in = 8, N_out = 20 (ResNet-20),"
-                  " with q = 1 at 0.8 bit for equal storage"), [
-        "flexor_resnet20_q1", "flexor_resnet20_q2", "flexor_resnet20_q3", "flexor_resnet20_b08"], "500 epochs x 50k images each"),
-    "flexor_fig6": ("FleXOR Fig. 6: S_tanh (ResNet-32, 0.8 bit, N_out = 10)", [
-        f"flexor_fig6_stanh{s}" for s in (5, 10, 20, 100)], "200 epochs x 50k images each"),
-    "flexor_fig7": ("FleXOR Fig. 7: N_tap (ResNet-32, 0.8 bit, N_out = 10)", [
-        f"flexor_fig7_ntap{t}" for t in (1, 2, 3, 4)], "200 epochs x 50k images each"),
-    "flexor_fig4": ("FleXOR Fig. 4: LeNet-5 on MNIST, N_out = 10 / 20 at 0.4-0.8 bit, random M, and the FP net", [
-        *(f"flexor_lenet5_mnist_nout{o}_b{b}" for o in (10, 20) for b in ("04", "06", "08")), "lenet5_mnist_fp"],
-        "20 epochs x 60k images each"),
-    "flexor_table3": ("FleXOR Table 3: ResNet-18 on ImageNet (activations FP), top-1 and top-5", [
-        "flexor_resnet18_imagenet_b08", "flexor_resnet18_imagenet_b063"], "100 epochs x 1.28M images each"),
-    "bireal_imagenet": ("Bi-Real Net on ImageNet (W/A 1/1)", [
-        "bireal_imagenet_resnet18", "bireal_imagenet_resnet34"], "256 epochs x 1.28M images each"),
+    "rbnn_cifar": (
+        "RBNN Table 1: CIFAR-10, W/A 1/1",
+        ["rbnn_cifar_resnet18", "rbnn_cifar_resnet20", "rbnn_cifar_resnet20_bireal", "rbnn_cifar_vgg_small"],
+        "1000 epochs x 50k images each",
+    ),
+    "rbnn_ablation": (
+        "RBNN Table 4 ablation (ResNet-20, Bi-Real shortcuts) with the reviewers' extras",
+        [
+            "rbnn_ablation_xnor",
+            "rbnn_ablation_t",
+            "rbnn_ablation_r",
+            "rbnn_ablation_rt",
+            "rbnn_ablation_rat",
+            "rbnn_ablation_per_epoch",
+            "rbnn_ablation_per_step",
+            "rbnn_ablation_full",
+            "rbnn_ablation_alpha_fixed",
+            "rbnn_ablation_tanh",
+            "rbnn_ablation_angle_penalty",
+            "rbnn_ablation_theta_clip",
+            "rbnn_ablation_theta_bounded",
+        ],
+        "1000 epochs x 50k images each",
+    ),
+    "rbnn_xnor_bireal": (
+        "RBNN reviewer 3's layout, CIFAR-10 ResNet-20: XNOR / XNOR + RBNN / Bi-Real / Bi-Real + RBNN",
+        ["xnor_cifar_resnet20", "rbnn_cifar_resnet20", "bireal_cifar_resnet20", "rbnn_cifar_resnet20_bireal"],
+        "1000 epochs x 50k images each",
+    ),
+    "rbnn_xnor_bireal_imagenet": (
+        "RBNN reviewer 3's layout, ImageNet ResNet-18: XNOR / Bi-Real / Bi-Real + RBNN",
+        ["xnor_imagenet_resnet18", "bireal_imagenet_resnet18", "rbnn_imagenet_resnet18"],
+        "150 (XNOR, RBNN) or 256 (Bi-Real) epochs x 1.28M images",
+    ),
+    "rbnn_imagenet": (
+        "RBNN Table 2: ImageNet, W/A 1/1, ResNet-18 and ResNet-34 (top-1; --metric val_acc5 for top-5)",
+        ["rbnn_imagenet_resnet18", "rbnn_imagenet_resnet34"],
+        "150 epochs x 1.28M images each",
+    ),
+    "flexor_table1": (
+        "FleXOR Table 1: CIFAR-10, N_out = 20, 0.4-1.0 bits/weight",
+        [f"flexor_resnet{d}_b{b}" for d in (20, 32) for b in ("10", "08", "06", "04")],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_table1_nout10": (
+        "FleXOR Table 5 (appendix): the Table 1 sweep with N_out = 10",
+        [f"flexor_resnet{d}_nout10_b{b}" for d in (20, 32) for b in ("10", "08", "06", "04")],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_table2": (
+        "FleXOR Table 2: per-stage N_in (ResNet-20, N_out = 20) against uniform 0.4 bit",
+        ["flexor_resnet20_stage_19_16_7", "flexor_resnet20_b04"],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_fig5": (
+        "FleXOR Fig. 5: training schemes (ResNet-32, 0.8 bit, N_out = 10)",
+        ["flexor_fig5_flexor", "flexor_fig5_analog", "flexor_fig5_ste"],
+        "200 epochs x 50k images each",
+    ),
+    "flexor_flatten": (
+        (
+            "FleXOR reviewers' question (R3): slices straddling filters, flatten=tf / torch / filter"
+            " (ResNet-20, N_in = 16, N_out = 20)"
+        ),
+        ["flexor_resnet20_b08", "flexor_resnet20_b08_torch", "flexor_resnet20_b08_filter"],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_q": (
+        (
+            "FleXOR reviewers' question (R3): q = 1, 2, 3 bit planes at N_in = 8, N_out = 20 (ResNet-20),"
+            " with q = 1 at 0.8 bit for equal storage"
+        ),
+        ["flexor_resnet20_q1", "flexor_resnet20_q2", "flexor_resnet20_q3", "flexor_resnet20_b08"],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_fig6": (
+        "FleXOR Fig. 6: S_tanh (ResNet-32, 0.8 bit, N_out = 10)",
+        [f"flexor_fig6_stanh{s}" for s in (5, 10, 20, 100)],
+        "200 epochs x 50k images each",
+    ),
+    "flexor_fig7": (
+        "FleXOR Fig. 7: N_tap (ResNet-32, 0.8 bit, N_out = 10)",
+        [f"flexor_fig7_ntap{t}" for t in (1, 2, 3, 4)],
+        "200 epochs x 50k images each",
+    ),
+    "flexor_fig4": (
+        "FleXOR Fig. 4: LeNet-5 on MNIST, N_out = 10 / 20 at 0.4-0.8 bit, random M, and the FP net",
+        [*(f"flexor_lenet5_mnist_nout{o}_b{b}" for o in (10, 20) for b in ("04", "06", "08")), "lenet5_mnist_fp"],
+        "20 epochs x 60k images each",
+    ),
+    "flexor_table3": (
+        "FleXOR Table 3: ResNet-18 on ImageNet (activations FP), top-1 and top-5",
+        ["flexor_resnet18_imagenet_b08", "flexor_resnet18_imagenet_b063"],
+        "100 epochs x 1.28M images each",
+    ),
+    "bireal_imagenet": (
+        "Bi-Real Net on ImageNet (W/A 1/1)",
+        ["bireal_imagenet_resnet18", "bireal_imagenet_resnet34"],
+        "256 epochs x 1.28M images each",
+    ),
 }
 
 
@@ -78,15 +137,23 @@ def binexp(*args: str) -> list[str]:
 
 def run_table(name: str, argv: list[str] | None = None) -> int:
     title, experiments, budget = TABLES[name]
-    parser = argparse.ArgumentParser(prog=f"tables.py {name}", description=f"{title}: runs the sweep, then prints the table. Full scale: {budget}.")
+    parser = argparse.ArgumentParser(
+        prog=f"tables.py {name}", description=f"{title}: runs the sweep, then prints the table. Full scale: {budget}."
+    )
     parser.add_argument("--smoke", action="store_true", help="same sweep on data=synthetic, one short epoch per run")
     parser.add_argument("--out", default=None, help="sweep directory (default outputs/tables/<table>/<time>)")
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
     args, extra = parser.parse_known_args(argv)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(args.out or f"outputs/tables/{name}{'_smoke' if args.smoke else ''}/{stamp}")
-    cmd = binexp("train", "-m", "experiment=" + ",".join(experiments), *(SMOKE if args.smoke else []), *extra,
-                 f"hydra.sweep.dir={out}")
+    cmd = binexp(
+        "train",
+        "-m",
+        "experiment=" + ",".join(experiments),
+        *(SMOKE if args.smoke else []),
+        *extra,
+        f"hydra.sweep.dir={out}",
+    )
     print("$", " ".join(cmd[2:]), flush=True)
     train = subprocess.run(cmd)
     print(f"\n## {title}{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n", flush=True)

@@ -28,8 +28,10 @@ def main(argv=None) -> int:
     out = Path(args.out or f"outputs/two_stage/{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}")
     common = (SMOKE if args.smoke else []) + extra
     stage1, stage2 = out / "stage1", out / "stage2"
-    for cmd in (binexp("train", f"experiment={args.stage1}", *common, f"hydra.run.dir={stage1}"),
-                binexp("train", f"experiment={args.stage2}", f"init_from={stage1}", *common, f"hydra.run.dir={stage2}")):
+    for cmd in (
+        binexp("train", f"experiment={args.stage1}", *common, f"hydra.run.dir={stage1}"),
+        binexp("train", f"experiment={args.stage2}", f"init_from={stage1}", *common, f"hydra.run.dir={stage2}"),
+    ):
         print("$", " ".join(cmd[2:]), flush=True)
         rc = subprocess.run(cmd).returncode
         if rc:

@@ -26,10 +26,20 @@ def fake_checkpoint(path: Path, overrides: list[str] | None = None) -> Path:
     run = validate(cfg)
     classes = build_datamodule(run.data).num_classes
     torch.manual_seed(0)
-    module = ClassifierModule(run.model, run.quantizer, run.schedule, classes, run_config=OmegaConf.to_container(cfg, resolve=True))
+    module = ClassifierModule(
+        run.model, run.quantizer, run.schedule, classes, run_config=OmegaConf.to_container(cfg, resolve=True)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": module.state_dict(), "epoch": 0, "global_step": 0, "hyper_parameters": dict(module.hparams),
-                "pytorch-lightning_version": "2.6.0"}, path)
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "epoch": 0,
+            "global_step": 0,
+            "hyper_parameters": dict(module.hparams),
+            "pytorch-lightning_version": "2.6.0",
+        },
+        path,
+    )
     return path
 
 

@@ -58,7 +58,9 @@ def model_bits(model: nn.Module) -> dict:
         },
         "bits_per_weight": round(weight_bits / positions, 4) if positions else 32.0,
         # the scales (alpha) stored at 32 bits each, spread over the binarized weights
-        "bits_per_weight_with_scales": round((weight_bits + 32 * inference_floats) / positions, 4) if positions else 32.0,
+        "bits_per_weight_with_scales": round((weight_bits + 32 * inference_floats) / positions, 4)
+        if positions
+        else 32.0,
         "binarized_layers": len(layers),
         "layer_reports": reports,
         "method_report": method_report,

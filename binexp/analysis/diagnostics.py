@@ -34,14 +34,14 @@ def quantization_error(w: Tensor) -> Tensor:
     """||alpha*sign(w) - w||^2 / ||w||^2 with alpha = mean|w_c| per output channel."""
     w = w.detach().float().flatten(1)
     alpha = w.abs().mean(1, keepdim=True)
-    return ((alpha * sign_pm1(w) - w) ** 2).sum() / (w ** 2).sum().clamp_min(1e-12)
+    return ((alpha * sign_pm1(w) - w) ** 2).sum() / (w**2).sum().clamp_min(1e-12)
 
 
 @torch.no_grad()
 def quantization_error_unscaled(w: Tensor) -> Tensor:
     """||sign(w) - w||^2 / ||w||^2 summed over output channels (no scale), ``w`` (C_out, ...)."""
     w = w.detach().float().flatten(1)
-    return ((sign_pm1(w) - w) ** 2).sum() / (w ** 2).sum().clamp_min(1e-12)
+    return ((sign_pm1(w) - w) ** 2).sum() / (w**2).sum().clamp_min(1e-12)
 
 
 @torch.no_grad()
@@ -62,8 +62,11 @@ def flip_rate(signs: Tensor, previous: Tensor) -> Tensor:
 def layer_stats(layer) -> dict[str, Tensor]:
     """The common statistics of one :class:`~binexp.quant.layers.QuantConv2d`."""
     w = layer.latent_weight()
-    stats = {"angular_bias": angular_bias(w), "quant_error": quantization_error(w),
-             "quant_error_unscaled": quantization_error_unscaled(w)}
+    stats = {
+        "angular_bias": angular_bias(w),
+        "quant_error": quantization_error(w),
+        "quant_error_unscaled": quantization_error_unscaled(w),
+    }
     stats.update({k: torch.as_tensor(v).float() for k, v in layer.extra_stats().items()})
     return stats
 
@@ -74,5 +77,13 @@ def weight_signs(layer) -> Tensor:
     return (layer.weight_signs().detach() > 0).cpu()
 
 
-__all__ = ["activation_angular_bias", "angular_bias", "flip_rate", "layer_stats", "quantization_error",
-           "quantization_error_unscaled", "sign_pm1", "weight_signs"]
+__all__ = [
+    "activation_angular_bias",
+    "angular_bias",
+    "flip_rate",
+    "layer_stats",
+    "quantization_error",
+    "quantization_error_unscaled",
+    "sign_pm1",
+    "weight_signs",
+]

@@ -108,9 +108,9 @@ def kernel_counts(signs: torch.Tensor, block: int = BLOCK) -> tuple[Counter, int
     codes = bits[: full * block].reshape(full, block) @ weights
     values, counts = np.unique(codes, return_counts=True)
     out = Counter(dict(zip(values.tolist(), counts.tolist())))
-    rest = bits[full * block:]
+    rest = bits[full * block :]
     if len(rest):
-        out[(len(rest), int(rest @ weights[block - len(rest):]))] += 1
+        out[(len(rest), int(rest @ weights[block - len(rest) :]))] += 1
     return out, block
 
 
@@ -159,8 +159,12 @@ def layer_entropy(layer) -> dict:
     signs = layer.weight_signs().detach()
     s = sign_statistics(signs, layer.num_weights)
     s["stored_bits"] = layer.storage().weight_bits
-    out = {"weights": s["weights"], "kernels": s["kernels"], "distinct_kernels": s["distinct_kernels"],
-           "plus_share": s["plus_share"]}
+    out = {
+        "weights": s["weights"],
+        "kernels": s["kernels"],
+        "distinct_kernels": s["distinct_kernels"],
+        "plus_share": s["plus_share"],
+    }
     out.update(_rates(s))
     out["_sums"] = s
     return out
@@ -176,8 +180,17 @@ def model_entropy(model: nn.Module) -> dict:
     if not layers:
         return {}
     per_layer = {}
-    tot = {k: 0 for k in ("weights", "sign_entropy_bits", "kernel_entropy_bits", "huffman_bits", "huffman_table_bits",
-                          "stored_bits")}
+    tot = {
+        k: 0
+        for k in (
+            "weights",
+            "sign_entropy_bits",
+            "kernel_entropy_bits",
+            "huffman_bits",
+            "huffman_table_bits",
+            "stored_bits",
+        )
+    }
     for name, layer in layers:
         r = layer_entropy(layer)
         sums = r.pop("_sums")
@@ -196,17 +209,40 @@ def format_entropy(report: dict) -> str:
     head = ["layer", "patterns", "+1 share", "stored", "H(sign)", "H(kernel)/9", "Huffman", "+table", "table bits"]
     rows = [head]
     for name, r in report["layer_entropy"].items():
-        rows.append([name, f"{r['distinct_kernels']}/{r['kernels']}", f"{r['plus_share']:.4f}", f"{r['stored_bits_per_weight']:.4f}",
-                     f"{r['sign_entropy_bits_per_weight']:.4f}", f"{r['kernel_entropy_bits_per_weight']:.4f}",
-                     f"{r['huffman_bits_per_weight']:.4f}", f"{r['huffman_bits_per_weight_with_table']:.4f}",
-                     f"{r['huffman_table_bits']:,}"])
-    rows.append(["total", "", "", f"{report['stored_bits_per_weight']:.4f}", f"{report['sign_entropy_bits_per_weight']:.4f}",
-                 f"{report['kernel_entropy_bits_per_weight']:.4f}", f"{report['huffman_bits_per_weight']:.4f}",
-                 f"{report['huffman_bits_per_weight_with_table']:.4f}", f"{report['huffman_table_bits']:,}"])
+        rows.append(
+            [
+                name,
+                f"{r['distinct_kernels']}/{r['kernels']}",
+                f"{r['plus_share']:.4f}",
+                f"{r['stored_bits_per_weight']:.4f}",
+                f"{r['sign_entropy_bits_per_weight']:.4f}",
+                f"{r['kernel_entropy_bits_per_weight']:.4f}",
+                f"{r['huffman_bits_per_weight']:.4f}",
+                f"{r['huffman_bits_per_weight_with_table']:.4f}",
+                f"{r['huffman_table_bits']:,}",
+            ]
+        )
+    rows.append(
+        [
+            "total",
+            "",
+            "",
+            f"{report['stored_bits_per_weight']:.4f}",
+            f"{report['sign_entropy_bits_per_weight']:.4f}",
+            f"{report['kernel_entropy_bits_per_weight']:.4f}",
+            f"{report['huffman_bits_per_weight']:.4f}",
+            f"{report['huffman_bits_per_weight_with_table']:.4f}",
+            f"{report['huffman_table_bits']:,}",
+        ]
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [("Sign-bit information, bits per weight ('stored': what the method keeps; lossless coding of 3x3 kernels "
-              "(9-bit blocks) cannot go below H(kernel)/9; a Huffman code of them reaches 'Huffman', with its code "
-              "table '+table'; 'patterns': distinct/all kernels):")]
+    lines = [
+        (
+            "Sign-bit information, bits per weight ('stored': what the method keeps; lossless coding of 3x3 kernels "
+            "(9-bit blocks) cannot go below H(kernel)/9; a Huffman code of them reaches 'Huffman', with its code "
+            "table '+table'; 'patterns': distinct/all kernels):"
+        )
+    ]
     for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0 or i == len(rows) - 2:
@@ -214,5 +250,15 @@ def format_entropy(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["binary_entropy", "entropy_of_counts", "format_entropy", "huffman_lengths", "huffman_size",
-           "huffman_table_bits", "kernel_counts", "layer_entropy", "model_entropy", "sign_statistics"]
+__all__ = [
+    "binary_entropy",
+    "entropy_of_counts",
+    "format_entropy",
+    "huffman_lengths",
+    "huffman_size",
+    "huffman_table_bits",
+    "kernel_counts",
+    "layer_entropy",
+    "model_entropy",
+    "sign_statistics",
+]

@@ -39,6 +39,7 @@ SWEEP_FIGURES = {"flexor_stanh": "quantizer.s_tanh", "flexor_ntap": "quantizer.n
 
 # --- reading runs -------------------------------------------------------------------------
 
+
 @dataclass
 class RunData:
     """One run's TensorBoard scalars and histograms, keyed by tag, on an epoch axis."""
@@ -114,6 +115,7 @@ def run_dirs(root: Path) -> list[Path]:
 
 # --- drawing helpers ----------------------------------------------------------------------
 
+
 def _plt():
     import matplotlib
 
@@ -150,18 +152,25 @@ def short_layer(name: str) -> str:
 
 # --- binexp plot figures ------------------------------------------------------------------
 
+
 def _need(runs: list[RunData], ok, what: str, root: Path) -> list[RunData]:
     good = [r for r in runs if ok(r)]
     if not good:
-        raise BinexpError(f"plot: no {what} under {root}; fix: pass a run (or sweep) directory whose TensorBoard events have them "
-                          f"(callbacks.layer_diagnostics on)")
+        raise BinexpError(
+            f"plot: no {what} under {root}; fix: pass a run (or sweep) directory whose TensorBoard events have them "
+            f"(callbacks.layer_diagnostics on)"
+        )
     return good
 
 
-def layer_curves(runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path) -> tuple[list[Path], dict]:
+def layer_curves(
+    runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path
+) -> tuple[list[Path], dict]:
     """One panel per prefix that exists, one line per layer, x in epochs; one PNG per run."""
     plt = _plt()
-    runs = _need(runs, lambda r: any(r.layers(p) for p in prefixes), " / ".join(f"{p}/<layer> scalars" for p in prefixes), root)
+    runs = _need(
+        runs, lambda r: any(r.layers(p) for p in prefixes), " / ".join(f"{p}/<layer> scalars" for p in prefixes), root
+    )
     paths, series = [], {}
     for run in runs:
         present = [p for p in prefixes if run.layers(p)]
@@ -172,8 +181,15 @@ def layer_curves(runs: list[RunData], prefixes: list[str], title: str, ylabel: s
             for i, layer in enumerate(layers):
                 pts = run.series(f"{prefix}/{layer}")
                 series[(run.label, prefix, layer)] = pts
-                ax.plot([e for e, _ in pts], [v for _, v in pts], "o-", markersize=2.5, linewidth=1.2,
-                        color=cmap(i / max(1, len(layers) - 1)), label=short_layer(layer))
+                ax.plot(
+                    [e for e, _ in pts],
+                    [v for _, v in pts],
+                    "o-",
+                    markersize=2.5,
+                    linewidth=1.2,
+                    color=cmap(i / max(1, len(layers) - 1)),
+                    label=short_layer(layer),
+                )
             _epoch_axis(ax)
             ax.set_ylabel(ylabel if prefix == present[0] else f"{ylabel} ({prefix})")
             ax.set_title(f"{prefix} per layer", fontsize=10)
@@ -202,8 +218,10 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
             for layer in layers:
                 if layer not in layer_order:
                     layer_order.append(layer)
-            last = max((run.series(f"{fam}/{layer}")[-1][0] for layer in layers if run.series(f"{fam}/{layer}")), default=None)
-            for ep in (epochs or [last]):
+            last = max(
+                (run.series(f"{fam}/{layer}")[-1][0] for layer in layers if run.series(f"{fam}/{layer}")), default=None
+            )
+            for ep in epochs or [last]:
                 pts = []
                 for layer in layers:
                     vals = dict(run.series(f"{fam}/{layer}"))
@@ -212,10 +230,16 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
                 if not pts:
                     continue
                 label = f"{fam} (epoch {ep})"
-                label = (label if len(runs) == 1 else f"{run.label}: {label}")
+                label = label if len(runs) == 1 else f"{run.label}: {label}"
                 series[(run.label, fam, ep)] = pts
-                ax.plot([layer_order.index(lay) for lay, _ in pts], [v for _, v in pts], marker="o", markersize=3, label=label,
-                        linestyle="-" if fam == "quant_error" else "--")
+                ax.plot(
+                    [layer_order.index(lay) for lay, _ in pts],
+                    [v for _, v in pts],
+                    marker="o",
+                    markersize=3,
+                    label=label,
+                    linestyle="-" if fam == "quant_error" else "--",
+                )
     if not series:
         raise BinexpError(f"plot: quant_error: no values at epoch(s) {epochs} under {root}; fix: choose logged epochs")
     ax.set_xticks(range(len(layer_order)))
@@ -228,18 +252,26 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
     return [_save(fig, out / "quant_error.png")], series
 
 
-def weight_hist(runs: list[RunData], out: Path, root: Path, layers: list[str] | None = None,
-                epochs: list[int] | None = None) -> tuple[list[Path], dict]:
+def weight_hist(
+    runs: list[RunData], out: Path, root: Path, layers: list[str] | None = None, epochs: list[int] | None = None
+) -> tuple[list[Path], dict]:
     """RBNN Fig. 5: one panel per chosen layer, one histogram per chosen epoch."""
     plt = _plt()
-    runs = _need(runs, lambda r: any(t.startswith("latent_weight/") for t in r.histograms), "latent_weight/<layer> histograms", root)
+    runs = _need(
+        runs,
+        lambda r: any(t.startswith("latent_weight/") for t in r.histograms),
+        "latent_weight/<layer> histograms",
+        root,
+    )
     paths, series = [], {}
     for run in runs:
         all_layers = [t.split("/", 1)[1] for t in run.histograms if t.startswith("latent_weight/")]
         if layers:
             unknown = [lay for lay in layers if lay not in all_layers]
             if unknown:
-                raise BinexpError(f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; choose from: {', '.join(all_layers)}")
+                raise BinexpError(
+                    f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; choose from: {', '.join(all_layers)}"
+                )
             chosen = list(layers)
         else:  # first, middle and last binarized layer
             chosen = list(dict.fromkeys([all_layers[0], all_layers[len(all_layers) // 2], all_layers[-1]]))
@@ -261,7 +293,9 @@ def weight_hist(runs: list[RunData], out: Path, root: Path, layers: list[str] | 
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
         fig.suptitle(f"weight histograms — {_short(run.label)}", fontsize=9)
-        paths.append(_save(fig, out / ("weight_hist.png" if len(runs) == 1 else f"weight_hist_{_file_label(run.label)}.png")))
+        paths.append(
+            _save(fig, out / ("weight_hist.png" if len(runs) == 1 else f"weight_hist_{_file_label(run.label)}.png"))
+        )
     return paths, series
 
 
@@ -304,17 +338,23 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     folded into mean ± std."""
     from binexp.analysis.runs import differing_keys, find_runs
 
-    runs = [r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))]
+    runs = [
+        r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))
+    ]
     runs = [r for r in runs if _override_value(r.metrics, key) is not None]
     xs = {_override_value(r.metrics, key) for r in runs}
     if len(xs) < 2:
-        raise BinexpError(f"plot: {title} needs a completed sweep over {key} (2+ values) under {root}; found {len(xs)}; "
-                          f"fix: binexp train -m ... {key}=a,b,c and pass its sweep directory")
+        raise BinexpError(
+            f"plot: {title} needs a completed sweep over {key} (2+ values) under {root}; found {len(xs)}; "
+            f"fix: binexp train -m ... {key}=a,b,c and pass its sweep directory"
+        )
     others = [k for k in differing_keys(runs) if k != key]
     groups: dict[tuple, dict[float, list[float]]] = {}
     for r in runs:
         gk = tuple((k, r.overrides.get(k)) for k in others)
-        groups.setdefault(gk, {}).setdefault(float(_override_value(r.metrics, key)), []).append(float(r.metrics[metric]))
+        groups.setdefault(gk, {}).setdefault(float(_override_value(r.metrics, key)), []).append(
+            float(r.metrics[metric])
+        )
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     series = {}
@@ -337,17 +377,23 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     return [_save(fig, out / f"{title.split()[0]}.png")], series
 
 
-def draw(figure: str, root: Path, out: Path, layers: list[str] | None = None, epochs: list[int] | None = None) -> tuple[list[Path], dict]:
+def draw(
+    figure: str, root: Path, out: Path, layers: list[str] | None = None, epochs: list[int] | None = None
+) -> tuple[list[Path], dict]:
     """Draw ``figure`` from the run or sweep at ``root`` into ``out``; returns (paths, series)."""
     if figure not in FIGURES:
         raise BinexpError(f"plot: unknown figure {figure!r}; choose one of: {', '.join(FIGURES)}")
     root = Path(root).expanduser()
     if figure in SWEEP_FIGURES:
-        fig_name = {"flexor_stanh": "flexor_stanh (FleXOR Fig. 6)", "flexor_ntap": "flexor_ntap (FleXOR Fig. 7)"}[figure]
+        fig_name = {"flexor_stanh": "flexor_stanh (FleXOR Fig. 6)", "flexor_ntap": "flexor_ntap (FleXOR Fig. 7)"}[
+            figure
+        ]
         return sweep_curve(root, SWEEP_FIGURES[figure], fig_name, out)
     dirs = run_dirs(root)
     if not dirs:
-        raise BinexpError(f"plot: no runs (metrics.json or tensorboard/) under {root}; fix: pass a run or sweep directory")
+        raise BinexpError(
+            f"plot: no runs (metrics.json or tensorboard/) under {root}; fix: pass a run or sweep directory"
+        )
     runs = [load_run(d) for d in dirs]
     name_runs(runs)
     if figure == "quant_error":
@@ -356,10 +402,13 @@ def draw(figure: str, root: Path, out: Path, layers: list[str] | None = None, ep
         return weight_hist(runs, out, root, layers, epochs)
     if figure == "alpha":
         return layer_curves(runs, ["rbnn_alpha_mean"], "alpha", "mean α = |sin θ| of the layer", out, root)
-    return layer_curves(runs, ["angular_bias", "act_angular_bias"], "angular_bias", "angular bias cos(w, sign w)", out, root)
+    return layer_curves(
+        runs, ["angular_bias", "act_angular_bias"], "angular_bias", "angular bias cos(w, sign w)", out, root
+    )
 
 
 # --- binexp report --plot -----------------------------------------------------------------
+
 
 def name_runs(runs: list[RunData]) -> None:
     """Short labels for a sweep's runs: the overrides that differ between them
@@ -407,8 +456,14 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
         if rec["status"] != "completed" or rec[f"{metric}_mean"] is None or rec["bits_per_weight"] is None:
             continue
         m = row.runs[0].metrics
-        p = {"key": dict(zip(by, rec_key(rec, by))), "bits": rec["bits_per_weight"], "y": rec[f"{metric}_mean"],
-             "std": rec[f"{metric}_std"] or 0.0, "paper": rec["paper"], "line": (m.get("model") or "", m.get("quantizer") or "")}
+        p = {
+            "key": dict(zip(by, rec_key(rec, by))),
+            "bits": rec["bits_per_weight"],
+            "y": rec[f"{metric}_mean"],
+            "std": rec[f"{metric}_std"] or 0.0,
+            "paper": rec["paper"],
+            "line": (m.get("model") or "", m.get("quantizer") or ""),
+        }
         (fp if (p["bits"] >= 32 or p["line"][1] == "fp") else points).append(p)
     if not points or (len({p["bits"] for p in points}) < 2 and not fp):  # all at one bit width: nothing to plot against
         return None, {}
@@ -416,8 +471,14 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
     along = _line_field(points, fields)
     lines: dict[str, list[dict]] = {}
     for p in points:
-        parts = [x for x in p["line"] if x] + [f"{f}={p['key'][f]}" for f in fields if f != along and f not in ("model", "quantizer")]
-        label = ", ".join(dict.fromkeys(parts)) if along else ", ".join(dict.fromkeys(parts + [f"{f}={p['key'][f]}" for f in fields]))
+        parts = [x for x in p["line"] if x] + [
+            f"{f}={p['key'][f]}" for f in fields if f != along and f not in ("model", "quantizer")
+        ]
+        label = (
+            ", ".join(dict.fromkeys(parts))
+            if along
+            else ", ".join(dict.fromkeys(parts + [f"{f}={p['key'][f]}" for f in fields]))
+        )
         lines.setdefault(label, []).append(p)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -425,12 +486,26 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
     for i, (label, pts) in enumerate(lines.items()):
         pts.sort(key=lambda p: p["bits"])
         series[label] = [(p["bits"], p["y"]) for p in pts]
-        ax.errorbar([p["bits"] for p in pts], [p["y"] for p in pts], yerr=[p["std"] for p in pts], marker="o", capsize=3,
-                    color=f"C{i % 10}", label=label)
+        ax.errorbar(
+            [p["bits"] for p in pts],
+            [p["y"] for p in pts],
+            yerr=[p["std"] for p in pts],
+            marker="o",
+            capsize=3,
+            color=f"C{i % 10}",
+            label=label,
+        )
         paper = [(p["bits"], p["paper"]) for p in pts if p["paper"] is not None]
         if paper:
             series[f"{label} (paper)"] = paper
-            ax.plot([b for b, _ in paper], [v for _, v in paper], "s--", color=f"C{i % 10}", alpha=0.6, label=f"{label} (paper)")
+            ax.plot(
+                [b for b, _ in paper],
+                [v for _, v in paper],
+                "s--",
+                color=f"C{i % 10}",
+                alpha=0.6,
+                label=f"{label} (paper)",
+            )
     for j, p in enumerate(fp):
         parts = [p["line"][0]] + [f"{f}={p['key'][f]}" for f in by if p["key"][f] not in (None, "None", "fp")]
         label = "fp " + ", ".join(dict.fromkeys(x for x in parts if x)) + f": {p['y']:.2f}"
@@ -453,7 +528,9 @@ def val_curves(rows: list, by: list[str], out_dir: Path) -> tuple[Path, dict]:
     fig, ax = plt.subplots(figsize=(6, 4))
     series = {}
     for i, row in enumerate(rows):
-        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key) if v not in (None, "None")) or row.runs[0].metrics.get("name", "run")
+        label = ", ".join(f"{k}={v}" for k, v in zip(by, row.key) if v not in (None, "None")) or row.runs[
+            0
+        ].metrics.get("name", "run")
         if row.status != "completed":
             label += f" ({row.status})"
         per_epoch: dict[int, list[float]] = {}

@@ -25,8 +25,16 @@ from binexp.errors import BinexpError
 PAPER_KEYS = paper_check.TOP1_KEYS
 RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")
 # optional metrics.json keys -> (record key, column title); shown only when some run has them
-EXTRA_COLUMNS = {"model_size_kib": "size (KiB)", "huffman_bits_per_weight": "Huffman bits/w", "alpha_final_mean": "α final"}
-COLUMN_NAMES = {"size": "model_size_kib", "huffman": "huffman_bits_per_weight", "alpha": "alpha_final_mean"}  # --columns
+EXTRA_COLUMNS = {
+    "model_size_kib": "size (KiB)",
+    "huffman_bits_per_weight": "Huffman bits/w",
+    "alpha_final_mean": "α final",
+}
+COLUMN_NAMES = {
+    "size": "model_size_kib",
+    "huffman": "huffman_bits_per_weight",
+    "alpha": "alpha_final_mean",
+}  # --columns
 
 
 @dataclass
@@ -67,7 +75,9 @@ def metric_names(runs: list[Run]) -> list[str]:
     """The keys --metric accepts: numeric (or not yet set) top-level entries of any metrics.json."""
     names = set(RECORD_METRICS)
     for r in runs:
-        names |= {k for k, v in r.metrics.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+        names |= {
+            k for k, v in r.metrics.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+        }
     return sorted(names)
 
 
@@ -79,8 +89,15 @@ def check_keys(runs: list[Run], by: list[str], metric: str) -> None:
     for key in by:
         if not any(value_of(r, key) is not None for r in runs):
             valid = {k for r in runs for k in r.overrides if not k.startswith("hydra.")}
-            valid |= {k for r in runs for k, v in r.metrics.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
-            raise BinexpError(f"report: unknown --by key {key!r}: no run has it; choose from: {', '.join(sorted(valid))}")
+            valid |= {
+                k
+                for r in runs
+                for k, v in r.metrics.items()
+                if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+            }
+            raise BinexpError(
+                f"report: unknown --by key {key!r}: no run has it; choose from: {', '.join(sorted(valid))}"
+            )
 
 
 def _number(value) -> float | None:
@@ -91,8 +108,11 @@ def extra_values(run: Run) -> dict:
     m = run.metrics
     alpha = m.get("alpha_final")
     alphas = [float(v) for v in alpha.values() if _number(v) is not None] if isinstance(alpha, dict) else []
-    return {"model_size_kib": _number(m.get("model_size_kib")), "huffman_bits_per_weight": _number(m.get("huffman_bits_per_weight")),
-            "alpha_final_mean": statistics.fmean(alphas) if alphas else None}
+    return {
+        "model_size_kib": _number(m.get("model_size_kib")),
+        "huffman_bits_per_weight": _number(m.get("huffman_bits_per_weight")),
+        "alpha_final_mean": statistics.fmean(alphas) if alphas else None,
+    }
 
 
 def group(runs: list[Run], by: list[str]) -> list[Row]:
@@ -116,21 +136,29 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
     for row in rows:
         values = [float(r.metrics[metric]) for r in row.runs if isinstance(r.metrics.get(metric), (int, float))]
         mean, std = mean_std(values if row.status == "completed" else [])
-        bits = [r.metrics.get("bits_per_weight") for r in row.runs if isinstance(r.metrics.get("bits_per_weight"), (int, float))]
+        bits = [
+            r.metrics.get("bits_per_weight")
+            for r in row.runs
+            if isinstance(r.metrics.get("bits_per_weight"), (int, float))
+        ]
         checks = {paper_check.check(r.metrics, metric) for r in row.runs}
-        paper, note = next(iter(checks)) if len(checks) == 1 else (None, "the row's runs differ in what they compare to")
+        paper, note = (
+            next(iter(checks)) if len(checks) == 1 else (None, "the row's runs differ in what they compare to")
+        )
         rec = {k: v for k, v in zip(by, row.key)}
-        rec.update({
-            "bits_per_weight": round(statistics.fmean(bits), 4) if bits else None,
-            f"{metric}_mean": None if mean is None else round(mean, 2),
-            f"{metric}_std": None if std is None else round(std, 2),
-            "n": len(values) if row.status == "completed" else len(row.runs),
-            "paper": paper,
-            "delta": None if (paper is None or mean is None) else round(mean - paper, 2),
-            "paper_note": note,
-            "epochs": max((r.metrics.get("epochs") or 0 for r in row.runs), default=0),
-            "status": row.status,
-        })
+        rec.update(
+            {
+                "bits_per_weight": round(statistics.fmean(bits), 4) if bits else None,
+                f"{metric}_mean": None if mean is None else round(mean, 2),
+                f"{metric}_std": None if std is None else round(std, 2),
+                "n": len(values) if row.status == "completed" else len(row.runs),
+                "paper": paper,
+                "delta": None if (paper is None or mean is None) else round(mean - paper, 2),
+                "paper_note": note,
+                "epochs": max((r.metrics.get("epochs") or 0 for r in row.runs), default=0),
+                "status": row.status,
+            }
+        )
         for key in EXTRA_COLUMNS:
             vals = [v for v in (extra_values(r)[key] for r in row.runs) if v is not None]
             rec[key] = round(statistics.fmean(vals), 4) if vals else None
@@ -173,7 +201,18 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
     wanted = {COLUMN_NAMES[c] for c in columns}
     extras = [k for k in EXTRA_COLUMNS if k in wanted and any(r.get(k) is not None for r in records)]
     if fmt == "csv":
-        cols = by + ["bits_per_weight", *extras, f"{metric}_mean", f"{metric}_std", "n", "paper", "delta", "paper_note", "epochs", "status"]
+        cols = by + [
+            "bits_per_weight",
+            *extras,
+            f"{metric}_mean",
+            f"{metric}_std",
+            "n",
+            "paper",
+            "delta",
+            "paper_note",
+            "epochs",
+            "status",
+        ]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
@@ -181,14 +220,26 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
         return buf.getvalue().rstrip("\n")
     unit = " (%)" if "acc" in metric else ""
-    header = list(by) + (["bits/weight"] if has_bits else []) + [EXTRA_COLUMNS[k] for k in extras] + [f"{metric}{unit}", "n"]
+    header = (
+        list(by) + (["bits/weight"] if has_bits else []) + [EXTRA_COLUMNS[k] for k in extras] + [f"{metric}{unit}", "n"]
+    )
     header += (["paper", "Δ"] if has_paper else []) + ["epochs", "status"]
     lines, notes = [], {}
     for r in records:
-        acc = "–" if r[f"{metric}_mean"] is None else (
-            f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}" if r[f"{metric}_std"] is not None else f"{r[f'{metric}_mean']:.2f}")
+        acc = (
+            "–"
+            if r[f"{metric}_mean"] is None
+            else (
+                f"{r[f'{metric}_mean']:.2f} ± {r[f'{metric}_std']:.2f}"
+                if r[f"{metric}_std"] is not None
+                else f"{r[f'{metric}_mean']:.2f}"
+            )
+        )
         cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else [])
-        cells += [("–" if r[k] is None else f"{r[k]:.{2 if k == 'model_size_kib' else 4}f}") for k in extras] + [acc, str(r["n"])]
+        cells += [("–" if r[k] is None else f"{r[k]:.{2 if k == 'model_size_kib' else 4}f}") for k in extras] + [
+            acc,
+            str(r["n"]),
+        ]
         if has_paper:
             paper = _fmt(r["paper"])
             if r["paper"] is None and r.get("paper_note"):
@@ -198,8 +249,20 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
         lines.append(cells)
     footnotes = [f"[{i}] no paper value: {text}" for text, i in notes.items()]
     if fmt == "latex":
-        esc = lambda s: s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")  # noqa: E731
-        out = [r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
+        esc = lambda s: (
+            s.replace("\\", r"\textbackslash{}")
+            .replace("_", r"\_")
+            .replace("%", r"\%")
+            .replace("&", r"\&")
+            .replace("±", r"$\pm$")
+            .replace("Δ", r"$\Delta$")
+        )  # noqa: E731
+        out = [
+            r"\begin{tabular}{" + "l" * len(header) + "}",
+            r"\toprule",
+            " & ".join(esc(h) for h in header) + r" \\",
+            r"\midrule",
+        ]
         out += [" & ".join(esc(c) for c in cells) + r" \\" for cells in lines]
         out += [r"\bottomrule", r"\end{tabular}"] + [f"% {f}" for f in footnotes]
         return "\n".join(out)
@@ -221,10 +284,16 @@ def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
                 if _number(v) is not None:
                     layers.setdefault(layer, {}).setdefault(len(cols) - 1, []).append(float(v))
     if not cols:
-        raise BinexpError("report: --alpha: no run records alpha_final; fix: pass RBNN runs (alpha_final in metrics.json)")
+        raise BinexpError(
+            "report: --alpha: no run records alpha_final; fix: pass RBNN runs (alpha_final in metrics.json)"
+        )
     md = ["| layer | " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in range(len(cols) + 1)) + "|"]
     for layer, per_col in layers.items():
-        md.append(f"| {layer} | " + " | ".join(f"{statistics.fmean(per_col[i]):.4f}" if i in per_col else "–" for i in range(len(cols))) + " |")
+        md.append(
+            f"| {layer} | "
+            + " | ".join(f"{statistics.fmean(per_col[i]):.4f}" if i in per_col else "–" for i in range(len(cols)))
+            + " |"
+        )
     return "\n".join(md)
 
 

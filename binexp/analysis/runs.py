@@ -39,8 +39,12 @@ def find_runs(dirs: list[str]) -> list[Run]:
     for d in dirs:
         root = Path(d).expanduser()
         if not root.exists():
-            raise BinexpError(f"report: {root} does not exist; fix: pass run or sweep directories (e.g. outputs/multiruns/<sweep>)")
-        candidates = {p.parent for p in root.rglob("metrics.json")} | {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+            raise BinexpError(
+                f"report: {root} does not exist; fix: pass run or sweep directories (e.g. outputs/multiruns/<sweep>)"
+            )
+        candidates = {p.parent for p in root.rglob("metrics.json")} | {
+            p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
+        }
         for run_dir in sorted(candidates):
             if run_dir.name == "tensorboard":
                 continue
@@ -50,7 +54,11 @@ def find_runs(dirs: list[str]) -> list[Run]:
                     metrics = json.loads(mfile.read_text())
                     if not isinstance(metrics, dict):
                         raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
-                except (OSError, ValueError, TypeError) as e:  # truncated, binary, not an object: a row of its own, and an error line
+                except (
+                    OSError,
+                    ValueError,
+                    TypeError,
+                ) as e:  # truncated, binary, not an object: a row of its own, and an error line
                     metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
             else:
                 from omegaconf import OmegaConf
@@ -59,7 +67,9 @@ def find_runs(dirs: list[str]) -> list[Run]:
                 metrics = {"status": "no metrics", "overrides": saved, "error": "stopped before training started"}
             runs.append(Run(run_dir, metrics, parse_overrides(metrics.get("overrides", []))))
     if not runs:
-        raise BinexpError(f"report: no runs (metrics.json) under {', '.join(dirs)}; fix: pass the directory of a run or sweep")
+        raise BinexpError(
+            f"report: no runs (metrics.json) under {', '.join(dirs)}; fix: pass the directory of a run or sweep"
+        )
     return runs
 
 

@@ -50,8 +50,10 @@ def xor_planes(layer: nn.Module) -> dict[str, int]:
     if not isinstance(m, torch.Tensor) or m.dim() != 3:
         return {}
     planes = m.detach().cpu().to(torch.uint8)
-    return {hashlib.sha1(p.contiguous().numpy().tobytes() + str(tuple(p.shape)).encode()).hexdigest(): p.numel()
-            for p in planes}
+    return {
+        hashlib.sha1(p.contiguous().numpy().tobytes() + str(tuple(p.shape)).encode()).hexdigest(): p.numel()
+        for p in planes
+    }
 
 
 def binarizes_input(layer: QuantConv2d) -> bool:
@@ -76,19 +78,39 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                 s = module.storage()
                 macs = s.weights * output.shape[-1] * output.shape[-2]
                 binary = binarizes_input(module)
-                rows.append(LayerRow(name, "binary", out_shape, s.weights, s.weight_bits, s.inference_floats,
-                                     sum(s.training_floats.values()), macs if binary else 0, 0 if binary else macs,
-                                     scale_floats=s.inference_floats, training_state=dict(s.training_floats),
-                                     xor_matrices=xor_planes(module)))
+                rows.append(
+                    LayerRow(
+                        name,
+                        "binary",
+                        out_shape,
+                        s.weights,
+                        s.weight_bits,
+                        s.inference_floats,
+                        sum(s.training_floats.values()),
+                        macs if binary else 0,
+                        0 if binary else macs,
+                        scale_floats=s.inference_floats,
+                        training_state=dict(s.training_floats),
+                        xor_matrices=xor_planes(module),
+                    )
+                )
             elif isinstance(module, nn.Conv2d):
                 params = sum(p.numel() for p in module.parameters())
                 macs = module.weight.numel() * output.shape[-1] * output.shape[-2]
                 rows.append(LayerRow(name, "fp-conv", out_shape, fp32_params=params, fp_macs=macs))
             elif isinstance(module, nn.Linear):
-                rows.append(LayerRow(name, "linear", out_shape, fp32_params=sum(p.numel() for p in module.parameters()),
-                                     fp_macs=module.weight.numel()))
+                rows.append(
+                    LayerRow(
+                        name,
+                        "linear",
+                        out_shape,
+                        fp32_params=sum(p.numel() for p in module.parameters()),
+                        fp_macs=module.weight.numel(),
+                    )
+                )
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
                 rows.append(LayerRow(name, "bn", out_shape, fp32_params=sum(p.numel() for p in module.parameters())))
+
         return fn
 
     for name, module in model.named_modules():
@@ -103,8 +125,12 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
         for h in hooks:
             h.remove()
     # parameters no hooked layer owns (rare: custom modules) still count as 32-bit
-    owned = {id(p) for name, m in model.named_modules() if isinstance(m, (QuantConv2d, nn.Conv2d, nn.Linear,
-             nn.modules.batchnorm._BatchNorm)) for p in m.parameters()}
+    owned = {
+        id(p)
+        for name, m in model.named_modules()
+        if isinstance(m, (QuantConv2d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm))
+        for p in m.parameters()
+    }
     loose = sum(p.numel() for p in model.parameters() if id(p) not in owned)
     if loose:
         rows.append(LayerRow("(other parameters)", "other", (), fp32_params=loose))
@@ -112,8 +138,18 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
 
 
 def totals(rows: list[LayerRow]) -> dict:
-    t = {k: sum(getattr(r, k) for r in rows) for k in ("binarized_weights", "weight_bits", "fp32_params", "training_only",
-                                                        "binary_macs", "fp_macs", "scale_floats")}
+    t = {
+        k: sum(getattr(r, k) for r in rows)
+        for k in (
+            "binarized_weights",
+            "weight_bits",
+            "fp32_params",
+            "training_only",
+            "binary_macs",
+            "fp_macs",
+            "scale_floats",
+        )
+    }
     by_name: dict[str, int] = {}
     xor: dict[str, int] = {}
     for r in rows:
@@ -128,7 +164,9 @@ def totals(rows: list[LayerRow]) -> dict:
         memory_kib=round(memory_kib, 2),
         fp32_equivalent_kib=round(fp32_kib, 2),
         compression=round(fp32_kib / memory_kib, 2) if memory_kib else 1.0,
-        bits_per_binarized_weight=round(t["weight_bits"] / t["binarized_weights"], 4) if t["binarized_weights"] else None,
+        bits_per_binarized_weight=round(t["weight_bits"] / t["binarized_weights"], 4)
+        if t["binarized_weights"]
+        else None,
         binary_mac_share=round(t["binary_macs"] / max(t["binary_macs"] + t["fp_macs"], 1), 4),
         ops=t["binary_macs"] / 64 + t["fp_macs"],
         training_only_kib=round(32 * t["training_only"] / 8 / 1024, 2),
@@ -141,15 +179,49 @@ def _n(x: float) -> str:
 
 
 def format_summary(rows: list[LayerRow], title: str = "") -> str:
-    head = ["layer", "kind", "output", "1-bit/sub-bit weights", "bits", "fp32 params", "train-only", "binary MACs",
-            "fp MACs", "memory KiB"]
+    head = [
+        "layer",
+        "kind",
+        "output",
+        "1-bit/sub-bit weights",
+        "bits",
+        "fp32 params",
+        "train-only",
+        "binary MACs",
+        "fp MACs",
+        "memory KiB",
+    ]
     table = [head]
     for r in rows:
-        table.append([r.name, r.kind, "x".join(map(str, r.out_shape)), _n(r.binarized_weights), _n(r.weight_bits),
-                      _n(r.fp32_params), _n(r.training_only), _n(r.binary_macs), _n(r.fp_macs), f"{r.memory_kib:.2f}"])
+        table.append(
+            [
+                r.name,
+                r.kind,
+                "x".join(map(str, r.out_shape)),
+                _n(r.binarized_weights),
+                _n(r.weight_bits),
+                _n(r.fp32_params),
+                _n(r.training_only),
+                _n(r.binary_macs),
+                _n(r.fp_macs),
+                f"{r.memory_kib:.2f}",
+            ]
+        )
     t = totals(rows)
-    table.append(["total", "", "", _n(t["binarized_weights"]), _n(t["weight_bits"]), _n(t["fp32_params"]),
-                  _n(t["training_only"]), _n(t["binary_macs"]), _n(t["fp_macs"]), f"{t['memory_kib']:.2f}"])
+    table.append(
+        [
+            "total",
+            "",
+            "",
+            _n(t["binarized_weights"]),
+            _n(t["weight_bits"]),
+            _n(t["fp32_params"]),
+            _n(t["training_only"]),
+            _n(t["binary_macs"]),
+            _n(t["fp_macs"]),
+            f"{t['memory_kib']:.2f}",
+        ]
+    )
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = [title] if title else []
     for i, row in enumerate(table):
@@ -164,9 +236,11 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
         f"per-channel scales of the binarized convs)",
     ]
     if t["xor_matrices"]:
-        lines.append(f"XOR network M+:         {t['xor_matrices']} distinct matri{'x' if t['xor_matrices'] == 1 else 'ces'}, "
-                     f"{t['xor_matrix_bits']:,} bits "
-                     f"(needed at inference, shared by the layers that use them)")
+        lines.append(
+            f"XOR network M+:         {t['xor_matrices']} distinct matri{'x' if t['xor_matrices'] == 1 else 'ces'}, "
+            f"{t['xor_matrix_bits']:,} bits "
+            f"(needed at inference, shared by the layers that use them)"
+        )
     named = ", ".join(f"{k} {v:,}" for k, v in t["training_by_name"].items())
     lines += [
         f"memory:                 {t['memory_kib']:,.2f} KiB  (float-32 equivalent {t['fp32_equivalent_kib']:,.2f} KiB, "
@@ -201,11 +275,15 @@ def compact_summary(rows: list[LayerRow], static: dict, title: str = "") -> list
     widths = ", ".join(f"{n:,} at {_bits(k)}" for k, n in sorted(by_width.items(), key=lambda kv: float(kv[0])))
     layers = static.get("binarized_layers")
     head = f"{title}: " if title else ""
-    line1 = (f"{head}{total:,} params ({widths}); {layers} binarized layers, "
-             f"{static.get('bits_per_weight')} bits/weight ({static.get('bits_per_weight_with_scales')} with scales)")
-    line2 = (f"deployed size {t['memory_kib']:,.2f} KiB (float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
-             f"MACs {_macs(t['binary_macs'])} binary + {_macs(t['fp_macs'])} full precision "
-             f"({100 * t['binary_mac_share']:.1f} % binary); full table: summary.txt")
+    line1 = (
+        f"{head}{total:,} params ({widths}); {layers} binarized layers, "
+        f"{static.get('bits_per_weight')} bits/weight ({static.get('bits_per_weight_with_scales')} with scales)"
+    )
+    line2 = (
+        f"deployed size {t['memory_kib']:,.2f} KiB (float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
+        f"MACs {_macs(t['binary_macs'])} binary + {_macs(t['fp_macs'])} full precision "
+        f"({100 * t['binary_mac_share']:.1f} % binary); full table: summary.txt"
+    )
     if t["training_only"]:
         line2 += f"; training-only state {t['training_only']:,} floats"
     return [line1, line2]

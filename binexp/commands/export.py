@@ -17,8 +17,11 @@ def main(argv: list[str]) -> int:
 
     from binexp.errors import BinexpError
 
-    p = argparse.ArgumentParser(prog="binexp export", description="Pack a FleXOR run's encrypted sign bits and "
-                                "alphas into one file and check that integer-XOR decryption equals the training forward.")
+    p = argparse.ArgumentParser(
+        prog="binexp export",
+        description="Pack a FleXOR run's encrypted sign bits and "
+        "alphas into one file and check that integer-XOR decryption equals the training forward.",
+    )
     p.add_argument("checkpoint", help="a FleXOR run directory (its checkpoints/last.ckpt) or a .ckpt file")
     p.add_argument("out", help="the .flexor file to write (must not exist)")
     args = p.parse_args(argv)
@@ -29,7 +32,9 @@ def main(argv: list[str]) -> int:
     if out.exists():
         raise BinexpError(f"export: {out} already exists; fix: choose another output path (nothing is overwritten)")
     if not out.parent.is_dir():
-        raise BinexpError(f"export: the folder {out.parent} does not exist; fix: create it first or choose another output path")
+        raise BinexpError(
+            f"export: the folder {out.parent} does not exist; fix: create it first or choose another output path"
+        )
     if not os.access(out.parent, os.W_OK):
         raise BinexpError(f"export: cannot write to {out.parent}; fix: choose a writable output folder")
     module = checkpoint.build_module(checkpoint.load(path, "export"), path, "export")
@@ -38,6 +43,8 @@ def main(argv: list[str]) -> int:
     try:
         result = verify_roundtrip(module.net, out)
     except OSError as e:
-        raise BinexpError(f"export: cannot write {out} ({e.strerror or e}); fix: free disk space or choose a writable output folder") from None
+        raise BinexpError(
+            f"export: cannot write {out} ({e.strerror or e}); fix: free disk space or choose a writable output folder"
+        ) from None
     print(json.dumps(result, indent=2))
     return 0

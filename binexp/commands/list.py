@@ -31,9 +31,13 @@ def sections(group: str | None = None) -> dict[str, list[tuple[str, str]]]:
     builders = {
         "quantizer": lambda: sorted(catalog.quantizers().items()),
         "model": lambda: sorted(catalog.models().items()),
-        "data": lambda: [(n, "") for n in config_options("data")] + [(f"(kind) {k}", "") for k in catalog.dataset_kinds()],
+        "data": lambda: (
+            [(n, "") for n in config_options("data")] + [(f"(kind) {k}", "") for k in catalog.dataset_kinds()]
+        ),
         "schedule": lambda: [(n, "") for n in config_options("schedule")],
-        "experiment": _experiment_rows if group == "experiment" else lambda: [(n, "") for n in config_options("experiment")],
+        "experiment": _experiment_rows
+        if group == "experiment"
+        else lambda: [(n, "") for n in config_options("experiment")],
         "activation": lambda: sorted(catalog.activations().items()),
         "surrogate": lambda: sorted(catalog.surrogates().items()),
         "trainer": lambda: [(n, "") for n in config_options("trainer")],

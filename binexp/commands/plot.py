@@ -15,7 +15,9 @@ def _ints(text: str | None) -> list[int] | None:
     try:
         return [int(x) for x in text.split(",") if x]
     except ValueError:
-        raise BinexpError(f"plot: --epochs {text!r} is not a comma-separated list of epochs; fix: e.g. --epochs 1,50,100") from None
+        raise BinexpError(
+            f"plot: --epochs {text!r} is not a comma-separated list of epochs; fix: e.g. --epochs 1,50,100"
+        ) from None
 
 
 def main(args: list[str]) -> int:
@@ -25,13 +27,19 @@ def main(args: list[str]) -> int:
     parser.add_argument("dir", help="a run directory or a sweep directory")
     parser.add_argument("figure", help=f"one of: {', '.join(FIGURES)}")
     parser.add_argument("--out", default=None, help="folder for the PNGs (default: <dir>/figures)")
-    parser.add_argument("--layers", default=None, help="weight_hist: comma-separated layer names (default: first, middle, last)")
-    parser.add_argument("--epochs", default=None, help="weight_hist, quant_error: comma-separated epochs (1 = after the first)")
+    parser.add_argument(
+        "--layers", default=None, help="weight_hist: comma-separated layer names (default: first, middle, last)"
+    )
+    parser.add_argument(
+        "--epochs", default=None, help="weight_hist, quant_error: comma-separated epochs (1 = after the first)"
+    )
     ns = parser.parse_args(args)
     if ns.figure not in FIGURES:
         raise BinexpError(f"plot: unknown figure {ns.figure!r}; choose one of: {', '.join(FIGURES)}")
     if not Path(ns.dir).expanduser().exists():
-        raise BinexpError(f"plot: {ns.dir} does not exist; fix: pass a run or sweep directory (e.g. outputs/multiruns/<sweep>)")
+        raise BinexpError(
+            f"plot: {ns.dir} does not exist; fix: pass a run or sweep directory (e.g. outputs/multiruns/<sweep>)"
+        )
     from binexp.analysis.plots import draw
 
     out = Path(ns.out) if ns.out else Path(ns.dir) / "figures"

@@ -14,12 +14,22 @@ from binexp.errors import BinexpError
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="binexp report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="run or sweep directories")
-    parser.add_argument("--by", default=None, help="comma-separated keys for the rows (default: the overrides that differ)")
-    parser.add_argument("--metric", default="best_val_acc1", help="metrics.json key to report (default best_val_acc1; val_acc1 = last epoch)")
+    parser.add_argument(
+        "--by", default=None, help="comma-separated keys for the rows (default: the overrides that differ)"
+    )
+    parser.add_argument(
+        "--metric",
+        default="best_val_acc1",
+        help="metrics.json key to report (default best_val_acc1; val_acc1 = last epoch)",
+    )
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
     parser.add_argument("--plot", default=None, metavar="DIR", help="write acc_vs_bits.png and val_curves.png here")
-    parser.add_argument("--columns", default="", help="extra columns, comma-separated: size (model KiB at the stored bits), "
-                        "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha)")
+    parser.add_argument(
+        "--columns",
+        default="",
+        help="extra columns, comma-separated: size (model KiB at the stored bits), "
+        "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha)",
+    )
     parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
     ns = parser.parse_args(args)
     runs = find_runs(ns.dirs)
@@ -46,6 +56,8 @@ def main(args: list[str]) -> int:
     unreadable = [r for r in runs if r.status == "unreadable"]
     if unreadable:  # the table is printed, but a damaged run directory is an error, not a quiet row
         more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-        raise BinexpError(f"report: {unreadable[0].path / 'metrics.json'} is unreadable{more} "
-                          f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); fix: restore it, or remove that run directory")
+        raise BinexpError(
+            f"report: {unreadable[0].path / 'metrics.json'} is unreadable{more} "
+            f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); fix: restore it, or remove that run directory"
+        )
     return 0

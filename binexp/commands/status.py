@@ -59,15 +59,27 @@ def job_rows(sweep_dir: Path) -> list[dict]:
     for num in sorted(set(range(len(expected))) | set(dirs)):
         d = dirs.get(num)
         overrides = expected[num] if num < len(expected) else (_saved_overrides(d) if d else [])
-        row = {"num": num, "overrides": overrides, "status": "not started", "epochs": None, "max_epochs": None,
-               "best": None, "updated": None, "dir": str(d) if d else None}
+        row = {
+            "num": num,
+            "overrides": overrides,
+            "status": "not started",
+            "epochs": None,
+            "max_epochs": None,
+            "best": None,
+            "updated": None,
+            "dir": str(d) if d else None,
+        }
         if d is not None and (d / "metrics.json").exists():
             try:
                 record = json.loads((d / "metrics.json").read_text())
             except (OSError, ValueError):
                 record = {"status": "unreadable"}
-            row.update(status=effective_status(d, record), epochs=record.get("epochs"), max_epochs=record.get("max_epochs"),
-                       best=record.get("best_val_acc1"))
+            row.update(
+                status=effective_status(d, record),
+                epochs=record.get("epochs"),
+                max_epochs=record.get("max_epochs"),
+                best=record.get("best_val_acc1"),
+            )
             if row["status"] in ("running", "dead"):
                 row["updated"] = (d / "metrics.json").stat().st_mtime
         elif d is not None:
@@ -88,7 +100,11 @@ def _varying(rows: list[dict]) -> list[list[str]]:
 def format_rows(rows: list[dict]) -> list[str]:
     table = [("job", "overrides", "status", "epoch", "best acc1", "last update")]
     for row, ov in zip(rows, _varying(rows)):
-        epoch = "-" if row["epochs"] is None else f"{row['epochs']}/{row['max_epochs'] if row['max_epochs'] is not None else '?'}"
+        epoch = (
+            "-"
+            if row["epochs"] is None
+            else f"{row['epochs']}/{row['max_epochs'] if row['max_epochs'] is not None else '?'}"
+        )
         best = "-" if row["best"] is None else f"{row['best']:.2f}"
         updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["updated"])) if row["updated"] else ""
         table.append((str(row["num"]), " ".join(ov) or "(none)", row["status"], epoch, best, updated))
@@ -97,7 +113,9 @@ def format_rows(rows: list[dict]) -> list[str]:
 
 
 def main(args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="binexp status", description="one line per job of a sweep: overrides, status, epoch, best accuracy")
+    parser = argparse.ArgumentParser(
+        prog="binexp status", description="one line per job of a sweep: overrides, status, epoch, best accuracy"
+    )
     parser.add_argument("sweep_dirs", nargs="+", help="sweep directories (outputs/multiruns/<date>_<time>)")
     opts = parser.parse_args(args)
     for i, name in enumerate(opts.sweep_dirs):
@@ -106,7 +124,9 @@ def main(args: list[str]) -> int:
             raise BinexpError(f"no sweep directory at {sweep_dir}; fix: pass a directory under outputs/multiruns")
         rows = job_rows(sweep_dir)
         if not rows:
-            raise BinexpError(f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); fix: pass a sweep directory")
+            raise BinexpError(
+                f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); fix: pass a sweep directory"
+            )
         if len(opts.sweep_dirs) > 1:
             print(("\n" if i else "") + f"{sweep_dir}:")
         print("\n".join(format_rows(rows)))

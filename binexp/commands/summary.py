@@ -20,19 +20,33 @@ def main(args: list[str]) -> int:
     from binexp.preflight import compose
 
     parser = argparse.ArgumentParser(prog="binexp summary", description=main.__doc__)
-    parser.add_argument("--input-size", type=int, default=None, help="input image size (default: the data's, 224 for ImageNet models)")
+    parser.add_argument(
+        "--input-size", type=int, default=None, help="input image size (default: the data's, 224 for ImageNet models)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    parser.add_argument("--run", default=None, help="a run directory (its checkpoints/last.ckpt) or a .ckpt: summarise "
-                        "the trained model (overrides are ignored)")
+    parser.add_argument(
+        "--run",
+        default=None,
+        help="a run directory (its checkpoints/last.ckpt) or a .ckpt: summarise "
+        "the trained model (overrides are ignored)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for binexp train")
     ns = parser.parse_args(args)
     if ns.run:
         return _summarize_run(ns)
     overrides = list(ns.overrides)
     model_name = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
-    if model_name in MODELS and MODELS[model_name].input_size == 224 and not any(o.startswith("data=") for o in overrides):
+    if (
+        model_name in MODELS
+        and MODELS[model_name].input_size == 224
+        and not any(o.startswith("data=") for o in overrides)
+    ):
         overrides.append("data=imagenet")  # an ImageNet architecture is summarised on ImageNet
-    if model_name in MODELS and MODELS[model_name].input_size == 28 and not any(o.startswith("data=") for o in overrides):
+    if (
+        model_name in MODELS
+        and MODELS[model_name].input_size == 28
+        and not any(o.startswith("data=") for o in overrides)
+    ):
         overrides.append("data=mnist")  # LeNet-5 is summarised on MNIST's 28x28
     run = validate(compose(overrides))
     num_classes = data_num_classes(run.data)
@@ -66,7 +80,7 @@ def _summarize_run(ns) -> int:
     module = checkpoint.build_module(checkpoint.load(path, "summary --run"), path, "summary --run")
     cfg = OmegaConf.create(module.hparams.get("run_config") or {})
     data = cfg.get("data") or {}
-    size = ns.input_size or {"cifar": 32, "mnist": 28}.get(data.get("kind"), None) or int(data.get("image_size", 32))
+    size = ns.input_size or {"cifar": 32, "mnist": 28}.get(data.get("kind")) or int(data.get("image_size", 32))
     title = f"{cfg.get('name', path)} (trained, {path}): {size}x{size} input"
     _print(module.net, size, title, ns.json)
     return 0

@@ -11,12 +11,46 @@ import sys
 from binexp.env import SWEPT_ENV, VERB_ENV
 
 # Hydra flags that only print or that change where configs come from: no pre-flight for them.
-_PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "-p", "--package",
-                      "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
-                      "-cd", "--version", "--experimental-rerun"}
+_PASSTHROUGH_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--cfg",
+    "-c",
+    "--resolve",
+    "-p",
+    "--package",
+    "--shell-completion",
+    "-sc",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--version",
+    "--experimental-rerun",
+}
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--shell-completion", "-sc", "--experimental-rerun"}
+_VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "-i",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--shell-completion",
+    "-sc",
+    "--experimental-rerun",
+}
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:

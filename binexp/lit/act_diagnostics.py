@@ -31,10 +31,12 @@ def measure_act_angular_bias(net: torch.nn.Module, x: torch.Tensor, channels_las
     found: dict[str, torch.Tensor] = {}
     handles = []
     for name, layer in quantized_layers(net):
+
         def hook(module, args, name=name):
             a = module.act_latent(args[0])
             if a is not None:
                 found[name] = activation_angular_bias(a)
+
         handles.append(layer.register_forward_pre_hook(hook))
     was_training = net.training
     net.eval()
@@ -62,8 +64,9 @@ class ActivationDiagnostics(Callback):
         self._batch: torch.Tensor | None = None
         self.latest: dict[str, float] = {}
 
-    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int,
-                                  dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self._batch is None and batch_idx == 0 and dataloader_idx == 0 and trainer.is_global_zero:
             self._batch = batch[0][: self.max_samples].detach().clone()
 
@@ -83,8 +86,10 @@ class ActivationDiagnostics(Callback):
     def run_record(self) -> dict:
         if not self.latest:
             return {}
-        return {"act_angular_bias": dict(self.latest),
-                "act_angular_bias_mean": sum(self.latest.values()) / len(self.latest)}
+        return {
+            "act_angular_bias": dict(self.latest),
+            "act_angular_bias_mean": sum(self.latest.values()) / len(self.latest),
+        }
 
 
 def run_records(trainer: L.Trainer) -> dict:

@@ -40,7 +40,9 @@ def angle_penalty(net: nn.Module) -> Tensor:
         if w is not None:
             terms.append(one_minus_cos(w.float()))
     if not terms:
-        raise BinexpError("angle_penalty > 0 but the model has no binarized layer with a latent weight; fix: set angle_penalty=0")
+        raise BinexpError(
+            "angle_penalty > 0 but the model has no binarized layer with a latent weight; fix: set angle_penalty=0"
+        )
     return torch.stack(terms).mean()
 
 
@@ -56,8 +58,10 @@ def check_angle_penalty(value, quantizer_cfg) -> float:
     probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
     hook = getattr(probe, "penalty_weight", None)
     if not callable(hook) or hook() is None:
-        raise BinexpError(f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "
-                          f"quantizer={quantizer_cfg.name} has none; fix: set angle_penalty=0 or choose such a quantizer")
+        raise BinexpError(
+            f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "
+            f"quantizer={quantizer_cfg.name} has none; fix: set angle_penalty=0 or choose such a quantizer"
+        )
     return float(value)
 
 

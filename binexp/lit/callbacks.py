@@ -63,7 +63,9 @@ class QuantizerSchedule(Callback):
         for _, layer in quantized_layers(pl_module):
             layer.step_start(trainer.current_epoch, trainer.global_step)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         for _, layer in quantized_layers(pl_module):
             layer.step_end(trainer.current_epoch, trainer.global_step)
 
@@ -152,8 +154,12 @@ class RunRecord(Callback):
     # stateful across resume
     def state_dict(self) -> dict:
         self._tick()
-        return {"wall_time_s": self.wall_time_s, "train_time_s": self.train_time_s, "train_images": self.train_images,
-                "epochs_done": self.epochs_done}
+        return {
+            "wall_time_s": self.wall_time_s,
+            "train_time_s": self.train_time_s,
+            "train_images": self.train_images,
+            "epochs_done": self.epochs_done,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.wall_time_s = float(state.get("wall_time_s", 0.0))
@@ -187,7 +193,15 @@ class RunRecord(Callback):
             self.epochs_done = max(self.epochs_done, trainer.current_epoch + 1)  # this epoch's training is done
             self.write(trainer, status="running")
 
-    _METRIC_KEYS = ("val_acc1", "best_val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss", "train_images_per_s")
+    _METRIC_KEYS = (
+        "val_acc1",
+        "best_val_acc1",
+        "val_acc5",
+        "val_loss",
+        "train_acc1",
+        "train_loss",
+        "train_images_per_s",
+    )
 
     def metrics(self, trainer) -> dict:
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
@@ -228,8 +242,6 @@ class RunRecord(Callback):
         return record
 
 
-
-
 def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
     """Instantiate every ``callbacks.<name>`` entry that has a ``_target_`` (null one to turn
     it off); the checkpoint callback writes to ``<run dir>/checkpoints``."""
@@ -242,7 +254,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path | None) -> list[L.Callback]:
             cb = instantiate(node)
         except Exception as e:  # noqa: BLE001 - report config mistakes in one line
             cause = e.__cause__ or e
-            raise BinexpError(f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields") from None
+            raise BinexpError(
+                f"callbacks.{key} cannot be built: {str(cause).splitlines()[0]}; fix: check its fields"
+            ) from None
         if isinstance(cb, ModelCheckpoint) and run_dir is not None:
             cb.dirpath = str(run_dir / CHECKPOINT_DIR)
         callbacks.append(cb)

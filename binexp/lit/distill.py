@@ -23,10 +23,13 @@ from torch import nn
 from binexp.config import DistillConfig
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, cfg: DistillConfig) -> torch.Tensor:
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, cfg: DistillConfig
+) -> torch.Tensor:
     t = cfg.temperature
-    kl = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), log_target=True,
-                  reduction="batchmean") * (t * t)
+    kl = F.kl_div(
+        F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), log_target=True, reduction="batchmean"
+    ) * (t * t)
     if cfg.weight >= 1.0:
         return kl
     return (1 - cfg.weight) * F.cross_entropy(student, target) + cfg.weight * kl
@@ -52,8 +55,12 @@ def attention_transfer_loss(student: list[torch.Tensor], teacher: list[torch.Ten
 
 def block_names(net: nn.Module) -> list[str]:
     """The blocks attention is matched after: every child of a top-level ``layer<k>`` Sequential."""
-    return [f"{name}.{sub}" for name, child in net.named_children() if name.startswith("layer") and isinstance(child, nn.Sequential)
-            for sub, _ in child.named_children()]
+    return [
+        f"{name}.{sub}"
+        for name, child in net.named_children()
+        if name.startswith("layer") and isinstance(child, nn.Sequential)
+        for sub, _ in child.named_children()
+    ]
 
 
 class FeatureTap:

@@ -82,9 +82,16 @@ class EpochLine(Callback):
         val, best = _metric(m.get("val/acc1")), _metric(m.get("val/acc1_best"))
         epoch, max_epochs = trainer.current_epoch + 1, trainer.max_epochs
         width = len(str(max_epochs)) if max_epochs and max_epochs > 0 else 1
-        parts = [f"epoch {epoch:>{width}}/{max_epochs}",
-                 "train loss " + ("–" if loss is None else f"{loss:.4f}") + " top-1 " + ("–" if acc1 is None else f"{100 * acc1:.2f}%"),
-                 "val top-1 " + ("–" if val is None else f"{val:.2f}%") + (f" (best {best:.2f}%)" if best is not None else "")]
+        parts = [
+            f"epoch {epoch:>{width}}/{max_epochs}",
+            "train loss "
+            + ("–" if loss is None else f"{loss:.4f}")
+            + " top-1 "
+            + ("–" if acc1 is None else f"{100 * acc1:.2f}%"),
+            "val top-1 "
+            + ("–" if val is None else f"{val:.2f}%")
+            + (f" (best {best:.2f}%)" if best is not None else ""),
+        ]
         if self._lr is not None:
             parts.append(f"lr {_lr(self._lr)}")
         parts.append(f"{elapsed:.1f} s")

@@ -81,7 +81,9 @@ class Interrupt(Callback):
         self.training = False
 
     # -- the interrupt checkpoint ---------------------------------------------------------------
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if trainer.world_size > 1:  # DDP: every rank stops at the same batch if any rank got the signal
             import torch
 
@@ -107,13 +109,13 @@ class Interrupt(Callback):
             if tmp.exists():
                 tmp.unlink()
 
-
     # -- how the train task ends an interrupted run ----------------------------------------------
     def caught(self, e: BaseException) -> bool:
         """``e`` is how a signal ended ``trainer.fit``: our RunInterrupted, a KeyboardInterrupt,
         or Lightning's ``sys.exit(1)`` after a KeyboardInterrupt."""
         return isinstance(e, (RunInterrupted, KeyboardInterrupt)) or (
-            isinstance(e, SystemExit) and isinstance(e.__context__, KeyboardInterrupt))
+            isinstance(e, SystemExit) and isinstance(e.__context__, KeyboardInterrupt)
+        )
 
     def stop(self, e: BaseException, trainer: L.Trainer, record, run_dir: str | Path, fresh: bool) -> None:
         """Record ``interrupted`` (if this process had written the record), print one line with

@@ -31,8 +31,9 @@ from lightning.pytorch.callbacks import Callback
 
 
 class KillAt(Callback):
-    def __init__(self, at: str = "batch", step: int = -1, epoch: int = -1, signal: str = "SIGKILL",
-                 once_file: str | None = None) -> None:
+    def __init__(
+        self, at: str = "batch", step: int = -1, epoch: int = -1, signal: str = "SIGKILL", once_file: str | None = None
+    ) -> None:
         if at not in ("fit_start", "batch", "epoch_start", "checkpoint_write"):
             raise ValueError(f"KillAt.at must be fit_start, batch, epoch_start or checkpoint_write, got {at!r}")
         self.at, self.step, self.epoch, self.signal_name = at, int(step), int(epoch), signal
@@ -50,7 +51,9 @@ class KillAt(Callback):
         if self.at == "fit_start" and self._armed():
             self._fire()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if self.at == "batch" and trainer.global_step == self.step and self._armed():
             self._fire()
 

@@ -23,8 +23,15 @@ class ClassifierModule(L.LightningModule):
     per-epoch LR schedule come from ``schedule``. ``hparams`` holds only plain containers (the
     resolved run config) so checkpoints load with ``weights_only`` torch.load."""
 
-    def __init__(self, model_cfg, quantizer_cfg, schedule_cfg: ScheduleConfig, num_classes: int, run_config: dict | None = None,
-                 angle_penalty: float = 0.0) -> None:
+    def __init__(
+        self,
+        model_cfg,
+        quantizer_cfg,
+        schedule_cfg: ScheduleConfig,
+        num_classes: int,
+        run_config: dict | None = None,
+        angle_penalty: float = 0.0,
+    ) -> None:
         super().__init__()
         self.angle_penalty = float(angle_penalty)  # lambda of binexp.lit.angle_penalty (0 = off)
         self.save_hyperparameters({"run_config": run_config or {}, "num_classes": num_classes})
@@ -47,11 +54,15 @@ class ClassifierModule(L.LightningModule):
         self.distill_cfg = cfg
         if cfg.attention_weight > 0:  # attention transfer: hooks after every block of both networks
             if getattr(self.net, "_compiled_call_impl", None) is not None:
-                raise BinexpError("distill.attention_weight > 0 reads block outputs through forward hooks, not supported with compile=true; fix: compile=false")
+                raise BinexpError(
+                    "distill.attention_weight > 0 reads block outputs through forward hooks, not supported with compile=true; fix: compile=false"
+                )
             names = block_names(self.net)
             if not names or names != block_names(teacher):
-                raise BinexpError(f"distill.attention_weight needs student and teacher with the same ResNet blocks (layer1.0, ...); "
-                                  f"got {len(names)} and {len(block_names(teacher))}; fix: a ResNet teacher of the student's architecture")
+                raise BinexpError(
+                    f"distill.attention_weight needs student and teacher with the same ResNet blocks (layer1.0, ...); "
+                    f"got {len(names)} and {len(block_names(teacher))}; fix: a ResNet teacher of the student's architecture"
+                )
             self.__dict__["_attention_taps"] = (FeatureTap(self.net, names), FeatureTap(teacher, names))
 
     @property
@@ -108,9 +119,12 @@ class ClassifierModule(L.LightningModule):
         a resumed epoch reports the same train/acc1 and train/loss; outside ``state_dict`` so
         the network's keys stay what ``init_from`` and ``export`` read."""
         checkpoint["binexp_epoch_metrics"] = {
-            name: {"state": {k: v.detach().clone() for k, v in getattr(self, name).metric_state.items()},
-                   "updates": int(getattr(self, name)._update_count)}
-            for name in self._EPOCH_METRICS}
+            name: {
+                "state": {k: v.detach().clone() for k, v in getattr(self, name).metric_state.items()},
+                "updates": int(getattr(self, name)._update_count),
+            }
+            for name in self._EPOCH_METRICS
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         for name, saved in (checkpoint.get("binexp_epoch_metrics") or {}).items():
@@ -158,8 +172,10 @@ class ClassifierModule(L.LightningModule):
             return self.parameters()
         decayed = {id(p) for o in only if o for p in o}
         params = list(self.parameters())
-        return [{"params": [p for p in params if id(p) in decayed]},
-                {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+        return [
+            {"params": [p for p in params if id(p) in decayed]},
+            {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
+        ]
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.schedule_cfg, self.optimizer_params())

@@ -41,8 +41,10 @@ def buffer_fingerprint(layer: torch.nn.Module) -> str:
 
 
 def layer_states(pl_module: torch.nn.Module) -> dict[str, dict[str, torch.Tensor]]:
-    return {name.removeprefix("net."): {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}
-            for name, layer in quantized_layers(pl_module)}
+    return {
+        name.removeprefix("net."): {k: v.detach().cpu().clone() for k, v in layer.state_dict().items()}
+        for name, layer in quantized_layers(pl_module)
+    }
 
 
 class RankStateDump(Callback):
@@ -55,13 +57,17 @@ class RankStateDump(Callback):
     def _record(self, event: str, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.trace_enabled:
             return
-        self.trace.append({
-            "event": event,
-            "epoch": int(trainer.current_epoch),
-            "global_step": int(trainer.global_step),
-            "sanity": bool(trainer.sanity_checking),
-            "layers": {name.removeprefix("net."): buffer_fingerprint(layer) for name, layer in quantized_layers(pl_module)},
-        })
+        self.trace.append(
+            {
+                "event": event,
+                "epoch": int(trainer.current_epoch),
+                "global_step": int(trainer.global_step),
+                "sanity": bool(trainer.sanity_checking),
+                "layers": {
+                    name.removeprefix("net."): buffer_fingerprint(layer) for name, layer in quantized_layers(pl_module)
+                },
+            }
+        )
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._record("fit_start", trainer, pl_module)
@@ -93,6 +99,13 @@ class RankStateDump(Callback):
         state = layer_states(pl_module)
         out = Path(trainer.default_root_dir) / self.dirname
         out.mkdir(parents=True, exist_ok=True)
-        torch.save({"rank": trainer.global_rank, "world_size": trainer.world_size, "state": state,
-                    "start_state": self.start_state, "trace": self.trace},
-                   out / f"rank{trainer.global_rank}.pt")
+        torch.save(
+            {
+                "rank": trainer.global_rank,
+                "world_size": trainer.world_size,
+                "state": state,
+                "start_state": self.start_state,
+                "trace": self.trace,
+            },
+            out / f"rank{trainer.global_rank}.pt",
+        )

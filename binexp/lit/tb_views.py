@@ -13,15 +13,35 @@ from lightning.pytorch.callbacks import Callback
 
 # Per-layer statistics that get a chart even when this run does not log them (a chart with no
 # matching tag is harmless; other methods and diagnostics add them).
-KNOWN_LAYER_STATS = ["angular_bias", "act_angular_bias", "quant_error", "quant_error_unscaled", "quant_error_rotated",
-                     "quant_error_mixed", "flip_rate", "rbnn_alpha_mean", "rbnn_theta_dev_max", "rbnn_theta_grad_norm"]
+KNOWN_LAYER_STATS = [
+    "angular_bias",
+    "act_angular_bias",
+    "quant_error",
+    "quant_error_unscaled",
+    "quant_error_rotated",
+    "quant_error_mixed",
+    "flip_rate",
+    "rbnn_alpha_mean",
+    "rbnn_theta_dev_max",
+    "rbnn_theta_grad_norm",
+]
 # Values that are the same for every layer of a method: logged once as ``method/<name>``.
 METHOD_WIDE = ("rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_rotation_updates")
 # The run's scalars the HParams table shows as metrics.
 HPARAM_METRICS = ("val/acc1_best", "val/acc1", "model/bits_per_weight")
 # Overrides that say nothing about the experiment (where things are, how they are shown).
-NOT_HPARAMS = ("hydra.", "resume", "init_from", "distill.teacher", "data.root", "verbose", "trainer.enable_progress_bar",
-               "trainer.num_sanity_val_steps", "trainer.devices", "trainer.accelerator")
+NOT_HPARAMS = (
+    "hydra.",
+    "resume",
+    "init_from",
+    "distill.teacher",
+    "data.root",
+    "verbose",
+    "trainer.enable_progress_bar",
+    "trainer.num_sanity_val_steps",
+    "trainer.devices",
+    "trainer.accelerator",
+)
 
 
 def _category(stat: str) -> str:
@@ -34,11 +54,13 @@ def _category(stat: str) -> str:
 
 def layout(stats: list[str]) -> dict:
     """The ``add_custom_scalars`` layout: {category: {chart title: ["Multiline", [regex]]}}."""
-    out: dict[str, dict] = {"training": {
-        "loss": ["Multiline", ["^train/loss$", "^val/loss$"]],
-        "top-1 (%)": ["Multiline", ["^train/acc1$", "^val/acc1$", "^val/acc1_best$"]],
-        "learning rate": ["Multiline", ["^lr-"]],
-    }}
+    out: dict[str, dict] = {
+        "training": {
+            "loss": ["Multiline", ["^train/loss$", "^val/loss$"]],
+            "top-1 (%)": ["Multiline", ["^train/acc1$", "^val/acc1$", "^val/acc1_best$"]],
+            "learning rate": ["Multiline", ["^lr-"]],
+        }
+    }
     for stat in dict.fromkeys([*KNOWN_LAYER_STATS, *stats]):
         if stat in METHOD_WIDE:
             continue
@@ -53,14 +75,20 @@ def hparams_of(static: dict) -> dict:
     """The hyperparameters of one run: what it chose per group, its seed and epochs, and every
     override (so the keys a sweep varies are columns)."""
     choices = static.get("choices") or {}
-    hp = {group: "none" if choices.get(group) is None else str(choices.get(group))
-          for group in ("experiment", "quantizer", "model", "data", "schedule")}
+    hp = {
+        group: "none" if choices.get(group) is None else str(choices.get(group))
+        for group in ("experiment", "quantizer", "model", "data", "schedule")
+    }
     hp["seed"] = "null" if static.get("seed") is None else str(static.get("seed"))
     hp["max_epochs"] = str(static.get("max_epochs"))
     for override in static.get("overrides") or []:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if not _ or key.startswith(NOT_HPARAMS) or key in ("experiment", "quantizer", "model", "data", "schedule", "seed"):
+        if (
+            not _
+            or key.startswith(NOT_HPARAMS)
+            or key in ("experiment", "quantizer", "model", "data", "schedule", "seed")
+        ):
             continue
         hp[key] = value
     return hp
@@ -148,4 +176,12 @@ def write_hparams(writer, static: dict) -> None:
     writer.flush()
 
 
-__all__ = ["HPARAM_METRICS", "KNOWN_LAYER_STATS", "METHOD_WIDE", "TensorBoardViews", "hparams_of", "layout", "write_hparams"]
+__all__ = [
+    "HPARAM_METRICS",
+    "KNOWN_LAYER_STATS",
+    "METHOD_WIDE",
+    "TensorBoardViews",
+    "hparams_of",
+    "layout",
+    "write_hparams",
+]

@@ -32,12 +32,17 @@ class LeNet5(nn.Module):
         self.conv1 = conv(1, c1, 5, 1, 2, stage=0) if binarize_first_last else nn.Conv2d(1, c1, 5, 1, 2, bias=True)
         self.conv2 = conv(c1, c2, 5, 1, 2, stage=1)
         self.fc1 = conv(c2, f1, 7, 1, 0, stage=2)
-        self.fc2 = conv(f1, num_classes, 1, 1, 0, stage=3) if binarize_first_last else nn.Linear(f1, num_classes, bias=True)
+        self.fc2 = (
+            conv(f1, num_classes, 1, 1, 0, stage=3) if binarize_first_last else nn.Linear(f1, num_classes, bias=True)
+        )
         # a bias for every layer without one of its own (the factory's layers)
-        self.biases = nn.ParameterDict({name: nn.Parameter(torch.zeros(c)) for name, c in
-                                        (("conv1", c1), ("conv2", c2), ("fc1", f1), ("fc2", num_classes))
-                                        if getattr(self, name).__class__ not in (nn.Conv2d, nn.Linear)
-                                        or getattr(self, name).bias is None})
+        self.biases = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.zeros(c))
+                for name, c in (("conv1", c1), ("conv2", c2), ("fc1", f1), ("fc2", num_classes))
+                if getattr(self, name).__class__ not in (nn.Conv2d, nn.Linear) or getattr(self, name).bias is None
+            }
+        )
         for m in (self.conv1, self.conv2, self.fc1, self.fc2):
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / m.in_features))
@@ -69,8 +74,12 @@ class LeNet5(nn.Module):
         return self._layer("fc2", out[:, :, None, None]).flatten(1)
 
 
-@register_model("lenet5", "LeNet-5 32C5-MP2-64C5-MP2-512FC-10 (FleXOR's MNIST net; no BN; "
-                "model.binarize_first_last=true binarizes every layer as FleXOR does)", input_size=28)
+@register_model(
+    "lenet5",
+    "LeNet-5 32C5-MP2-64C5-MP2-512FC-10 (FleXOR's MNIST net; no BN; "
+    "model.binarize_first_last=true binarizes every layer as FleXOR does)",
+    input_size=28,
+)
 def lenet5(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
     return LeNet5(conv, num_classes, cfg.binarize_first_last, cfg.width)
 

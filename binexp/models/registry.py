@@ -33,17 +33,23 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
-            raise ValueError(f"model.name={self.name!r} is not a known model; choose one of: {', '.join(model_names())}")
+            raise ValueError(
+                f"model.name={self.name!r} is not a known model; choose one of: {', '.join(model_names())}"
+            )
         if self.downsample not in ("conv", "avgpool_conv"):
             raise ValueError(f"model.downsample={self.downsample!r}; choose conv or avgpool_conv")
         if self.binarize_first_last and self.name != "lenet5":
-            raise ValueError(f"model.binarize_first_last=true is only supported by lenet5, not {self.name}; fix: drop it")
+            raise ValueError(
+                f"model.binarize_first_last=true is only supported by lenet5, not {self.name}; fix: drop it"
+            )
         if self.bn_gamma_init is not None and self.bn_gamma_init < 0:
             raise ValueError(f"model.bn_gamma_init must be >= 0, got {self.bn_gamma_init}")
         if not self.width > 0:
             raise ValueError(f"model.width must be > 0, got {self.width}")
         if self.act not in activation_names():
-            raise ValueError(f"model.act={self.act!r} is not a known activation; choose one of: {', '.join(activation_names())}")
+            raise ValueError(
+                f"model.act={self.act!r} is not a known activation; choose one of: {', '.join(activation_names())}"
+            )
 
     def act_layer(self) -> Callable[[int], nn.Module]:
         return get_act_layer(self.act)

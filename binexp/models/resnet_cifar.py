@@ -19,8 +19,16 @@ HARDTANH = get_act_layer("hardtanh")
 class BasicBlock(nn.Module):
     """conv -> BN -> Hardtanh -> conv -> BN -> (+ shortcut) -> Hardtanh."""
 
-    def __init__(self, conv, in_planes: int, planes: int, stride: int, stage: int, shortcut: nn.Module,
-                 act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self,
+        conv,
+        in_planes: int,
+        planes: int,
+        stride: int,
+        stage: int,
+        shortcut: nn.Module,
+        act_layer: ActLayer = HARDTANH,
+    ) -> None:
         super().__init__()
         self.conv1 = conv(in_planes, planes, 3, stride, 1, stage=stage)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -49,8 +57,16 @@ class CifarResNet(nn.Module):
     """ResNet-20/32 (16/32/64 widths, 3 stages of n blocks): FP stem conv 3->16 -> BN ->
     Hardtanh; blocks; global average pool -> BatchNorm1d(64) -> FP linear."""
 
-    def __init__(self, conv, block: type, blocks_per_stage: int, num_classes: int, bn_gamma: float,
-                 width: float = 1.0, act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self,
+        conv,
+        block: type,
+        blocks_per_stage: int,
+        num_classes: int,
+        bn_gamma: float,
+        width: float = 1.0,
+        act_layer: ActLayer = HARDTANH,
+    ) -> None:
         super().__init__()
         widths = [scaled(c, width) for c in (16, 32, 64)]
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
@@ -61,7 +77,11 @@ class CifarResNet(nn.Module):
             blocks = []
             for i in range(blocks_per_stage):
                 stride = 2 if (stage > 0 and i == 0) else 1
-                shortcut = OptionAShortcut(in_planes, planes, stride) if (stride != 1 or in_planes != planes) else nn.Identity()
+                shortcut = (
+                    OptionAShortcut(in_planes, planes, stride)
+                    if (stride != 1 or in_planes != planes)
+                    else nn.Identity()
+                )
                 blocks.append(block(conv, in_planes, planes, stride, stage, shortcut, act_layer))
                 in_planes = planes
             layers.append(nn.Sequential(*blocks))
@@ -81,7 +101,9 @@ class CifarResNet18Block(nn.Module):
     """Hardtanh(BN(conv)) -> BN(conv) + shortcut -> Hardtanh; the downsampling shortcut is a
     *binarized* 1x1 conv + BN (it is rotated like every other binary conv in RBNN)."""
 
-    def __init__(self, conv, in_planes: int, planes: int, stride: int, stage: int, act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self, conv, in_planes: int, planes: int, stride: int, stage: int, act_layer: ActLayer = HARDTANH
+    ) -> None:
         super().__init__()
         self.conv1 = conv(in_planes, planes, 3, stride, 1, stage=stage)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -104,7 +126,9 @@ class CifarResNet18(nn.Module):
     3->64 -> BN with no activation; 4x4 average pool -> BatchNorm1d(512) -> FP linear.
     PyTorch default init (BN weight 1), as in the code."""
 
-    def __init__(self, conv, num_classes: int, bn_gamma: float, width: float = 1.0, act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self, conv, num_classes: int, bn_gamma: float, width: float = 1.0, act_layer: ActLayer = HARDTANH
+    ) -> None:
         super().__init__()
         stem = scaled(64, width)
         self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
@@ -112,10 +136,12 @@ class CifarResNet18(nn.Module):
         layers, in_planes = [], stem
         for stage, (planes, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
             planes = scaled(planes, width)
-            layers.append(nn.Sequential(
-                CifarResNet18Block(conv, in_planes, planes, stride, stage, act_layer),
-                CifarResNet18Block(conv, planes, planes, 1, stage, act_layer),
-            ))
+            layers.append(
+                nn.Sequential(
+                    CifarResNet18Block(conv, in_planes, planes, stride, stage, act_layer),
+                    CifarResNet18Block(conv, planes, planes, 1, stage, act_layer),
+                )
+            )
             in_planes = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.bn2 = nn.BatchNorm1d(in_planes)

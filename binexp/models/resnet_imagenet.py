@@ -18,8 +18,16 @@ class BiRealBasicBlock(nn.Module):
     """Two binary 3x3 convs, each with its own real-valued shortcut and a Hardtanh after the
     addition. The downsample shortcut is full precision."""
 
-    def __init__(self, conv, in_planes: int, planes: int, stride: int, stage: int, downsample: nn.Module | None,
-                 act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self,
+        conv,
+        in_planes: int,
+        planes: int,
+        stride: int,
+        stage: int,
+        downsample: nn.Module | None,
+        act_layer: ActLayer = HARDTANH,
+    ) -> None:
         super().__init__()
         self.conv1 = conv(in_planes, planes, 3, stride, 1, stage=stage)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -39,8 +47,16 @@ class ImageNetResNet(nn.Module):
     """FP stem 7x7/2 conv -> BN -> Hardtanh -> 3x3/2 max-pool; 4 stages (64..512);
     global average pool -> BatchNorm1d(512) -> FP fc. Kaiming-normal convs, BN2d gamma 1e-8."""
 
-    def __init__(self, conv, layers: tuple[int, ...], num_classes: int, bn_gamma: float, downsample: str,
-                 width: float = 1.0, act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self,
+        conv,
+        layers: tuple[int, ...],
+        num_classes: int,
+        bn_gamma: float,
+        downsample: str,
+        width: float = 1.0,
+        act_layer: ActLayer = HARDTANH,
+    ) -> None:
         super().__init__()
         in_planes = scaled(64, width)
         self.conv1 = nn.Conv2d(3, in_planes, 7, 2, 3, bias=False)
@@ -55,7 +71,9 @@ class ImageNetResNet(nn.Module):
                 ds = None
                 if stride != 1 or in_planes != planes:
                     if downsample == "avgpool_conv":
-                        ds = nn.Sequential(nn.AvgPool2d(2, stride), nn.Conv2d(in_planes, planes, 1, bias=False), nn.BatchNorm2d(planes))
+                        ds = nn.Sequential(
+                            nn.AvgPool2d(2, stride), nn.Conv2d(in_planes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+                        )
                     else:
                         ds = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
                 blocks.append(BiRealBasicBlock(conv, in_planes, planes, stride, stage, ds, act_layer))
@@ -75,11 +93,25 @@ class ImageNetResNet(nn.Module):
 
 @register_model("resnet18", "ImageNet ResNet-18, Bi-Real-style blocks (16 binary convs, FP downsample)", input_size=224)
 def resnet18(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return ImageNetResNet(conv, (2, 2, 2, 2), num_classes, 1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.downsample,
-                          cfg.width, cfg.act_layer())
+    return ImageNetResNet(
+        conv,
+        (2, 2, 2, 2),
+        num_classes,
+        1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init,
+        cfg.downsample,
+        cfg.width,
+        cfg.act_layer(),
+    )
 
 
 @register_model("resnet34", "ImageNet ResNet-34, Bi-Real-style blocks (32 binary convs, FP downsample)", input_size=224)
 def resnet34(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return ImageNetResNet(conv, (3, 4, 6, 3), num_classes, 1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.downsample,
-                          cfg.width, cfg.act_layer())
+    return ImageNetResNet(
+        conv,
+        (3, 4, 6, 3),
+        num_classes,
+        1e-8 if cfg.bn_gamma_init is None else cfg.bn_gamma_init,
+        cfg.downsample,
+        cfg.width,
+        cfg.act_layer(),
+    )

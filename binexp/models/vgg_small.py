@@ -21,8 +21,9 @@ class VGGSmall(nn.Module):
     flatten 512*4*4 -> FP linear (no BN before the classifier).
     Init: conv N(0, sqrt(2/(k*k*C_out))), BN weight 1, linear N(0, 0.01) with zero bias."""
 
-    def __init__(self, conv, num_classes: int, bn_gamma: float, width: float = 1.0,
-                 act_layer: ActLayer = HARDTANH) -> None:
+    def __init__(
+        self, conv, num_classes: int, bn_gamma: float, width: float = 1.0, act_layer: ActLayer = HARDTANH
+    ) -> None:
         super().__init__()
         c128, c256, c512 = (scaled(c, width) for c in (128, 256, 512))
         self.conv0 = nn.Conv2d(3, c128, 3, 1, 1, bias=False)
@@ -67,4 +68,6 @@ class VGGSmall(nn.Module):
 
 @register_model("vgg_small", "VGG-small (RBNN code: 5 binary convs, Hardtanh, no BN before the classifier)")
 def vgg_small(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return VGGSmall(conv, num_classes, 1.0 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.width, cfg.act_layer())
+    return VGGSmall(
+        conv, num_classes, 1.0 if cfg.bn_gamma_init is None else cfg.bn_gamma_init, cfg.width, cfg.act_layer()
+    )

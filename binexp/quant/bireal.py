@@ -67,8 +67,10 @@ class BiRealConfig:
         _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
         _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if not (self.binary_weights or self.binary_activations):
-            raise ValueError("quantizer.binary_weights and quantizer.binary_activations are both false: nothing is "
-                             "binarized; fix: use quantizer=fp for the real-valued network")
+            raise ValueError(
+                "quantizer.binary_weights and quantizer.binary_activations are both false: nothing is "
+                "binarized; fix: use quantizer=fp for the real-valued network"
+            )
 
 
 class BiRealConv2d(QuantConv2d):
@@ -86,13 +88,25 @@ class BiRealConv2d(QuantConv2d):
     Paper: Liu et al., "Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved
     Representational Capability and Advanced Training Algorithm", ECCV 2018, Secs. 3.2-3.3."""
 
-    def __init__(self, cfg: BiRealConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: BiRealConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         self.weight_grad = cfg.weight_grad
         self.binary_weights = cfg.binary_weights
         self._make_latent_weight()
-        self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params) if cfg.binary_weights else None
-        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        self.weight_sign = (
+            make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params) if cfg.binary_weights else None
+        )
+        self.act_sign = (
+            make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        )
 
     def alpha(self) -> Tensor:
         """Per-output-channel scale mean|W|, shape (C_out, 1, 1, 1), with its autograd graph."""
@@ -134,6 +148,8 @@ class BiRealConv2d(QuantConv2d):
         return f"{super().extra_repr()}, {w}, {a}"
 
 
-@register_quantizer("bireal", BiRealConfig, "Bi-Real Net: ApproxSign activations, magnitude-aware sign weights (alpha=mean|W|)")
+@register_quantizer(
+    "bireal", BiRealConfig, "Bi-Real Net: ApproxSign activations, magnitude-aware sign weights (alpha=mean|W|)"
+)
 def build_bireal_conv(cfg: BiRealConfig, spec: ConvSpec) -> BiRealConv2d:
     return BiRealConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import List, Optional
 
 import numpy as np
 import torch
@@ -70,11 +69,11 @@ class FlexorConfig:
     name: str = "flexor"
     n_in: int = 12  # encrypted bits per slice (per plane); 12/20 = 0.6 bit
     n_out: int = 20  # weights decrypted per slice
-    n_in_per_stage: Optional[List[int]] = None  # Table 2: N_in per network stage; null = n_in everywhere
+    n_in_per_stage: list[int] | None = None  # Table 2: N_in per network stage; null = n_in everywhere
     allow_over_one_bit: bool = False  # n_in > n_out (more than one bit per weight) only when asked for
     n_tap: int = 2  # ones per row of M (XOR fan-in)
     q: int = 1  # bit planes
-    seed: Optional[int] = None  # M's seed; null = the run's seed (torch.initial_seed(), set by seed_everything)
+    seed: int | None = None  # M's seed; null = the run's seed (torch.initial_seed(), set by seed_everything)
     xor_policy: str = "unconstrained"
     plane_matrices: str = "per_plane"  # per_plane: each plane its own M | shared: one M for all planes
     flatten: str = "tf"  # tf: [k,k,C_in,C_out] (paper) | torch: [C_out,C_in,k,k] | filter: per filter, padded to N_out
@@ -92,10 +91,12 @@ class FlexorConfig:
     weight_decay_on: str = "all"  # all: every parameter (reimplementation) | encrypted: only the encrypted weights
     # surrogate of each encrypted sign inside the digital XOR; null = the scheme's own (flexor: scaled_tanh
     # with S_tanh; ste: ste). Any registered surrogate; not with scheme=analog (no per-sign surrogate there)
-    weight_surrogate: Optional[str] = None
+    weight_surrogate: str | None = None
     binary_activations: bool = False
     act_surrogate: str = "clipped_ste"
-    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)  # knobs of act_surrogate/weight_surrogate
+    surrogate_params: SurrogateParams = field(
+        default_factory=SurrogateParams
+    )  # knobs of act_surrogate/weight_surrogate
 
     def __post_init__(self) -> None:
         _check_choice("xor_policy", self.xor_policy, XOR_POLICIES)
@@ -109,8 +110,10 @@ class FlexorConfig:
         if self.weight_surrogate is not None:
             _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
             if self.scheme == "analog":
-                raise ValueError("quantizer.weight_surrogate applies to the digital XOR's signs; fix: use scheme=flexor "
-                                 "(or ste) with it, or weight_surrogate=null with scheme=analog")
+                raise ValueError(
+                    "quantizer.weight_surrogate applies to the digital XOR's signs; fix: use scheme=flexor "
+                    "(or ste) with it, or weight_surrogate=null with scheme=analog"
+                )
         for key in ("n_out", "n_tap", "q"):
             if getattr(self, key) < 1:
                 raise ValueError(f"quantizer.{key} must be >= 1, got {getattr(self, key)}")
@@ -121,10 +124,14 @@ class FlexorConfig:
             if self.xor_policy != "bernoulli" and self.n_tap > n_in:
                 raise ValueError(f"quantizer.n_tap={self.n_tap} exceeds n_in={n_in}; fix: n_tap <= n_in")
             if n_in > self.n_out and not self.allow_over_one_bit:
-                raise ValueError(f"quantizer.n_in={n_in} > n_out={self.n_out} stores {n_in / self.n_out:.2f} bits per weight, more "
-                                 f"than plain binary weights; fix: n_in <= n_out, or quantizer.allow_over_one_bit=true to run it anyway")
+                raise ValueError(
+                    f"quantizer.n_in={n_in} > n_out={self.n_out} stores {n_in / self.n_out:.2f} bits per weight, more "
+                    f"than plain binary weights; fix: n_in <= n_out, or quantizer.allow_over_one_bit=true to run it anyway"
+                )
             if self.xor_policy == "no_unused" and self.n_out * self.n_tap < n_in:
-                raise ValueError(f"quantizer.xor_policy=no_unused needs n_out*n_tap >= n_in, got {self.n_out}*{self.n_tap} < {n_in}")
+                raise ValueError(
+                    f"quantizer.xor_policy=no_unused needs n_out*n_tap >= n_in, got {self.n_out}*{self.n_tap} < {n_in}"
+                )
         if self.n_in_per_stage is not None and len(self.n_in_per_stage) == 0:
             raise ValueError("quantizer.n_in_per_stage must be null or a non-empty list")
         for key in ("s_tanh", "s_tanh_start", "clip_factor", "encrypted_init_std"):
@@ -139,6 +146,7 @@ class FlexorConfig:
 # --------------------------------------------------------------------------------------------
 # the XOR network M
 # --------------------------------------------------------------------------------------------
+
 
 def _unconstrained(rng: np.random.Generator, n_in: int, n_out: int, n_tap: int) -> np.ndarray:
     """Each row: n_tap distinct columns drawn uniformly (rows may repeat, columns may go unused)."""
@@ -203,7 +211,9 @@ def _xor_matrix_cached(n_in: int, n_out: int, n_tap: int, plane: int, seed: int,
     return m
 
 
-def xor_matrix(n_in: int, n_out: int, n_tap: int = 2, plane: int = 0, seed: int = 0, policy: str = "unconstrained") -> np.ndarray:
+def xor_matrix(
+    n_in: int, n_out: int, n_tap: int = 2, plane: int = 0, seed: int = 0, policy: str = "unconstrained"
+) -> np.ndarray:
     """The fixed random XOR network M (N_out x N_in, uint8 0/1), a pure function of
     (seed, n_in, n_out, n_tap, plane, policy): every layer with the same settings gets the same M.
 
@@ -302,6 +312,7 @@ def matrix_rank(m: np.ndarray) -> int:
 # the layer
 # --------------------------------------------------------------------------------------------
 
+
 class FlexorConv2d(QuantConv2d):
     """FleXOR convolution: weights decrypted from sub-1-bit encrypted weights by XOR gates.
 
@@ -319,13 +330,23 @@ class FlexorConv2d(QuantConv2d):
     row_sign: Tensor
     tanh_sign: ScaledTanh
 
-    def __init__(self, cfg: FlexorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, stage: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: FlexorConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        stage: int = 0,
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         if cfg.n_in_per_stage is not None:
             if not 0 <= stage < len(cfg.n_in_per_stage):
-                raise ValueError(f"quantizer.n_in_per_stage={list(cfg.n_in_per_stage)} has no entry for stage {stage}; "
-                                 f"fix: give one N_in per stage of the model")
+                raise ValueError(
+                    f"quantizer.n_in_per_stage={list(cfg.n_in_per_stage)} has no entry for stage {stage}; "
+                    f"fix: give one N_in per stage of the model"
+                )
             n_in = int(cfg.n_in_per_stage[stage])
         else:
             n_in = int(cfg.n_in)
@@ -351,8 +372,17 @@ class FlexorConv2d(QuantConv2d):
 
         self.encrypted = nn.Parameter(torch.empty(self.q, self.n_slices, self.n_in))
         self.alpha = nn.Parameter(torch.empty(self.q, out_channels if cfg.alpha_shape == "channel" else 1))
-        mats = [xor_matrix(self.n_in, self.n_out, self.n_tap, p if cfg.plane_matrices == "per_plane" else 0,
-                           self.matrix_seed, cfg.xor_policy) for p in range(self.q)]
+        mats = [
+            xor_matrix(
+                self.n_in,
+                self.n_out,
+                self.n_tap,
+                p if cfg.plane_matrices == "per_plane" else 0,
+                self.matrix_seed,
+                cfg.xor_policy,
+            )
+            for p in range(self.q)
+        ]
         self.register_buffer("xor_matrix", torch.from_numpy(np.stack(mats)))  # (q, N_out, N_in) uint8, saved
         self.register_buffer("taps", torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("row_sign", torch.zeros(0), persistent=False)
@@ -363,8 +393,12 @@ class FlexorConv2d(QuantConv2d):
         # per-sign surrogate (scheme=ste, or weight_surrogate=<name>) is built beside it
         sign_name = cfg.weight_surrogate or ("ste" if self.scheme == "ste" else "scaled_tanh")
         self.tanh_sign = ScaledTanh("weight", SurrogateParams(s_tanh=self.s_tanh))
-        self.other_sign = None if sign_name == "scaled_tanh" else make_surrogate(sign_name, "weight", cfg.surrogate_params)
-        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        self.other_sign = (
+            None if sign_name == "scaled_tanh" else make_surrogate(sign_name, "weight", cfg.surrogate_params)
+        )
+        self.act_sign = (
+            make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        )
         self.reset_latent_weight(None)
 
     # -- state -----------------------------------------------------------------------------
@@ -372,7 +406,9 @@ class FlexorConv2d(QuantConv2d):
         """``taps``/``row_sign`` (the gather form forward uses) from the ``xor_matrix`` buffer."""
         pairs = [taps_of(m) for m in self.xor_matrix.cpu()]
         width = max(t.shape[1] for t, _ in pairs)
-        taps = torch.stack([torch.cat([t, torch.full((t.shape[0], width - t.shape[1]), self.n_in)], 1) for t, _ in pairs])
+        taps = torch.stack(
+            [torch.cat([t, torch.full((t.shape[0], width - t.shape[1]), self.n_in)], 1) for t, _ in pairs]
+        )
         dev = self.xor_matrix.device
         row_sign = torch.stack([r for _, r in pairs]).to(dev, self.row_sign.dtype)
         if self.taps.shape == taps.shape:  # in place: the buffers keep their identity (DDP, compiled graphs)
@@ -412,7 +448,7 @@ class FlexorConv2d(QuantConv2d):
         if w > 0 and epoch < w:
             s = self.s_tanh_start + (self.s_tanh - self.s_tanh_start) * epoch / w
         if self.s_tanh_double:
-            s *= 2.0 ** lr_decays
+            s *= 2.0**lr_decays
         return s
 
     @property
@@ -507,8 +543,11 @@ class FlexorConv2d(QuantConv2d):
         """weight_bits = q * N_in * n_slices (the encrypted sign bits, per-filter padding included
         for ``flatten=filter``); alpha: q*C_out floats.
         M is shared by every layer with the same settings and not counted (N_out*N_in bits)."""
-        return Storage(weights=self.num_weights, weight_bits=self.q * self.n_in * self.n_slices,
-                       inference_floats=self.alpha.numel())
+        return Storage(
+            weights=self.num_weights,
+            weight_bits=self.q * self.n_in * self.n_slices,
+            inference_floats=self.alpha.numel(),
+        )
 
     def bit_counts(self) -> dict:
         """Additive counts behind the reported rates (summed over layers for the model)."""
@@ -529,8 +568,12 @@ class FlexorConv2d(QuantConv2d):
         c = self.bit_counts()
         n = c["weights"]
         return {
-            "n_in": self.n_in, "n_out": self.n_out, "n_tap": self.n_tap, "q": self.q,
-            "n_slices": self.n_slices, "weights": n,
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "n_tap": self.n_tap,
+            "q": self.q,
+            "n_slices": self.n_slices,
+            "weights": n,
             "bits_per_weight": round(c["weight_bits"] / n, 6),
             "bits_per_weight_with_alpha": round((c["weight_bits"] + 32 * c["alpha_floats"]) / n, 6),
             "xor_rank": self.xor_ranks(),
@@ -540,9 +583,19 @@ class FlexorConv2d(QuantConv2d):
         }
 
     @staticmethod
-    def model_report(layers: list["FlexorConv2d"]) -> dict:
+    def model_report(layers: list[FlexorConv2d]) -> dict:
         """Model-level aggregates of the layers' bit counts (for metrics.json)."""
-        tot = {k: 0 for k in ("weights", "weight_bits", "alpha_floats", "effective_bits", "unused_encrypted_bits", "dropped_bits")}
+        tot = {
+            k: 0
+            for k in (
+                "weights",
+                "weight_bits",
+                "alpha_floats",
+                "effective_bits",
+                "unused_encrypted_bits",
+                "dropped_bits",
+            )
+        }
         for layer in layers:
             for k, v in layer.bit_counts().items():
                 tot[k] += v
@@ -576,12 +629,16 @@ class FlexorConv2d(QuantConv2d):
         return {"encrypted_weight": self.encrypted.detach(), "flexor_alpha": self.alpha.detach()}
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, n_in={self.n_in}, n_out={self.n_out}, n_tap={self.n_tap}, q={self.q}, "
-                f"flatten={self.flatten_order}, scheme={self.scheme}")
+        return (
+            f"{super().extra_repr()}, n_in={self.n_in}, n_out={self.n_out}, n_tap={self.n_tap}, q={self.q}, "
+            f"flatten={self.flatten_order}, scheme={self.scheme}"
+        )
 
 
 @register_quantizer("flexor", FlexorConfig, "FleXOR: sub-1-bit weights decrypted by a fixed XOR network (NeurIPS 2020)")
 def build_flexor_conv(cfg: FlexorConfig, spec: ConvSpec) -> FlexorConv2d:
     """Forward: XOR-decrypted sign bits times alpha; backward: scaled-tanh surrogate through
     the XOR product. Paper: Lee et al., FleXOR, NeurIPS 2020."""
-    return FlexorConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.stage)
+    return FlexorConv2d(
+        cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.stage
+    )

@@ -106,8 +106,18 @@ def pack_model(model: nn.Module) -> bytes:
             ids.append(matrix_ids[key])
         c_out, c_in, kh, kw = layer.weight_shape
         alpha = layer.alpha.detach().cpu().to(torch.float32).numpy()
-        body += struct.pack("<HHBBBBHHH", c_out, c_in, kh, kw, layer.q, ORDERS.index(layer.flatten_order),
-                            layer.n_in, layer.n_out, alpha.shape[1])
+        body += struct.pack(
+            "<HHBBBBHHH",
+            c_out,
+            c_in,
+            kh,
+            kw,
+            layer.q,
+            ORDERS.index(layer.flatten_order),
+            layer.n_in,
+            layer.n_out,
+            alpha.shape[1],
+        )
         body += struct.pack(f"<{layer.q}H", *ids)
         body += alpha.astype("<f4").tobytes()
         body += np.packbits(layer.encrypted_bits().cpu().numpy().reshape(-1)).tobytes()
@@ -158,8 +168,9 @@ def unpack(data: bytes) -> list[ExportedLayer]:
         nbytes = (nbits + 7) // 8
         bits = np.unpackbits(np.frombuffer(data, np.uint8, nbytes, off), count=nbits).reshape(q, n_slices, n_in)
         off += nbytes
-        layers.append(ExportedLayer((c_out, c_in, kh, kw), q, ORDERS[order], n_in, n_out, alpha,
-                                    [mats[i] for i in ids], bits))
+        layers.append(
+            ExportedLayer((c_out, c_in, kh, kw), q, ORDERS[order], n_in, n_out, alpha, [mats[i] for i in ids], bits)
+        )
     if off != len(data):
         raise ValueError(f"trailing bytes in FleXOR export ({len(data) - off})")
     return layers
@@ -204,9 +215,23 @@ def verify_roundtrip(model: nn.Module, path: str | Path) -> dict:
             bits = (layer.weight_signs().cpu() > 0).numpy().reshape(ex.q, *ex.shape)
         mismatched_bits += int((bits != ex.decrypted_bits().astype(bool)).sum())
         max_diff = max(max_diff, float((w - ex.weight()).abs().max()))
-    return {"bytes": size, "claimed_bytes": claimed_bytes(model), "max_abs_diff": max_diff,
-            "mismatched_bits": mismatched_bits, "layers": len(layers)}
+    return {
+        "bytes": size,
+        "claimed_bytes": claimed_bytes(model),
+        "max_abs_diff": max_diff,
+        "mismatched_bits": mismatched_bits,
+        "layers": len(layers),
+    }
 
 
-__all__ = ["ExportedLayer", "claimed_bytes", "export_model", "flexor_layers", "load_export", "module_from_checkpoint",
-           "pack_model", "unpack", "verify_roundtrip"]
+__all__ = [
+    "ExportedLayer",
+    "claimed_bytes",
+    "export_model",
+    "flexor_layers",
+    "load_export",
+    "module_from_checkpoint",
+    "pack_model",
+    "unpack",
+    "verify_roundtrip",
+]

@@ -74,7 +74,9 @@ class Storage:
 class QuantConv2d(nn.Module):
     """Base class of binarized convolutions (no bias: every one is followed by BatchNorm)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +67,7 @@ class RBNNConfig:
     name: str = "rbnn"
     # seed of the Haar-random R1, R2 init (YAML: ${seed}, the run's seed); None = torch.initial_seed()
     # (which ``binexp train`` sets from the top-level ``seed``). Layer i draws from hash(seed, i, shape).
-    seed: Optional[int] = None
+    seed: int | None = None
     rotation: bool = True  # False: w~ = w_s (no R1, R2, theta)
     rotation_kind: str = "bi"  # bi: R1 kron R2 (code) | full: one n x n rotation per layer
     max_full_rotation_dim: int = 1152  # refuse a rotation matrix side larger than this (n^2 floats)
@@ -101,10 +100,14 @@ class RBNNConfig:
         _check_choice("update_dtype", self.update_dtype, UPDATE_DTYPES)
         _check_choice("theta_stabilize", self.theta_stabilize, THETA_STABILIZE)
         if not (math.isfinite(self.theta_grad_max_norm) and self.theta_grad_max_norm > 0):
-            raise ValueError(f"quantizer.theta_grad_max_norm must be a finite number > 0, got {self.theta_grad_max_norm}")
+            raise ValueError(
+                f"quantizer.theta_grad_max_norm must be a finite number > 0, got {self.theta_grad_max_norm}"
+            )
         if self.theta_stabilize != "none" and (not self.rotation or self.alpha_mode != "learned"):
-            raise ValueError(f"quantizer.theta_stabilize={self.theta_stabilize} acts on the learned theta; fix: keep "
-                             "quantizer.rotation=true and quantizer.alpha_mode=learned, or set quantizer.theta_stabilize=none")
+            raise ValueError(
+                f"quantizer.theta_stabilize={self.theta_stabilize} acts on the learned theta; fix: keep "
+                "quantizer.rotation=true and quantizer.alpha_mode=learned, or set quantizer.theta_stabilize=none"
+            )
         _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
         _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if self.seed is not None and self.seed < 0:
@@ -120,9 +123,11 @@ class RBNNConfig:
         if self.alpha_mode == "fixed" and not 0.0 <= self.alpha_value <= 1.0:
             raise ValueError(f"quantizer.alpha_value must be in [0, 1] with alpha_mode=fixed, got {self.alpha_value}")
         if self.rotation and self.alpha_mode == "fixed" and self.alpha_value == 1.0 and self.rotated_grad == "detach":
-            raise ValueError("quantizer.alpha_mode=fixed with alpha_value=1 and rotated_grad=detach gives the latent "
-                             "weights no gradient at all; fix: set quantizer.rotated_grad=through (rotate-and-binarize) "
-                             "or an alpha_value < 1")
+            raise ValueError(
+                "quantizer.alpha_mode=fixed with alpha_value=1 and rotated_grad=detach gives the latent "
+                "weights no gradient at all; fix: set quantizer.rotated_grad=through (rotate-and-binarize) "
+                "or an alpha_value < 1"
+            )
 
 
 def _check_choice(key: str, value: str, choices) -> None:
@@ -270,8 +275,16 @@ class RBNNConv2d(QuantConv2d):
     _stat_update: Tensor
     theta: nn.Parameter | None
 
-    def __init__(self, cfg: RBNNConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, layer_index: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: RBNNConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        layer_index: int = 0,
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         self.cfg = cfg
         self.layer_index = layer_index
@@ -279,7 +292,9 @@ class RBNNConv2d(QuantConv2d):
         # lambda from PyTorch's default init, before any architecture re-init (as the code does)
         self.scale = nn.Parameter(self.weight.detach().abs().mean(dim=(1, 2, 3)).view(out_channels, 1, 1).clone())
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
-        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        self.act_sign = (
+            make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        )
         n = in_channels * kernel_size * kernel_size
         self.n1, self.n2 = bi_rotation_shape(n) if cfg.rotation_kind == "bi" else (1, n)
         self.rotation = cfg.rotation
@@ -288,13 +303,16 @@ class RBNNConv2d(QuantConv2d):
             if side > cfg.max_full_rotation_dim:
                 why, fix = "", "use quantizer.rotation_kind=bi, or raise quantizer.max_full_rotation_dim"
                 if cfg.rotation_kind == "bi":  # n prime (or nearly): n1 x n2 = 1 x n, a full rotation in disguise
-                    why = (f" (the largest divisor of n = {n} up to sqrt(n) is {self.n1}, "
-                           f"so R1 kron R2 is {self.n1} x {self.n2})")
+                    why = (
+                        f" (the largest divisor of n = {n} up to sqrt(n) is {self.n1}, "
+                        f"so R1 kron R2 is {self.n1} x {self.n2})"
+                    )
                     fix = "raise quantizer.max_full_rotation_dim, or quantizer.rotation=false"
                 raise ValueError(
                     f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} "
                     f"conv needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per "
-                    f"update), more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}")
+                    f"update), more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}"
+                )
             r1, r2 = self._initial_rotations()
             self.register_buffer("R1", r1)
             self.register_buffer("R2", r2)
@@ -394,16 +412,26 @@ class RBNNConv2d(QuantConv2d):
             res = rotation_rounds(x, self.R1.to(dtype), self.R2.to(dtype), self.cfg.rounds)
             self.R1.copy_(res.r1)
             self.R2.copy_(res.r2)
-            if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            if (
+                torch.distributed.is_available()
+                and torch.distributed.is_initialized()
+                and torch.distributed.get_world_size() > 1
+            ):
                 torch.distributed.broadcast(self.R1, src=0)
                 torch.distributed.broadcast(self.R2, src=0)
             self.rotation_updates.add_(1)
             sx, s_after, s_before = sign_pm1(x), sign_pm1(res.rotated), sign_pm1(res.rotated_before)
             self._stat_objective.copy_(res.objectives)
-            self._stat_update.copy_(torch.stack([
-                mean_cosine_to_sign(res.rotated_before), mean_cosine_to_sign(res.rotated),
-                (s_after != sx).to(dtype).mean(), (s_after != s_before).to(dtype).mean(),
-            ]))
+            self._stat_update.copy_(
+                torch.stack(
+                    [
+                        mean_cosine_to_sign(res.rotated_before),
+                        mean_cosine_to_sign(res.rotated),
+                        (s_after != sx).to(dtype).mean(),
+                        (s_after != s_before).to(dtype).mean(),
+                    ]
+                )
+            )
         self._eval_cache = None
         return res
 
@@ -518,8 +546,14 @@ class RBNNConv2d(QuantConv2d):
             for r, value in enumerate(self._stat_objective):
                 stats[f"rbnn_objective_round{r}"] = value.clone()
             cos_before, cos_after, flips, update_flips = self._stat_update
-            stats.update({"rbnn_cos_before": cos_before.clone(), "rbnn_cos_after": cos_after.clone(),
-                          "rbnn_rotation_flips": flips.clone(), "rbnn_update_flips": update_flips.clone()})
+            stats.update(
+                {
+                    "rbnn_cos_before": cos_before.clone(),
+                    "rbnn_cos_after": cos_after.clone(),
+                    "rbnn_rotation_flips": flips.clone(),
+                    "rbnn_update_flips": update_flips.clone(),
+                }
+            )
         return stats
 
     @torch.no_grad()
@@ -538,23 +572,33 @@ class RBNNConv2d(QuantConv2d):
             theta = getattr(self, "theta", None)
             if theta is not None:
                 training["theta"] = theta.numel()
-        return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels,
-                       training_floats=training)
+        return Storage(
+            weights=self.num_weights,
+            weight_bits=self.num_weights,
+            inference_floats=self.out_channels,
+            training_floats=training,
+        )
 
     def report(self) -> dict:
         if not self.rotation:
             return {"rotation": "off"}
-        return {"rotation": f"{self.cfg.rotation_kind} {self.n1}x{self.n2}", "update": f"every {self.cfg.update_frequency} {self.cfg.update_interval}(s)"}
+        return {
+            "rotation": f"{self.cfg.rotation_kind} {self.n1}x{self.n2}",
+            "update": f"every {self.cfg.update_frequency} {self.cfg.update_interval}(s)",
+        }
 
     def extra_repr(self) -> str:
         rot = f", rotation={self.cfg.rotation_kind}({self.n1}x{self.n2})" if self.rotation else ", rotation=off"
         return super().extra_repr() + rot + f", alpha={self.cfg.alpha_mode}"
 
 
-@register_quantizer("rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate")
+@register_quantizer(
+    "rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate"
+)
 def build_rbnn_conv(cfg: RBNNConfig, spec: ConvSpec) -> RBNNConv2d:
     """Forward conv(sign(a_s), sign(w~)) * lambda; backward RBNN's F'(x; k, t); Lin et al., NeurIPS 2020.
     ``spec.index`` (the conv's position in its network) seeds R's init with (seed, index, shape),
     so every rank builds the same rotations."""
-    return RBNNConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding,
-                      layer_index=spec.index)
+    return RBNNConv2d(
+        cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, layer_index=spec.index
+    )

@@ -62,8 +62,9 @@ class ConvFactory:
         self.entry = get_quantizer(cfg.name)
         self.specs: list[ConvSpec] = []
 
-    def __call__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 stage: int = 0) -> nn.Module:
+    def __call__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, stage: int = 0
+    ) -> nn.Module:
         spec = ConvSpec(in_channels, out_channels, kernel_size, stride, padding, stage, index=len(self.specs))
         self.specs.append(spec)
         return self.entry.build(self.cfg, spec)

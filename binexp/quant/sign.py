@@ -71,8 +71,10 @@ class SurrogateParams:
             if not getattr(self, key) > 0:
                 raise ValueError(f"surrogate_params.{key} must be > 0, got {getattr(self, key)}")
         if self.t_min > self.t_max:
-            raise ValueError(f"surrogate_params.t_min={self.t_min} > t_max={self.t_max} runs the rbnn schedule backwards; "
-                             f"fix: t_min <= t_max")
+            raise ValueError(
+                f"surrogate_params.t_min={self.t_min} > t_max={self.t_max} runs the rbnn schedule backwards; "
+                f"fix: t_min <= t_max"
+            )
 
 
 class Surrogate(nn.Module):

@@ -76,13 +76,17 @@ class XnorConv2d(QuantConv2d):
     alpha F'(W_i) g_i with alpha treated as a constant (``detached``).
     Paper: Rastegari et al., "XNOR-Net", ECCV 2016, Sec. 3.1-3.2."""
 
-    def __init__(self, cfg: XnorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self, cfg: XnorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding)
         self.weight_grad = cfg.weight_grad
         self.act_scale = cfg.act_scale
         self._make_latent_weight()
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
-        self.act_sign = make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        self.act_sign = (
+            make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
+        )
 
     def alpha(self) -> Tensor:
         return self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)

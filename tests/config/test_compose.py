@@ -46,17 +46,20 @@ def test_experiment_presets_compose():
         validate(compose([f"experiment={option}", "data=synthetic"]))
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["quantizer=nope"], "unknown quantizer option 'nope'; choose one of:"),
-    (["quantizer.nope=1"], "unknown key quantizer.nope"),
-    (["quantizer.weight_grad=sometimes"], "quantizer.weight_grad='sometimes' is not valid"),
-    (["quantizer.binary_activations=maybe"], "bad value for quantizer.binary_activations"),
-    (["schedule.lr=-1"], "schedule.lr must be > 0"),
-    (["data=synthetic", "data.batch_size=0"], "data.batch_size must be > 0"),
-    (["trainer.nope=1"], "unknown key trainer.nope"),
-    (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch"),
-    (["seed=-3"], "seed must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["quantizer=nope"], "unknown quantizer option 'nope'; choose one of:"),
+        (["quantizer.nope=1"], "unknown key quantizer.nope"),
+        (["quantizer.weight_grad=sometimes"], "quantizer.weight_grad='sometimes' is not valid"),
+        (["quantizer.binary_activations=maybe"], "bad value for quantizer.binary_activations"),
+        (["schedule.lr=-1"], "schedule.lr must be > 0"),
+        (["data=synthetic", "data.batch_size=0"], "data.batch_size must be > 0"),
+        (["trainer.nope=1"], "unknown key trainer.nope"),
+        (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch"),
+        (["seed=-3"], "seed must be a non-negative integer"),
+    ],
+)
 def test_bad_values_give_one_line(overrides, message):
     with pytest.raises(BinexpError) as e:
         validate(compose(overrides))

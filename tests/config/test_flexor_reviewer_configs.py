@@ -34,7 +34,11 @@ def test_documented_table1_sweep_gets_flexors_recipe():
         run = validate(cfg)
         assert run.quantizer.name == "flexor" and run.model.name == "resnet20" and run.data.name == "cifar10"
         assert run.schedule.name == "flexor_cifar500" and run.schedule.epochs == 500
-        assert run.schedule.warmup_epochs == 100 and run.schedule.milestones == [350, 400, 450] and run.schedule.gamma == 0.5
+        assert (
+            run.schedule.warmup_epochs == 100
+            and run.schedule.milestones == [350, 400, 450]
+            and run.schedule.gamma == 0.5
+        )
         assert run.data.batch_size == 128
         assert run.quantizer.s_tanh_warmup_epochs == 100 and run.quantizer.n_out == 20 and run.quantizer.n_tap == 2
         assert "paper_value" not in cfg.meta  # a base preset: its runs are whatever the overrides make them
@@ -73,8 +77,9 @@ def test_every_flexor_reviewer_command_exists_or_composes():
     assert {"flexor_flatten", "flexor_q", "flexor_fig6", "flexor_fig7", "flexor_fig4", "flexor_table3"} <= seen_scripts
 
 
-@pytest.mark.parametrize("preset,paper", [("flexor_resnet18_imagenet_b08", (63.8, 84.8)),
-                                          ("flexor_resnet18_imagenet_b063", (62.0, 83.7))])
+@pytest.mark.parametrize(
+    "preset,paper", [("flexor_resnet18_imagenet_b08", (63.8, 84.8)), ("flexor_resnet18_imagenet_b063", (62.0, 83.7))]
+)
 def test_imagenet_presets_carry_top1_and_top5(preset, paper):
     cfg = compose([f"experiment={preset}", "data=synthetic"])
     run = validate(cfg)

@@ -18,8 +18,14 @@ from binexp import checkpoint
 from binexp.cli import main
 from tests.conftest import QUICK
 
-TINY = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-        "callbacks.layer_diagnostics=null", *QUICK]
+TINY = [
+    "data=synthetic",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "callbacks.layer_diagnostics=null",
+    *QUICK,
+]
 
 
 @pytest.fixture
@@ -109,7 +115,12 @@ def test_unwritable_run_directory_mid_run_is_one_line(cli, tmp_path, monkeypatch
 
     monkeypatch.setattr(checkpoint, "atomic_write", read_only)
     code, lines = cli(["train", f"resume={run}", "trainer.max_epochs=2"])
-    assert code == 1 and len(lines) == 1 and "Permission denied" in lines[0] and "cannot write to the run directory" in lines[0]
+    assert (
+        code == 1
+        and len(lines) == 1
+        and "Permission denied" in lines[0]
+        and "cannot write to the run directory" in lines[0]
+    )
     assert {p: p.read_bytes() for p in before} == before
     assert leftovers(run) == []
 
@@ -118,7 +129,9 @@ def _read_only_dir(path) -> bool:
     """A really read-only folder: a read-only tmpfs as root, chmod otherwise."""
     path.mkdir()
     if os.geteuid() == 0:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True, check=False)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True, check=False
+        )
         return r.returncode == 0
     path.chmod(0o555)
     return not os.access(path, os.W_OK)
@@ -130,8 +143,12 @@ def test_read_only_output_directory_is_refused_up_front(cli, tmp_path):
         pytest.skip("cannot make a read-only folder here")
     try:
         code, lines = cli(["train", *TINY, f"hydra.run.dir={ro / 'run'}"])
-        assert code == 2 and lines == [(f"binexp: error: cannot write to {ro} (read-only or no permission); fix: choose a "
-                                        f"writable output directory with hydra.run.dir=<folder> (or run from a writable folder)")]
+        assert code == 2 and lines == [
+            (
+                f"binexp: error: cannot write to {ro} (read-only or no permission); fix: choose a "
+                f"writable output directory with hydra.run.dir=<folder> (or run from a writable folder)"
+            )
+        ]
         code, lines = cli(["train", "-m", *TINY, f"hydra.sweep.dir={ro / 'sweep'}"])
         assert code == 2 and len(lines) == 1 and f"cannot write to {ro}" in lines[0]
         assert list(ro.iterdir()) == []
@@ -166,12 +183,18 @@ def test_a_really_full_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, check=False).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True, check=False
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         temp = tmp_path / "systemp"
         temp.mkdir()
-        r = run_cli(["train", *TINY, "trainer.max_epochs=2", f"hydra.run.dir={disk / 'run'}"], tmp_path, env={"TMPDIR": str(temp)})
+        r = run_cli(
+            ["train", *TINY, "trainer.max_epochs=2", f"hydra.run.dir={disk / 'run'}"],
+            tmp_path,
+            env={"TMPDIR": str(temp)},
+        )
         errors = [line for line in r.stderr.splitlines() if line.startswith("binexp:")]
         assert r.returncode == 1 and len(errors) == 1 and "No space left on device" in errors[0], r.stderr[-2000:]
         assert "Traceback" not in r.stderr
@@ -186,8 +209,9 @@ def test_a_really_full_disk(tmp_path):
 
 
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (tmp_path / f".last.ckpt.tmp-{dead}").write_bytes(b"half")
     (tmp_path / f".metrics.json.tmp-{os.getpid()}").write_bytes(b"mine")  # a live writer's file stays
     (tmp_path / "last.ckpt").write_bytes(b"whole")

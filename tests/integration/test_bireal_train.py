@@ -12,8 +12,14 @@ from tests.conftest import QUICK, read_metrics, run_cli
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("bireal_*.yaml"))
-ONE_STEP = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-            "data.batch_size=16", "data.eval_batch_size=16", *QUICK]
+ONE_STEP = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "data.batch_size=16",
+    "data.eval_batch_size=16",
+    *QUICK,
+]
 # default suite (< 60 s with the unit tests on 2 busy cores): one CIFAR and one ImageNet preset;
 # every other CLI case is @slow (run with -m slow)
 FAST_PRESETS = {"bireal_cifar_resnet20", "bireal_imagenet_resnet18"}
@@ -26,8 +32,19 @@ def run_config(run: Path) -> dict:
 @pytest.mark.slow
 def test_bireal_resnet20_learns_synthetic_far_above_chance(tmp_path):
     run = tmp_path / "run"
-    r = run_cli(["train", "quantizer=bireal", "model=resnet20_bireal", "data=synthetic", "trainer.max_epochs=3",
-                 f"hydra.run.dir={run}", *QUICK], tmp_path, timeout=900)
+    r = run_cli(
+        [
+            "train",
+            "quantizer=bireal",
+            "model=resnet20_bireal",
+            "data=synthetic",
+            "trainer.max_epochs=3",
+            f"hydra.run.dir={run}",
+            *QUICK,
+        ],
+        tmp_path,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["epochs"] == 3 and m["quantizer"] == "bireal"
@@ -39,19 +56,35 @@ def test_bireal_resnet20_learns_synthetic_far_above_chance(tmp_path):
 
 PAIRINGS = [
     pytest.param(["quantizer=bireal", "quantizer.act_surrogate=rbnn"], id="bireal+rbnn_act", marks=pytest.mark.slow),
-    pytest.param(["quantizer=xnor", "quantizer.act_surrogate=approx_sign", "quantizer.weight_surrogate=swish_sign"],
-                 id="xnor+approx_sign_act+swish_sign_weight", marks=pytest.mark.slow),
-    pytest.param(["quantizer=bireal", "quantizer.weight_surrogate=swish_sign", "quantizer.act_surrogate=tanh",
-                  "quantizer.weight_grad=exact"], id="bireal+swish_sign_weight+tanh_act+exact", marks=pytest.mark.slow),
-    pytest.param(["quantizer=bireal", "quantizer.binary_weights=false", "quantizer.act_surrogate=clipped_ste"],
-                 id="bireal_stage1_real_weights", marks=pytest.mark.slow),
+    pytest.param(
+        ["quantizer=xnor", "quantizer.act_surrogate=approx_sign", "quantizer.weight_surrogate=swish_sign"],
+        id="xnor+approx_sign_act+swish_sign_weight",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        [
+            "quantizer=bireal",
+            "quantizer.weight_surrogate=swish_sign",
+            "quantizer.act_surrogate=tanh",
+            "quantizer.weight_grad=exact",
+        ],
+        id="bireal+swish_sign_weight+tanh_act+exact",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        ["quantizer=bireal", "quantizer.binary_weights=false", "quantizer.act_surrogate=clipped_ste"],
+        id="bireal_stage1_real_weights",
+        marks=pytest.mark.slow,
+    ),
 ]
 
 
 @pytest.mark.parametrize("pairing", PAIRINGS)
 def test_surrogate_pairings_run_a_step(tmp_path, pairing):
     run = tmp_path / "run"
-    r = run_cli(["train", *pairing, "model=resnet20_bireal", "data=synthetic", *ONE_STEP, f"hydra.run.dir={run}"], tmp_path)
+    r = run_cli(
+        ["train", *pairing, "model=resnet20_bireal", "data=synthetic", *ONE_STEP, f"hydra.run.dir={run}"], tmp_path
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["global_step"] == 1
@@ -63,13 +96,17 @@ def test_surrogate_pairings_run_a_step(tmp_path, pairing):
     assert m["bits_per_weight"] == expected_bits
 
 
-@pytest.mark.parametrize("preset", [p if p in FAST_PRESETS else pytest.param(p, marks=pytest.mark.slow) for p in PRESETS])
+@pytest.mark.parametrize(
+    "preset", [p if p in FAST_PRESETS else pytest.param(p, marks=pytest.mark.slow) for p in PRESETS]
+)
 def test_preset_launches_one_step_on_synthetic(tmp_path, preset):
     preset_cfg = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text())
     model = next(d["override /model"] for d in preset_cfg["defaults"] if "override /model" in d)
     extra = ["data.image_size=64"] if model in ("resnet18", "resnet34") else []
     run = tmp_path / "run"
-    r = run_cli(["train", f"experiment={preset}", "data=synthetic", *extra, *ONE_STEP, f"hydra.run.dir={run}"], tmp_path)
+    r = run_cli(
+        ["train", f"experiment={preset}", "data=synthetic", *extra, *ONE_STEP, f"hydra.run.dir={run}"], tmp_path
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["global_step"] == 1

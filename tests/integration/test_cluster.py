@@ -18,8 +18,17 @@ from binexp.cli import main as cli_main
 from tests.conftest import QUICK, read_metrics, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["data=synthetic", "data.train_size=128", "data.val_size=64", "data.batch_size=32", "data.eval_batch_size=64",
-        "data.image_size=16", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", *QUICK]
+TINY = [
+    "data=synthetic",
+    "data.train_size=128",
+    "data.val_size=64",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+    "data.image_size=16",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    *QUICK,
+]
 SHORT_SUBDIR = "hydra.sweep.subdir=${hydra.job.num}_job"  # job dirs 0_job, 1_job, ... (test overrides make long names)
 
 
@@ -36,10 +45,23 @@ def _launcher(overrides: list[str]) -> dict:
 
 
 def test_slurm_launcher_composes_into_the_sbatch_script_lightning_needs(tmp_path, monkeypatch):
-    params = _launcher(["hydra/launcher=slurm", "trainer=ddp", "trainer.num_nodes=2", "hydra.launcher.gpus_per_node=4",
-                        "hydra.launcher.partition=gpu", "hydra.launcher.account=bnn", "hydra.launcher.timeout_min=2880"])
+    params = _launcher(
+        [
+            "hydra/launcher=slurm",
+            "trainer=ddp",
+            "trainer.num_nodes=2",
+            "hydra.launcher.gpus_per_node=4",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=bnn",
+            "hydra.launcher.timeout_min=2880",
+        ]
+    )
     assert params["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    assert (params["nodes"], params["gpus_per_node"], params["tasks_per_node"]) == (2, 4, 4)  # nodes follow trainer.num_nodes
+    assert (params["nodes"], params["gpus_per_node"], params["tasks_per_node"]) == (
+        2,
+        4,
+        4,
+    )  # nodes follow trainer.num_nodes
     assert (params["partition"], params["account"], params["timeout_min"]) == ("gpu", "bnn", 2880)
     assert (params["cpus_per_task"], params["mem_gb"], params["array_parallelism"]) == (8, 64, 16)
     assert params["max_num_timeout"] == 0 and params["additional_parameters"] == {"signal": "USR1@120"}
@@ -51,14 +73,31 @@ def test_slurm_launcher_composes_into_the_sbatch_script_lightning_needs(tmp_path
 
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"
-    executor = submitit.AutoExecutor(cluster="slurm", folder=str(tmp_path), slurm_max_num_timeout=params["max_num_timeout"])
-    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
-                                  if k not in ("_target_", "submitit_folder", "max_num_timeout")})
+    executor = submitit.AutoExecutor(
+        cluster="slurm", folder=str(tmp_path), slurm_max_num_timeout=params["max_num_timeout"]
+    )
+    executor.update_parameters(
+        **{
+            k if k in base else f"slurm_{k}": v
+            for k, v in params.items()
+            if k not in ("_target_", "submitit_folder", "max_num_timeout")
+        }
+    )
     executor._executor.parameters["map_count"] = 3  # what map_array sets for a 3-job sweep
     text = executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
     flags = {line.split()[1] for line in text.splitlines() if line.startswith("#SBATCH")}
-    for flag in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--mem=64GB",
-                 "--time=2880", "--partition=gpu", "--account=bnn", "--signal=USR1@120", "--array=0-2%3"):
+    for flag in (
+        "--nodes=2",
+        "--ntasks-per-node=4",
+        "--gpus-per-node=4",
+        "--cpus-per-task=8",
+        "--mem=64GB",
+        "--time=2880",
+        "--partition=gpu",
+        "--account=bnn",
+        "--signal=USR1@120",
+        "--array=0-2%3",
+    ):
         assert flag in flags, (flag, sorted(flags))
     assert not any(f.startswith("--signal=USR2") for f in flags)  # Lightning answers USR1, not submitit's USR2
 
@@ -66,26 +105,61 @@ def test_slurm_launcher_composes_into_the_sbatch_script_lightning_needs(tmp_path
 def test_local_launcher_composes():
     params = _launcher(["hydra/launcher=local"])
     assert params["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
-    assert (params["gpus_per_node"], params["tasks_per_node"], params["nodes"], params["timeout_min"]) == (0, 1, 1, 1440)
+    assert (params["gpus_per_node"], params["tasks_per_node"], params["nodes"], params["timeout_min"]) == (
+        0,
+        1,
+        1,
+        1440,
+    )
 
 
 def test_cfg_hydra_shows_the_submitit_parameters(capsys):
-    assert cli_main(["train", "--cfg", "hydra", "-p", "hydra.launcher", "hydra/launcher=slurm", "trainer=ddp",
-                     "trainer.num_nodes=2", "hydra.launcher.partition=gpu"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--cfg",
+                "hydra",
+                "-p",
+                "hydra.launcher",
+                "hydra/launcher=slurm",
+                "trainer=ddp",
+                "trainer.num_nodes=2",
+                "hydra.launcher.partition=gpu",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    for line in ("partition: gpu", "nodes: ${trainer.num_nodes}", "gpus_per_node: 1", "tasks_per_node: ${.gpus_per_node}",
-                 "timeout_min: 1440", "array_parallelism: 16", "signal: USR1@${hydra.launcher.signal_delay_s}",
-                 "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"):
+    for line in (
+        "partition: gpu",
+        "nodes: ${trainer.num_nodes}",
+        "gpus_per_node: 1",
+        "tasks_per_node: ${.gpus_per_node}",
+        "timeout_min: 1440",
+        "array_parallelism: 16",
+        "signal: USR1@${hydra.launcher.signal_delay_s}",
+        "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+    ):
         assert line in out, line
 
 
-@pytest.mark.parametrize("args, module, extra", [
-    (["train", "-m", "hydra/launcher=slurm", "data=synthetic", "seed=1,2"], "submitit", "slurm"),
-    (["train", "-m", "hydra/launcher=local", "data=synthetic"], "hydra_plugins.hydra_submitit_launcher.submitit_launcher", "slurm"),
-    (["train", "logger=wandb", "data=synthetic"], "wandb", "wandb"),
-    (["train", "logger=mlflow", "data=synthetic"], "mlflow", "mlflow"),
-])
-def test_a_missing_optional_package_is_one_line_with_the_install_command(monkeypatch, tmp_path, capsys, args, module, extra):
+@pytest.mark.parametrize(
+    "args, module, extra",
+    [
+        (["train", "-m", "hydra/launcher=slurm", "data=synthetic", "seed=1,2"], "submitit", "slurm"),
+        (
+            ["train", "-m", "hydra/launcher=local", "data=synthetic"],
+            "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
+            "slurm",
+        ),
+        (["train", "logger=wandb", "data=synthetic"], "wandb", "wandb"),
+        (["train", "logger=mlflow", "data=synthetic"], "mlflow", "mlflow"),
+    ],
+)
+def test_a_missing_optional_package_is_one_line_with_the_install_command(
+    monkeypatch, tmp_path, capsys, args, module, extra
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, module, None)  # `import <module>` now raises ImportError
     assert cli_main([*args, "hydra.run.dir=run"] if "-m" not in args else args) == 2
@@ -121,7 +195,10 @@ def test_resume_checkpoint_prefers_the_newest_of_last_and_hpc(tmp_path):
     assert sweep_resume.plan(run) == ("resume", str(last), None)  # last.ckpt is past every hpc checkpoint
     ckpt(last, 5)
     action, path, note = sweep_resume.plan(run)
-    assert (action, path) == ("resume", str(run / "hpc_ckpt_10.ckpt")) and "older" in note  # Lightning's requeue save is newer
+    assert (action, path) == (
+        "resume",
+        str(run / "hpc_ckpt_10.ckpt"),
+    ) and "older" in note  # Lightning's requeue save is newer
     (run / "metrics.json").write_text(json.dumps({"status": "completed"}))
     assert sweep_resume.plan(run) == ("skip", None, None)
     assert sweep_resume.output_subdir(str(run)) is None and sweep_resume.output_subdir(str(tmp_path)) == ".hydra"
@@ -141,7 +218,9 @@ def test_status_prints_one_line_per_job_in_every_state(tmp_path, capsys):
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
-    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - data=synthetic\n    - seed=1,2,3,4,5,6\n")
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - data=synthetic\n    - seed=1,2,3,4,5,6\n"
+    )
     _write_job(sweep, 0, {"status": "completed", "epochs": 2, "max_epochs": 2, "best_val_acc1": 43.75})
     live = _write_job(sweep, 1, {"status": "running", "epochs": 1, "max_epochs": 2, "best_val_acc1": 31.25})
     _write_job(sweep, 2, {"status": "running", "epochs": 1, "max_epochs": 2, "best_val_acc1": 12.5})
@@ -155,11 +234,29 @@ def test_status_prints_one_line_per_job_in_every_state(tmp_path, capsys):
     finally:
         lock.release()
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 7 and lines[0].split() == ["job", "overrides", "status", "epoch", "best", "acc1", "last", "update"]
+    assert len(lines) == 7 and lines[0].split() == [
+        "job",
+        "overrides",
+        "status",
+        "epoch",
+        "best",
+        "acc1",
+        "last",
+        "update",
+    ]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_700_000_000))
     assert lines[1].split() == ["0", "seed=1", "completed", "2/2", "43.75"]
-    assert lines[2].split()[:5] == ["1", "seed=2", "running", "1/2", "31.25"] and len(lines[2].split()) == 7  # + date, time
-    assert lines[3].split() == ["2", "seed=3", "dead", "1/2", "12.50", *when.split()]  # running, but nobody holds its lock
+    assert (
+        lines[2].split()[:5] == ["1", "seed=2", "running", "1/2", "31.25"] and len(lines[2].split()) == 7
+    )  # + date, time
+    assert lines[3].split() == [
+        "2",
+        "seed=3",
+        "dead",
+        "1/2",
+        "12.50",
+        *when.split(),
+    ]  # running, but nobody holds its lock
     assert lines[4].split() == ["3", "seed=4", "failed", "0/2", "-"]
     assert lines[5].split() == ["4", "seed=5", "starting", "-", "-"]
     assert lines[6].split() == ["5", "seed=6", "not", "started", "-", "-"]
@@ -176,15 +273,28 @@ def test_status_of_a_missing_directory_is_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_local_launcher_runs_a_two_job_sweep_into_one_directory(tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli(["train", "-m", "hydra/launcher=local", "quantizer=fp,xnor", "trainer.max_epochs=1", *TINY,
-                 f"hydra.sweep.dir={sweep}"], tmp_path, timeout=600)
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            "hydra/launcher=local",
+            "quantizer=fp,xnor",
+            "trainer.max_epochs=1",
+            *TINY,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
     assert [p.name.split(",")[0] for p in jobs] == ["0_data.batch_size=32", "1_data.batch_size=32"]
     records = [read_metrics(p) for p in jobs]
     assert [m["quantizer"] for m in records] == ["fp", "xnor"]
     assert all(m["status"] == "completed" and m["epochs"] == 1 and m["global_step"] == 2 for m in records)
-    assert all(m["best_val_acc1"] is not None and (p / "checkpoints" / "last.ckpt").is_file() for m, p in zip(records, jobs))
+    assert all(
+        m["best_val_acc1"] is not None and (p / "checkpoints" / "last.ckpt").is_file() for m, p in zip(records, jobs)
+    )
     assert len(list((sweep / ".submitit").glob("*/*_submitted.pkl"))) == 2  # each job went through submitit's executor
 
 
@@ -194,8 +304,16 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
     job 0 is not retrained (checkpoint, metrics.json and .hydra/ unchanged), job 1 continues at
     epoch 1, job 2 trains from scratch."""
     sweep = tmp_path / "sweep"
-    cmd = ["train", "-m", "seed=1,2,3", "trainer.max_epochs=2", *TINY, SHORT_SUBDIR, f"hydra.sweep.dir={sweep}",
-           "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog"]
+    cmd = [
+        "train",
+        "-m",
+        "seed=1,2,3",
+        "trainer.max_epochs=2",
+        *TINY,
+        SHORT_SUBDIR,
+        f"hydra.sweep.dir={sweep}",
+        "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog",
+    ]
     env = {"PYTHONPATH": str(REPO)}
     r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_KILL": "1_job:1"})
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
@@ -207,22 +325,36 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
     lines = out.splitlines()
     assert len(lines) == 4, out
     assert lines[1].split() == ["0", "seed=1", "completed", "2/2", f"{read_metrics(job0)['best_val_acc1']:.2f}"], out
-    assert lines[2].split()[:4] == ["1", "seed=2", "dead", "1/2"] and len(lines[2].split()) == 7, out  # + the last update
+    assert lines[2].split()[:4] == ["1", "seed=2", "dead", "1/2"] and len(lines[2].split()) == 7, (
+        out
+    )  # + the last update
     assert lines[3].split() == ["2", "seed=3", "not", "started", "-", "-"], out
 
-    kept = [job0 / "checkpoints" / "last.ckpt", job0 / "metrics.json", *sorted((job0 / ".hydra").iterdir()),
-            *sorted((job0 / "tensorboard").iterdir()), job0 / "summary.json"]
+    kept = [
+        job0 / "checkpoints" / "last.ckpt",
+        job0 / "metrics.json",
+        *sorted((job0 / ".hydra").iterdir()),
+        *sorted((job0 / "tensorboard").iterdir()),
+        job0 / "summary.json",
+    ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
     r = run_cli(cmd, tmp_path, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == before  # job 0: not retrained, not rewritten
     assert (job0 / "epochs_started.txt").read_text().split() == ["0", "1"]
-    assert (job1 / "epochs_started.txt").read_text().split() == ["0", "1", "1"]  # killed at 1, resumed at 1: epoch 0 not redone
+    assert (job1 / "epochs_started.txt").read_text().split() == [
+        "0",
+        "1",
+        "1",
+    ]  # killed at 1, resumed at 1: epoch 0 not redone
     assert (job2 / "epochs_started.txt").read_text().split() == ["0", "1"]
     m0, m1, m2 = (read_metrics(j) for j in (job0, job1, job2))
     assert [m["status"] for m in (m0, m1, m2)] == ["completed"] * 3
     assert [(m["epochs"], m["global_step"]) for m in (m0, m1, m2)] == [(2, 4)] * 3
-    assert "resuming" in (job1 / "train.log").read_text() and "already holds a completed run" in (job0 / "train.log").read_text()
+    assert (
+        "resuming" in (job1 / "train.log").read_text()
+        and "already holds a completed run" in (job0 / "train.log").read_text()
+    )
     assert cli_main(["status", str(sweep)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[2:4] for line in lines[1:]] == [["completed", "2/2"]] * 3
@@ -241,14 +373,31 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
     record = tmp_path / "scontrol.txt"
     (fake_bin / "scontrol").write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_RECORD"\nkill -KILL $PPID\n')
     (fake_bin / "scontrol").chmod(0o755)
-    env = {"PYTHONPATH": str(REPO), "PATH": f"{fake_bin}:{os.environ['PATH']}", "SCONTROL_RECORD": str(record),
-           "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "binexp", "SLURM_PROCID": "0",
-           "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "SCONTROL_RECORD": str(record),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "binexp",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "localhost",
+    }
     sweep = tmp_path / "sweep"
-    cmd = ["train", "-m", "quantizer=rbnn", "trainer.max_epochs=3", *TINY, SHORT_SUBDIR, f"hydra.sweep.dir={sweep}",
-           "+callbacks.requeue._target_=tests.integration.cluster_callbacks.RequeueSignal",
-           "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog",
-           "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump"]
+    cmd = [
+        "train",
+        "-m",
+        "quantizer=rbnn",
+        "trainer.max_epochs=3",
+        *TINY,
+        SHORT_SUBDIR,
+        f"hydra.sweep.dir={sweep}",
+        "+callbacks.requeue._target_=tests.integration.cluster_callbacks.RequeueSignal",
+        "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog",
+        "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump",
+    ]
     r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_SIGUSR1": "0"})
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     assert "Handling auto-requeue signal" in r.stderr
@@ -257,7 +406,9 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
     hpc = job / "hpc_ckpt_1.ckpt"
     saved = torch.load(hpc, map_location="cpu", weights_only=True)
     assert (saved["epoch"], saved["global_step"]) == (0, 2)
-    assert not (job / "checkpoints" / "last.ckpt").exists()  # killed before the epoch's own checkpoint: only hpc holds it
+    assert not (
+        job / "checkpoints" / "last.ckpt"
+    ).exists()  # killed before the epoch's own checkpoint: only hpc holds it
 
     r = run_cli(cmd, tmp_path, timeout=600, env=env)  # the requeued job: same command, same job id
     assert r.returncode == 0, r.stderr[-3000:]
@@ -270,7 +421,10 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
     assert len(dump["start_state"]) == 18
     for name, state in dump["start_state"].items():
         for key in ("R1", "R2", "theta"):
-            assert torch.equal(state[key], sd[f"net.{name}.{key}"]), (name, key)  # the resumed run starts from the saved R
+            assert torch.equal(state[key], sd[f"net.{name}.{key}"]), (
+                name,
+                key,
+            )  # the resumed run starts from the saved R
         assert int(state["rotation_updates"]) == 1  # epoch 0's update only
         assert int(dump["state"][name]["rotation_updates"]) == 3  # one per epoch: the resume did not redo an update
         assert not torch.equal(dump["state"][name]["R1"], state["R1"])  # and the rotation kept being solved
@@ -286,11 +440,11 @@ def _wandb_records(path: Path):
     assert data[:4] == b":W&B"
     while pos + 7 <= len(data):
         left = block - pos % block
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7]) if left >= 7 else (0, 0, 0)
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7]) if left >= 7 else (0, 0, 0)
         if kind == 0:
             pos += left
             continue
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         parts = chunk if kind in (1, 2) else parts + chunk
         if kind in (1, 4):
             rec = pb.Record()
@@ -305,8 +459,12 @@ def _items(items) -> dict:
 @pytest.mark.slow
 def test_wandb_offline_records_the_scalars_and_the_config(tmp_path):
     run = tmp_path / "run"
-    r = run_cli(["train", "logger=wandb", "trainer.max_epochs=2", *TINY, f"hydra.run.dir={run}"], tmp_path, timeout=600,
-                env={"WANDB_MODE": "", "WANDB_API_KEY": ""})
+    r = run_cli(
+        ["train", "logger=wandb", "trainer.max_epochs=2", *TINY, f"hydra.run.dir={run}"],
+        tmp_path,
+        timeout=600,
+        env={"WANDB_MODE": "", "WANDB_API_KEY": ""},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     files = list((run / "wandb").glob("offline-run-*/run-*.wandb"))  # offline by default, inside the run directory
     assert len(files) == 1
@@ -322,7 +480,9 @@ def test_wandb_offline_records_the_scalars_and_the_config(tmp_path):
     m = read_metrics(run)
     val = [h for h in history if "val/acc1" in h]
     assert [h["epoch"] for h in val] == [0, 1]
-    assert val[-1]["val/acc1"] == pytest.approx(m["val_acc1"]) and summary["val/acc1_best"] == pytest.approx(m["best_val_acc1"])
+    assert val[-1]["val/acc1"] == pytest.approx(m["val_acc1"]) and summary["val/acc1_best"] == pytest.approx(
+        m["best_val_acc1"]
+    )
     assert {"train/loss", "train/acc1"} <= set().union(*history) and any("lr-SGD" in h for h in history)
     assert config["run_config"]["quantizer"]["name"] == "xnor" and config["run_config"]["data"]["train_size"] == 128
     assert config["run_config"]["trainer"]["max_epochs"] == 2 and config["num_classes"] == 10

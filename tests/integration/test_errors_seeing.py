@@ -21,30 +21,47 @@ def error_line(capsys, args: list[str], tmp_path, monkeypatch) -> str:
 
 
 def test_sweep_error_names_the_job_and_does_not_advise_plus_key(capsys, tmp_path, monkeypatch):
-    line = error_line(capsys, ["train", "-m", "quantizer=fp,xnor", "quantizer.weight_grad=bogus", "data=synthetic"],
-                      tmp_path, monkeypatch)
+    line = error_line(
+        capsys,
+        ["train", "-m", "quantizer=fp,xnor", "quantizer.weight_grad=bogus", "data=synthetic"],
+        tmp_path,
+        monkeypatch,
+    )
     assert line.startswith("binexp: error: in the sweep job quantizer=fp: ")
     assert "weight_grad is a key of quantizer=bireal, xnor only" in line and "+quantizer.weight_grad" not in line
     assert "(2 of the 2 sweep jobs checked fail)" in line  # xnor's job fails too, on the value
 
 
 def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
-    line = error_line(capsys, ["train", "-m", "quantizer=xnor,bireal", "quantizer.weight_grad=bogus", "data=synthetic"],
-                      tmp_path, monkeypatch)
+    line = error_line(
+        capsys,
+        ["train", "-m", "quantizer=xnor,bireal", "quantizer.weight_grad=bogus", "data=synthetic"],
+        tmp_path,
+        monkeypatch,
+    )
     assert line.startswith("binexp: error: in the sweep job quantizer=xnor: quantizer.weight_grad='bogus' is not valid")
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["trainer.max_epoch=3"], "unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
-    (["trainer.fast_dev_rn=1"], "unknown key trainer.fast_dev_rn; did you mean +trainer.fast_dev_run?"),
-    (["quantizer=rbn"], "unknown quantizer option 'rbn'; choose one of: bireal, flexor, fp, rbnn, xnor; did you mean quantizer=rbnn?"),
-    (["quantizer=rbnn", "quantizer.alpha_mod=fixed"], "unknown key quantizer.alpha_mod; did you mean quantizer.alpha_mode"),
-    (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init?"),
-    (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar?"),
-    (["schedule.lr_schedul=cosine"], "did you mean schedule.lr_schedule?"),
-    (["quantizr=rbnn"], "unknown key quantizr; did you mean quantizer=rbnn?"),
-    (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch; did you mean trainer.max_epochs"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["trainer.max_epoch=3"], "unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
+        (["trainer.fast_dev_rn=1"], "unknown key trainer.fast_dev_rn; did you mean +trainer.fast_dev_run?"),
+        (
+            ["quantizer=rbn"],
+            "unknown quantizer option 'rbn'; choose one of: bireal, flexor, fp, rbnn, xnor; did you mean quantizer=rbnn?",
+        ),
+        (
+            ["quantizer=rbnn", "quantizer.alpha_mod=fixed"],
+            "unknown key quantizer.alpha_mod; did you mean quantizer.alpha_mode",
+        ),
+        (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init?"),
+        (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar?"),
+        (["schedule.lr_schedul=cosine"], "did you mean schedule.lr_schedule?"),
+        (["quantizr=rbnn"], "unknown key quantizr; did you mean quantizer=rbnn?"),
+        (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch; did you mean trainer.max_epochs"),
+    ],
+)
 def test_did_you_mean(capsys, tmp_path, monkeypatch, args, expected):
     line = error_line(capsys, ["train", "data=synthetic", *args], tmp_path, monkeypatch)
     assert expected in line and "+key" not in line

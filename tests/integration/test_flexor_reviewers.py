@@ -17,8 +17,19 @@ from tests.unit.test_mnist_lenet import write_mnist_fixture
 def test_lenet5_mnist_filter_run_records_entropy_and_exports(tmp_path, capsys):
     root = write_mnist_fixture(tmp_path / "mnist", n_train=100, n_test=50, gz=True)
     run = tmp_path / "run"
-    r = run_cli(["train", "experiment=flexor_lenet5_mnist_nout20_b04", f"data.root={root}", "quantizer.flatten=filter",
-                 "trainer.max_epochs=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}", *QUICK], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "experiment=flexor_lenet5_mnist_nout20_b04",
+            f"data.root={root}",
+            "quantizer.flatten=filter",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            f"hydra.run.dir={run}",
+            *QUICK,
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["data"] == "mnist" and m["model"] == "lenet5"
@@ -30,7 +41,9 @@ def test_lenet5_mnist_filter_run_records_entropy_and_exports(tmp_path, capsys):
     assert m["stored_bits_per_weight"] == round(8 * slices / weights, 6)
     for key in ("sign_entropy_bits_per_weight", "kernel_entropy_bits_per_weight", "huffman_bits_per_weight"):
         assert 0 < m[key] <= 1.0 + 1e-6 and 0 < m["entropy_at_start"][key] <= 1.0 + 1e-6
-    assert m["kernel_entropy_bits_per_weight"] <= m["huffman_bits_per_weight"] <= m["huffman_bits_per_weight_with_table"]
+    assert (
+        m["kernel_entropy_bits_per_weight"] <= m["huffman_bits_per_weight"] <= m["huffman_bits_per_weight_with_table"]
+    )
     layer_bits = sum(v["huffman_bits_per_weight"] * v["weights"] for v in m["layer_entropy"].values())
     assert m["huffman_bits_per_weight"] == pytest.approx(layer_bits / weights, abs=1e-5)
     summary = json.loads((run / "summary.json").read_text())
@@ -39,7 +52,9 @@ def test_lenet5_mnist_filter_run_records_entropy_and_exports(tmp_path, capsys):
     capsys.readouterr()
     assert main(["summary", "--run", str(run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["entropy"]["huffman_bits_per_weight"] == m["huffman_bits_per_weight"]  # the trained bits, not a fresh net
+    assert (
+        out["entropy"]["huffman_bits_per_weight"] == m["huffman_bits_per_weight"]
+    )  # the trained bits, not a fresh net
     assert out["entropy"]["layer_entropy"] == m["layer_entropy"]
     assert main(["summary", "--run", str(run)]) == 0
     text = capsys.readouterr().out

@@ -31,9 +31,22 @@ def job_dirs(sweep: Path) -> list[Path]:
 def bits_sweep(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("flexor_sweep")
     sweep = cwd / "sweep"
-    r = run_cli(["train", "-m", "quantizer=flexor", "quantizer.n_in=8,12,16,20", "quantizer.n_out=20", "data=synthetic",
-                 "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                 f"hydra.sweep.dir={sweep}", *QUICK], cwd)
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            "quantizer=flexor",
+            "quantizer.n_in=8,12,16,20",
+            "quantizer.n_out=20",
+            "data=synthetic",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            f"hydra.sweep.dir={sweep}",
+            *QUICK,
+        ],
+        cwd,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return sweep
 
@@ -47,7 +60,10 @@ def test_n_in_sweep_reports_fractional_bits(bits_sweep):
         assert m["status"] == "completed" and m["quantizer"] == "flexor" and m["global_step"] == 2
         assert abs(m["bits_per_weight"] - n_in / 20) < 1e-3 and m["bits_per_weight"] == bits
         assert m["params"]["binarized_weights"] == 267_264
-        assert m["params"]["binarized_weight_bits"] == round(bits * 267_264) or abs(m["params"]["binarized_weight_bits"] / 267_264 - bits) < 1e-4
+        assert (
+            m["params"]["binarized_weight_bits"] == round(bits * 267_264)
+            or abs(m["params"]["binarized_weight_bits"] / 267_264 - bits) < 1e-4
+        )
         assert m["bits_per_weight_with_scales"] == pytest.approx(bits + 32 * 672 / 267_264, abs=2e-4)
         rep = m["method_report"]
         assert rep["flexor_layers"] == 18
@@ -61,18 +77,30 @@ def test_sweep_logs_flexor_diagnostics_to_tensorboard_and_the_run_log(bits_sweep
     events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
     events.Reload()
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
-    for tag in ("flexor_bits_per_weight", "flexor_effective_bits", "flexor_unused_inputs", "flexor_s_tanh",
-                "flexor_clipped_share", "angular_bias"):
+    for tag in (
+        "flexor_bits_per_weight",
+        "flexor_effective_bits",
+        "flexor_unused_inputs",
+        "flexor_s_tanh",
+        "flexor_clipped_share",
+        "angular_bias",
+    ):
         assert f"{tag}/layer1.0.conv1" in scalars, tag
     assert "encrypted_weight/layer3.2.conv2" in hists and "flexor_alpha/layer3.2.conv2" in hists
     assert events.Scalars("flexor_bits_per_weight/layer1.0.conv1")[0].value == pytest.approx(8 * 116 / 2304, abs=1e-6)
     assert events.Scalars("flexor_s_tanh/layer1.0.conv1")[0].value == 10.0
     # the model-level numbers of metrics.json's method_report, as model/<key>
     rep = read_metrics(run)["method_report"]
-    for key in ("flexor_bits_per_weight", "flexor_bits_per_weight_with_alpha", "flexor_effective_bits_per_weight",
-                "flexor_unused_input_share"):
+    for key in (
+        "flexor_bits_per_weight",
+        "flexor_bits_per_weight_with_alpha",
+        "flexor_effective_bits_per_weight",
+        "flexor_unused_input_share",
+    ):
         assert events.Scalars(f"model/{key}")[0].value == pytest.approx(rep[key], abs=1e-6), key
-    assert rep["flexor_bits_per_weight"] == pytest.approx(106_992 / 267_264, abs=1e-6)  # 8 bits per 20-weight slice, ceil per layer
+    assert rep["flexor_bits_per_weight"] == pytest.approx(
+        106_992 / 267_264, abs=1e-6
+    )  # 8 bits per 20-weight slice, ceil per layer
     log = next(run.glob("*.log")).read_text()
     assert "layer layer1.0.conv1: {'n_in': 8, 'n_out': 20" in log and "'xor_rank'" in log
 
@@ -83,7 +111,10 @@ def test_export_round_trip_on_the_runs_checkpoint(bits_sweep, tmp_path):
         layers = [layer for _, layer in quantized_layers(module.net)]
         assert len(layers) == 18 and all(isinstance(layer, FlexorConv2d) for layer in layers)
         torch.manual_seed(0)  # the run's seed: a fresh model draws the same M (quantizer.seed=null)
-        fresh = [layer for _, layer in quantized_layers(module_from_checkpoint(run / "checkpoints" / "last.ckpt", load=False).net)]
+        fresh = [
+            layer
+            for _, layer in quantized_layers(module_from_checkpoint(run / "checkpoints" / "last.ckpt", load=False).net)
+        ]
         assert all(torch.equal(a.xor_matrix, b.xor_matrix) for a, b in zip(layers, fresh))
         res = verify_roundtrip(module.net, tmp_path / f"{run.name[:1]}.flexor")
         assert res["mismatched_bits"] == 0 and res["max_abs_diff"] == 0.0
@@ -97,10 +128,30 @@ def preset_sweep(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("flexor_presets")
     sweep = cwd / "sweep"
     # small batches, no checkpoints or loggers: launching is what is tested here
-    fast = ["data.batch_size=8", "data.eval_batch_size=8", "data.train_size=64", "data.val_size=32", "logger=none",
-            "callbacks.layer_diagnostics=null", "callbacks.model_checkpoint=null", "callbacks.lr_monitor=null"]
-    r = run_cli(["train", "-m", f"experiment={','.join(PRESETS)}", *ONE_STEP, *fast, f"hydra.sweep.dir={sweep}",
-                 "hydra.sweep.subdir=${hydra.job.num}", *QUICK], cwd, timeout=600)
+    fast = [
+        "data.batch_size=8",
+        "data.eval_batch_size=8",
+        "data.train_size=64",
+        "data.val_size=32",
+        "logger=none",
+        "callbacks.layer_diagnostics=null",
+        "callbacks.model_checkpoint=null",
+        "callbacks.lr_monitor=null",
+    ]
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            f"experiment={','.join(PRESETS)}",
+            *ONE_STEP,
+            *fast,
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+            *QUICK,
+        ],
+        cwd,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return sweep
 
@@ -116,7 +167,11 @@ def test_there_are_presets_for_every_table():
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_launches_for_one_step_on_synthetic_data(preset_sweep, preset):
     preset_cfg = yaml.safe_load((CONF / "experiment" / f"{preset}.yaml").read_text())
-    [m] = [read_metrics(p) for p in preset_sweep.iterdir() if p.is_dir() and f"experiment={preset}" in read_metrics(p)["overrides"]]
+    [m] = [
+        read_metrics(p)
+        for p in preset_sweep.iterdir()
+        if p.is_dir() and f"experiment={preset}" in read_metrics(p)["overrides"]
+    ]
     assert m["status"] == "completed" and m["global_step"] == 1
     assert m["data"] == "synthetic"  # data=synthetic on the command line wins over the preset's data
     assert m["quantizer"] == "flexor" and m["name"] == preset
@@ -142,8 +197,19 @@ def test_preset_launches_for_one_step_on_synthetic_data(preset_sweep, preset):
 def test_three_epochs_learn_far_above_chance_and_export(tmp_path):
     run = tmp_path / "run"
     # the command as written: the quantizer's defaults are N_in/N_out = 12/20, 0.6 bit
-    r = run_cli(["train", "quantizer=flexor", "data=synthetic", "model=resnet20", "trainer.max_epochs=3",
-                 f"hydra.run.dir={run}", *QUICK], tmp_path, timeout=900)
+    r = run_cli(
+        [
+            "train",
+            "quantizer=flexor",
+            "data=synthetic",
+            "model=resnet20",
+            "trainer.max_epochs=3",
+            f"hydra.run.dir={run}",
+            *QUICK,
+        ],
+        tmp_path,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["bits_per_weight"] == 0.6005 and m["epochs"] == 3
@@ -168,7 +234,8 @@ def test_export_bad_input_is_one_line_and_overwrites_nothing(tmp_path):
     missing = run_cli(["export", str(tmp_path / "nope"), str(tmp_path / "out.flexor")], tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
         f"binexp: error: export: no checkpoint at {tmp_path / 'nope'}; "
-        "fix: pass a FleXOR run directory or its .ckpt file"]
+        "fix: pass a FleXOR run directory or its .ckpt file"
+    ]
     corrupt = tmp_path / "bad.ckpt"
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     r = run_cli(["export", str(corrupt), str(tmp_path / "out.flexor")], tmp_path)

@@ -15,16 +15,30 @@ from tests.conftest import QUICK, run_cli
 LAYERS = ["layer1.0.conv1", "layer2.0.conv1", "layer3.0.conv1"]
 
 
-def fake_run(d: Path, epochs: int = 3, steps_per_epoch: int = 5, subfolder: str = "", act: bool = False,
-             rotated: bool = True, overrides: list[str] | None = None, metrics: dict | None = None) -> Path:
+def fake_run(
+    d: Path,
+    epochs: int = 3,
+    steps_per_epoch: int = 5,
+    subfolder: str = "",
+    act: bool = False,
+    rotated: bool = True,
+    overrides: list[str] | None = None,
+    metrics: dict | None = None,
+) -> Path:
     """A run dir whose events hold what LayerDiagnostics logs, at global steps; values encode
     (layer index, epoch) so the drawn series can be checked exactly."""
     import numpy as np
     from torch.utils.tensorboard import SummaryWriter
 
     d.mkdir(parents=True)
-    record = {"status": "completed", "overrides": overrides or [], "epochs": epochs, "global_step": epochs * steps_per_epoch,
-              "best_val_acc1": 50.0, **(metrics or {})}
+    record = {
+        "status": "completed",
+        "overrides": overrides or [],
+        "epochs": epochs,
+        "global_step": epochs * steps_per_epoch,
+        "best_val_acc1": 50.0,
+        **(metrics or {}),
+    }
     (d / "metrics.json").write_text(json.dumps(record))
     w = SummaryWriter(str(d / "tensorboard" / subfolder))
     rng = np.random.default_rng(0)
@@ -59,7 +73,11 @@ def test_alpha_and_angular_bias_one_picture_all_layers_x_in_epochs(tmp_path):
     run = fake_run(tmp_path / "run", act=True)
     paths, series = draw("alpha", run, tmp_path / "out")
     assert [p.name for p in paths] == ["alpha.png"] and len(series) == 3
-    assert [(e, round(v, 6)) for e, v in series[("run", "rbnn_alpha_mean", LAYERS[0])]] == [(1, 1.0), (2, 0.9), (3, 0.8)]
+    assert [(e, round(v, 6)) for e, v in series[("run", "rbnn_alpha_mean", LAYERS[0])]] == [
+        (1, 1.0),
+        (2, 0.9),
+        (3, 0.8),
+    ]
     paths, series = draw("angular_bias", run, tmp_path / "out")
     assert [p.name for p in paths] == ["angular_bias.png"]
     assert sorted({k[1] for k in series}) == ["act_angular_bias", "angular_bias"] and len(series) == 6  # two panels
@@ -67,7 +85,9 @@ def test_alpha_and_angular_bias_one_picture_all_layers_x_in_epochs(tmp_path):
 
 def test_weight_hist_panels_and_epochs(tmp_path):
     run = fake_run(tmp_path / "run")
-    paths, series = draw("weight_hist", run, tmp_path / "out", layers=["layer1.0.conv1", "layer3.0.conv1"], epochs=[1, 3])
+    paths, series = draw(
+        "weight_hist", run, tmp_path / "out", layers=["layer1.0.conv1", "layer3.0.conv1"], epochs=[1, 3]
+    )
     assert [p.name for p in paths] == ["weight_hist.png"]
     assert sorted(series) == [("run", lay, e) for lay in ("layer1.0.conv1", "layer3.0.conv1") for e in (1, 3)]
     for pts in series.values():  # a density: integrates to 1
@@ -76,7 +96,10 @@ def test_weight_hist_panels_and_epochs(tmp_path):
     spread = {e: max(x for x, d in series[("run", "layer1.0.conv1", e)] if d > 0) for e in (1, 3)}
     assert spread[3] > 2 * spread[1]  # N(0, 3) is wider than N(0, 1)
     _, series = draw("weight_hist", run, tmp_path / "out2")
-    assert sorted({k[1] for k in series}) == sorted(LAYERS) and {k[2] for k in series} == {1, 3}  # first, middle, last; first/last epoch
+    assert sorted({k[1] for k in series}) == sorted(LAYERS) and {k[2] for k in series} == {
+        1,
+        3,
+    }  # first, middle, last; first/last epoch
 
 
 def test_flexor_stanh_one_line_per_other_setting(tmp_path):
@@ -86,12 +109,26 @@ def test_flexor_stanh_one_line_per_other_setting(tmp_path):
             for seed in (1, 2):
                 d = sweep / f"{s}_{n_in}_{seed}"
                 d.mkdir(parents=True)
-                (d / "metrics.json").write_text(json.dumps({
-                    "status": "completed", "best_val_acc1": s + n_in + seed,
-                    "overrides": ["quantizer=flexor", f"quantizer.s_tanh={s}", f"quantizer.n_in={n_in}", f"seed={seed}"]}))
+                (d / "metrics.json").write_text(
+                    json.dumps(
+                        {
+                            "status": "completed",
+                            "best_val_acc1": s + n_in + seed,
+                            "overrides": [
+                                "quantizer=flexor",
+                                f"quantizer.s_tanh={s}",
+                                f"quantizer.n_in={n_in}",
+                                f"seed={seed}",
+                            ],
+                        }
+                    )
+                )
     paths, series = draw("flexor_stanh", sweep, tmp_path / "out")
     assert paths[0].is_file()
-    assert series == {"n_in=8": [(5.0, 14.5), (10.0, 19.5), (20.0, 29.5)], "n_in=16": [(5.0, 22.5), (10.0, 27.5), (20.0, 37.5)]}
+    assert series == {
+        "n_in=8": [(5.0, 14.5), (10.0, 19.5), (20.0, 29.5)],
+        "n_in=16": [(5.0, 22.5), (10.0, 27.5), (20.0, 37.5)],
+    }
 
 
 def test_plot_errors_are_one_line(tmp_path, capsys):
@@ -121,8 +158,20 @@ def test_plot_verb_writes_into_the_run_by_default(tmp_path, capsys):
 @pytest.mark.slow
 def test_every_figure_of_a_real_rbnn_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli(["train", "-m", "quantizer=rbnn,xnor", "data=synthetic", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
-                 "trainer.limit_val_batches=1", *QUICK, f"hydra.sweep.dir={sweep}"], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            "quantizer=rbnn,xnor",
+            "data=synthetic",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            *QUICK,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     _, series = draw("quant_error", sweep, tmp_path / "out")
     assert {k[0] for k in series} == {"quantizer=rbnn", "quantizer=xnor"} and all(len(v) == 18 for v in series.values())

@@ -12,12 +12,31 @@ from tests.conftest import read_metrics, run_cli
 
 def test_two_rank_ddp_run_ends_with_identical_rotations(tmp_path):
     run = tmp_path / "run"
-    r = run_cli(["train", "model=resnet20", "quantizer=rbnn", "data=synthetic", "data.train_size=128", "data.val_size=64",
-                 "data.batch_size=32", "data.eval_batch_size=32", "data.image_size=16", "trainer=ddp", "trainer.devices=2",
-                 "trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
-                 "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
-                 "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump", f"hydra.run.dir={run}"],
-                tmp_path, timeout=600)
+    r = run_cli(
+        [
+            "train",
+            "model=resnet20",
+            "quantizer=rbnn",
+            "data=synthetic",
+            "data.train_size=128",
+            "data.val_size=64",
+            "data.batch_size=32",
+            "data.eval_batch_size=32",
+            "data.image_size=16",
+            "trainer=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(run)["status"] == "completed"
     dumps = [torch.load(run / "rank_state" / f"rank{k}.pt", map_location="cpu", weights_only=False) for k in (0, 1)]

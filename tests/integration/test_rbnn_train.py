@@ -16,17 +16,50 @@ from tests.conftest import read_metrics, run_cli
 
 DUMP = ["+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump", "+callbacks.rank_state.trace=true"]
 # 3 training batches of 32 images of 16x16 px per epoch: the mechanics, not the accuracy
-SMALL = ["data=synthetic", "data.train_size=96", "data.val_size=32", "data.batch_size=32", "data.eval_batch_size=32",
-         "data.image_size=16", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false"]
-RBNN_DIAGNOSTICS = ["rbnn_alpha_mean", "rbnn_cos_before", "rbnn_cos_after", "rbnn_objective_round0", "rbnn_objective_round1",
-                    "rbnn_objective_round2", "rbnn_objective_round3", "rbnn_rotation_flips", "rbnn_update_flips",
-                    "angular_bias", "quant_error"]
+SMALL = [
+    "data=synthetic",
+    "data.train_size=96",
+    "data.val_size=32",
+    "data.batch_size=32",
+    "data.eval_batch_size=32",
+    "data.image_size=16",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.enable_progress_bar=false",
+]
+RBNN_DIAGNOSTICS = [
+    "rbnn_alpha_mean",
+    "rbnn_cos_before",
+    "rbnn_cos_after",
+    "rbnn_objective_round0",
+    "rbnn_objective_round1",
+    "rbnn_objective_round2",
+    "rbnn_objective_round3",
+    "rbnn_rotation_flips",
+    "rbnn_update_flips",
+    "angular_bias",
+    "quant_error",
+]
 METHOD_WIDE = ["rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_rotation_updates"]  # logged once: method/<name>
-ABLATION = ["rbnn_ablation_xnor", "rbnn_ablation_t", "rbnn_ablation_r", "rbnn_ablation_rt", "rbnn_ablation_rat",
-            "rbnn_ablation_per_epoch", "rbnn_ablation_per_step", "rbnn_ablation_full", "rbnn_ablation_alpha_fixed",
-            "rbnn_ablation_tanh"]
-SMOKE = ["data=synthetic", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-         "trainer.enable_progress_bar=false"]
+ABLATION = [
+    "rbnn_ablation_xnor",
+    "rbnn_ablation_t",
+    "rbnn_ablation_r",
+    "rbnn_ablation_rt",
+    "rbnn_ablation_rat",
+    "rbnn_ablation_per_epoch",
+    "rbnn_ablation_per_step",
+    "rbnn_ablation_full",
+    "rbnn_ablation_alpha_fixed",
+    "rbnn_ablation_tanh",
+]
+SMOKE = [
+    "data=synthetic",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def rbnn_presets() -> list[str]:
@@ -72,12 +105,25 @@ def assert_tensorboard_diagnostics(run: Path, layers: int) -> EventAccumulator:
 def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_path):
     run = tmp_path / "run"
     # last.ckpt is written after every epoch (callbacks.last_checkpoint), whatever the accuracy
-    r = run_cli(["train", "model=resnet20", "quantizer=rbnn", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=1",
-                 *SMALL, *DUMP, f"hydra.run.dir={run}"], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "model=resnet20",
+            "quantizer=rbnn",
+            "trainer.max_epochs=2",
+            "trainer.num_sanity_val_steps=1",
+            *SMALL,
+            *DUMP,
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["global_step"] == 6
-    assert m["params"]["training_only_fp32"] == 11_256 + 672  # R1 + R2 + theta (paper Sec. 3.1: n1*n1 + n2*n2 per layer)
+    assert (
+        m["params"]["training_only_fp32"] == 11_256 + 672
+    )  # R1 + R2 + theta (paper Sec. 3.1: n1*n1 + n2*n2 per layer)
     assert m["layer_reports"]["layer1.0.conv1"]["rotation"] == "bi 12x12"
 
     first = load_dump(run)
@@ -85,8 +131,9 @@ def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_
     # the sanity check validates before any rotation; R then changes exactly at each epoch start
     assert any(e["sanity"] for e in trace) and all(e["layers"] == trace[0]["layers"] for e in trace if e["sanity"])
     assert changes(trace) == [("train_epoch_start", 0, 0), ("train_epoch_start", 1, 3)]
-    for e_start, e_end in zip([e for e in trace if e["event"] == "validation_start"],
-                              [e for e in trace if e["event"] == "validation_end"]):
+    for e_start, e_end in zip(
+        [e for e in trace if e["event"] == "validation_start"], [e for e in trace if e["event"] == "validation_end"]
+    ):
         assert e_start["layers"] == e_end["layers"]
     state = first["state"]
     assert len(state) == 18 and all(s["rotation_updates"].item() == 2 for s in state.values())
@@ -104,7 +151,10 @@ def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_
     resumed = load_dump(run)
     for name, s in resumed["start_state"].items():  # after restore, before epoch 2's update
         for key in ("R1", "R2", "theta", "rotation_updates"):
-            assert torch.equal(s[key], ckpt["state_dict"][f"net.{name}.{key}"]), (name, key)  # bit for bit, not re-drawn
+            assert torch.equal(s[key], ckpt["state_dict"][f"net.{name}.{key}"]), (
+                name,
+                key,
+            )  # bit for bit, not re-drawn
     trace2 = resumed["trace"]
     assert next(e for e in trace2 if e["event"] == "train_start")["layers"] == trace[-1]["layers"]
     assert changes(trace2) == [("train_epoch_start", 2, 6)]
@@ -133,13 +183,25 @@ def test_step_mode_rotates_before_every_training_step(tmp_path):
     dm = build_datamodule(run.data)
     module = ClassifierModule(run.model, run.quantizer, run.schedule, dm.num_classes)
     dump = RankStateDump(trace=True)
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        accelerator="cpu", callbacks=[QuantizerSchedule(), dump], default_root_dir=str(tmp_path))
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        num_sanity_val_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=[QuantizerSchedule(), dump],
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(module, datamodule=dm)
     trace = load_dump(tmp_path)["trace"]
     assert any(e["sanity"] for e in trace)
-    assert changes(trace) == [("train_batch_start", 0, s) for s in range(3)] + [("train_batch_start", 1, s) for s in range(3, 6)]
+    assert changes(trace) == [("train_batch_start", 0, s) for s in range(3)] + [
+        ("train_batch_start", 1, s) for s in range(3, 6)
+    ]
     assert all(layer.rotation_updates.item() == 6 for _, layer in quantized_layers(module))
 
 
@@ -161,14 +223,33 @@ def test_synthetic_data_overrides_the_presets_data_in_either_order():
 def test_preset_meta_values():
     from binexp.preflight import compose
 
-    expected = {"rbnn_cifar_resnet18": 92.2, "rbnn_cifar_resnet20": 86.5, "rbnn_cifar_resnet20_bireal": 87.8,
-                "rbnn_cifar_vgg_small": 91.3, "rbnn_imagenet_resnet18": 59.9, "rbnn_imagenet_resnet34": 63.1,
-                "rbnn_ablation_xnor": 83.7, "rbnn_ablation_t": 86.6, "rbnn_ablation_r": 86.4, "rbnn_ablation_rt": 87.1,
-                "rbnn_ablation_rat": 87.8, "rbnn_ablation_per_epoch": 86.5, "rbnn_ablation_per_step": 86.7,
-                "rbnn_ablation_full": None, "rbnn_ablation_alpha_fixed": None, "rbnn_ablation_tanh": None,
-                "rbnn_ablation_angle_penalty": None, "rbnn_ablation_theta_clip": None, "rbnn_ablation_theta_bounded": None}
+    expected = {
+        "rbnn_cifar_resnet18": 92.2,
+        "rbnn_cifar_resnet20": 86.5,
+        "rbnn_cifar_resnet20_bireal": 87.8,
+        "rbnn_cifar_vgg_small": 91.3,
+        "rbnn_imagenet_resnet18": 59.9,
+        "rbnn_imagenet_resnet34": 63.1,
+        "rbnn_ablation_xnor": 83.7,
+        "rbnn_ablation_t": 86.6,
+        "rbnn_ablation_r": 86.4,
+        "rbnn_ablation_rt": 87.1,
+        "rbnn_ablation_rat": 87.8,
+        "rbnn_ablation_per_epoch": 86.5,
+        "rbnn_ablation_per_step": 86.7,
+        "rbnn_ablation_full": None,
+        "rbnn_ablation_alpha_fixed": None,
+        "rbnn_ablation_tanh": None,
+        "rbnn_ablation_angle_penalty": None,
+        "rbnn_ablation_theta_clip": None,
+        "rbnn_ablation_theta_bounded": None,
+    }
     assert sorted(expected) == rbnn_presets()
-    models = {"rbnn_cifar_resnet18": "resnet18_cifar", "rbnn_imagenet_resnet34": "resnet34", "rbnn_ablation_per_step": "resnet20"}
+    models = {
+        "rbnn_cifar_resnet18": "resnet18_cifar",
+        "rbnn_imagenet_resnet34": "resnet34",
+        "rbnn_ablation_per_step": "resnet20",
+    }
     for preset, value in expected.items():
         cfg = compose([f"experiment={preset}"])
         assert cfg.meta.paper_value == value, preset
@@ -183,8 +264,19 @@ def test_preset_meta_values():
 @pytest.mark.slow
 def test_three_epochs_learn_far_above_chance_with_diagnostics(tmp_path):
     run = tmp_path / "run"
-    r = run_cli(["train", "quantizer=rbnn", "data=synthetic", "model=resnet20", "trainer.max_epochs=3",
-                 "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"], tmp_path, timeout=900)
+    r = run_cli(
+        [
+            "train",
+            "quantizer=rbnn",
+            "data=synthetic",
+            "model=resnet20",
+            "trainer.max_epochs=3",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["epochs"] == 3
@@ -210,7 +302,9 @@ def test_every_preset_launches(tmp_path, preset):
 @pytest.mark.slow
 def test_ablation_sweep_in_one_command(tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli(["train", "-m", "experiment=" + ",".join(ABLATION), *SMOKE, f"hydra.sweep.dir={sweep}"], tmp_path, timeout=1200)
+    r = run_cli(
+        ["train", "-m", "experiment=" + ",".join(ABLATION), *SMOKE, f"hydra.sweep.dir={sweep}"], tmp_path, timeout=1200
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == len(ABLATION)
@@ -220,4 +314,6 @@ def test_ablation_sweep_in_one_command(tmp_path):
     assert results["rbnn_ablation_rat"]["meta"]["paper_value"] == 87.8
     assert results["rbnn_ablation_xnor"]["params"]["training_only_fp32"] == 0  # no rotation, no theta
     assert results["rbnn_ablation_rt"]["params"]["training_only_fp32"] == 11_256  # R1 + R2, alpha fixed
-    assert results["rbnn_ablation_full"]["params"]["training_only_fp32"] == 7 * 144**2 + 6 * 288**2 + 5 * 576**2 + 18 + 672  # n = 144, 288, 576 for 7, 6, 5 convs
+    assert (
+        results["rbnn_ablation_full"]["params"]["training_only_fp32"] == 7 * 144**2 + 6 * 288**2 + 5 * 576**2 + 18 + 672
+    )  # n = 144, 288, 576 for 7, 6, 5 convs

@@ -33,7 +33,9 @@ def test_seeds_fold_into_mean_std(seed_sweep, tmp_path):
     assert set(rows) == {"fp", "xnor"}
     for q, line in rows.items():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        accs = [read_metrics(p)["best_val_acc1"] for p in seed_sweep.iterdir() if p.is_dir() and f"quantizer={q}" in p.name]
+        accs = [
+            read_metrics(p)["best_val_acc1"] for p in seed_sweep.iterdir() if p.is_dir() and f"quantizer={q}" in p.name
+        ]
         assert len(accs) == 3
         assert cells[2] == f"{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f}" and cells[3] == "3"
         assert cells[1] == ("32.00" if q == "fp" else "1.00")
@@ -45,8 +47,10 @@ def test_csv_parses_back_with_the_same_numbers(seed_sweep, tmp_path):
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert [row["quantizer"] for row in rows] == ["fp", "xnor"]
     for row in rows:
-        assert f"| {row['quantizer']} | {float(row['bits_per_weight']):.2f} | {float(row['best_val_acc1_mean']):.2f} ± " \
-               f"{float(row['best_val_acc1_std']):.2f} | {row['n']} |" in md
+        assert (
+            f"| {row['quantizer']} | {float(row['bits_per_weight']):.2f} | {float(row['best_val_acc1_mean']):.2f} ± "
+            f"{float(row['best_val_acc1_std']):.2f} | {row['n']} |" in md
+        )
     latex = run_cli(["report", str(seed_sweep), "--format", "latex"], tmp_path).stdout
     assert latex.startswith(r"\begin{tabular}") and r"$\pm$" in latex
 
@@ -69,8 +73,20 @@ def test_failed_run_inside_a_sweep_is_listed(tmp_path, cifar_root):
     broken = write_cifar_fixture(tmp_path / "broken")
     (broken / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"garbage")
     sweep = tmp_path / "sweep"
-    r = run_cli(["train", "-m", f"data.root={cifar_root},{broken}", "data.batch_size=64", "trainer.max_epochs=1",
-                 "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", *QUICK, f"hydra.sweep.dir={sweep}"], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            f"data.root={cifar_root},{broken}",
+            "data.batch_size=64",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1",
+            *QUICK,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     assert r.returncode != 0  # the sweep reports the failure at the end ...
     statuses = sorted(read_metrics(p)["status"] for p in sweep.iterdir() if p.is_dir())
     assert statuses == ["completed", "failed"]  # ... after running every job
@@ -83,11 +99,18 @@ def test_failed_run_inside_a_sweep_is_listed(tmp_path, cifar_root):
 
 def test_paper_column_and_running_runs(tmp_path):
     """Report reads metrics.json only: hand-made runs check the paper column and statuses."""
+
     def run(name, n_in, acc, seed, status="completed", paper=None):
         d = tmp_path / "sweep" / name
         d.mkdir(parents=True)
-        m = {"overrides": [f"quantizer.n_in={n_in}", f"seed={seed}"], "best_val_acc1": acc, "bits_per_weight": n_in / 20,
-             "epochs": 3, "status": status, "meta": {"paper_value": paper} if paper else {}}
+        m = {
+            "overrides": [f"quantizer.n_in={n_in}", f"seed={seed}"],
+            "best_val_acc1": acc,
+            "bits_per_weight": n_in / 20,
+            "epochs": 3,
+            "status": status,
+            "meta": {"paper_value": paper} if paper else {},
+        }
         (d / "metrics.json").write_text(json.dumps(m))
 
     run("a", 8, 80.0, 1, paper=88.23)
@@ -103,8 +126,10 @@ def test_paper_column_and_running_runs(tmp_path):
     finally:
         lock.release()
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert [(row["quantizer.n_in"], row["bits_per_weight"], row["best_val_acc1_mean"], row["n"], row["paper"], row["delta"])
-            for row in rows[:2]] == [("8", "0.4", "81.0", "2", "88.23", "-7.23"), ("16", "0.8", "85.0", "1", "89.91", "-4.91")]
+    assert [
+        (row["quantizer.n_in"], row["bits_per_weight"], row["best_val_acc1_mean"], row["n"], row["paper"], row["delta"])
+        for row in rows[:2]
+    ] == [("8", "0.4", "81.0", "2", "88.23", "-7.23"), ("16", "0.8", "85.0", "1", "89.91", "-4.91")]
     assert rows[2]["status"].startswith("running: last update") and rows[2]["best_val_acc1_mean"] == ""
 
 

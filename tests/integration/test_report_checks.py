@@ -14,8 +14,15 @@ import pytest
 from binexp.cli import main
 
 
-def write_run(root: Path, name: str, overrides: list[str], experiment: str | None = None, status: str = "completed",
-              max_epochs: int | None = None, **metrics) -> Path:
+def write_run(
+    root: Path,
+    name: str,
+    overrides: list[str],
+    experiment: str | None = None,
+    status: str = "completed",
+    max_epochs: int | None = None,
+    **metrics,
+) -> Path:
     d = root / name
     d.mkdir(parents=True)
     meta = {}
@@ -25,9 +32,20 @@ def write_run(root: Path, name: str, overrides: list[str], experiment: str | Non
         from binexp.preflight import compose
 
         meta = OmegaConf.to_container(compose([f"experiment={experiment}"]).meta, resolve=True)
-    record = {"overrides": overrides, "choices": {"experiment": experiment} if experiment else {}, "meta": meta,
-              "status": status, "epochs": max_epochs or 1, "max_epochs": max_epochs, "best_val_acc1": 80.0,
-              "bits_per_weight": 1.0, "name": name, "model": "resnet20", "quantizer": "x", **metrics}
+    record = {
+        "overrides": overrides,
+        "choices": {"experiment": experiment} if experiment else {},
+        "meta": meta,
+        "status": status,
+        "epochs": max_epochs or 1,
+        "max_epochs": max_epochs,
+        "best_val_acc1": 80.0,
+        "bits_per_weight": 1.0,
+        "name": name,
+        "model": "resnet20",
+        "quantizer": "x",
+        **metrics,
+    }
     (d / "metrics.json").write_text(json.dumps(record))
     return d
 
@@ -45,24 +63,41 @@ def csv_rows(text: str) -> list[dict]:
 def test_a_preset_run_gets_its_paper_value_an_overridden_one_does_not(tmp_path, capsys):
     exp = "flexor_resnet20_b08"
     write_run(tmp_path, "a", [f"experiment={exp}"], exp, max_epochs=500, best_val_acc1=89.0, bits_per_weight=0.8)
-    write_run(tmp_path, "b", [f"experiment={exp}", "quantizer.n_in=8"], exp, max_epochs=500, best_val_acc1=85.0,
-              bits_per_weight=0.4)
+    write_run(
+        tmp_path,
+        "b",
+        [f"experiment={exp}", "quantizer.n_in=8"],
+        exp,
+        max_epochs=500,
+        best_val_acc1=85.0,
+        bits_per_weight=0.4,
+    )
     code, out, _ = report(capsys, tmp_path, "--format", "csv")
     assert code == 0
     rows = {r["quantizer.n_in"]: r for r in csv_rows(out)}
-    assert (rows["16"]["paper"], rows["16"]["delta"], rows["16"]["paper_note"]) == ("89.91", "-0.91", "")  # 16: the preset's N_in
+    assert (rows["16"]["paper"], rows["16"]["delta"], rows["16"]["paper_note"]) == (
+        "89.91",
+        "-0.91",
+        "",
+    )  # 16: the preset's N_in
     assert rows["8"]["paper"] == "" and rows["8"]["delta"] == ""
     assert rows["8"]["paper_note"] == f"{exp}: not the preset: quantizer.n_in=8 (preset 16)"
     code, out, _ = report(capsys, tmp_path)
     line = next(x for x in out.splitlines() if x.startswith("| 8 |"))
-    assert "| — [1] | – |" in line and "[1] no paper value: flexor_resnet20_b08: not the preset: quantizer.n_in=8 (preset 16)" in out
+    assert (
+        "| — [1] | – |" in line
+        and "[1] no paper value: flexor_resnet20_b08: not the preset: quantizer.n_in=8 (preset 16)" in out
+    )
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("quantizer.binary_activations=true", "quantizer.binary_activations=True (preset False)"),
-    ("model=resnet32", "model.name=resnet32 (preset resnet20)"),
-    ("quantizer.flatten=torch", "quantizer.flatten=torch (preset tf)"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("quantizer.binary_activations=true", "quantizer.binary_activations=True (preset False)"),
+        ("model=resnet32", "model.name=resnet32 (preset resnet20)"),
+        ("quantizer.flatten=torch", "quantizer.flatten=torch (preset tf)"),
+    ],
+)
 def test_every_defining_field_hides_the_paper_value(tmp_path, capsys, override, expected):
     exp = "flexor_resnet20_b08"
     write_run(tmp_path, "a", [f"experiment={exp}", override], exp, max_epochs=500)
@@ -76,25 +111,49 @@ def test_smoke_runs_are_marked_and_get_no_paper_value(tmp_path, capsys):
     write_run(tmp_path / "a", "a", [f"experiment={exp}", "data=synthetic", "trainer.max_epochs=1"], exp, max_epochs=1)
     _, out, _ = report(capsys, tmp_path / "a", "--format", "csv")
     (row,) = csv_rows(out)
-    assert row["paper"] == "" and row["paper_note"] == f"{exp}: smoke: synthetic data, 1 epoch (paper: cifar10, 1000 epochs)"
+    assert (
+        row["paper"] == ""
+        and row["paper_note"] == f"{exp}: smoke: synthetic data, 1 epoch (paper: cifar10, 1000 epochs)"
+    )
     write_run(tmp_path / "b", "b", [f"experiment={exp}", "trainer.limit_train_batches=1"], exp, max_epochs=1000)
     _, out, _ = report(capsys, tmp_path / "b", "--format", "csv")
     assert csv_rows(out)[0]["paper_note"] == f"{exp}: smoke: limit_train_batches=1 (paper: cifar10, 1000 epochs)"
 
 
 def test_top5_metric_uses_the_top5_paper_value_or_none(tmp_path, capsys):
-    write_run(tmp_path / "in", "a", ["experiment=bireal_imagenet_resnet18"], "bireal_imagenet_resnet18", max_epochs=256,
-              val_acc5=78.0, best_val_acc1=55.0)
+    write_run(
+        tmp_path / "in",
+        "a",
+        ["experiment=bireal_imagenet_resnet18"],
+        "bireal_imagenet_resnet18",
+        max_epochs=256,
+        val_acc5=78.0,
+        best_val_acc1=55.0,
+    )
     _, out, _ = report(capsys, tmp_path / "in", "--metric", "val_acc5", "--format", "csv")
     (row,) = csv_rows(out)
     assert (row["val_acc5_mean"], row["paper"], row["delta"]) == ("78.0", "79.5", "-1.5")
     _, out, _ = report(capsys, tmp_path / "in", "--format", "csv")
     assert csv_rows(out)[0]["paper"] == "56.4"
-    write_run(tmp_path / "cifar", "a", ["experiment=rbnn_cifar_resnet20"], "rbnn_cifar_resnet20", max_epochs=1000, val_acc5=99.0)
+    write_run(
+        tmp_path / "cifar",
+        "a",
+        ["experiment=rbnn_cifar_resnet20"],
+        "rbnn_cifar_resnet20",
+        max_epochs=1000,
+        val_acc5=99.0,
+    )
     _, out, _ = report(capsys, tmp_path / "cifar", "--metric", "val_acc5", "--format", "csv")
     (row,) = csv_rows(out)
     assert row["paper"] == "" and row["paper_note"] == "the paper gives no top-5 value for this preset"
-    _, out, _ = report(capsys, tmp_path / "cifar", "--metric", "train_loss", "--format", "csv", )
+    _, out, _ = report(
+        capsys,
+        tmp_path / "cifar",
+        "--metric",
+        "train_loss",
+        "--format",
+        "csv",
+    )
     assert csv_rows(out)[0]["paper"] == ""
 
 
@@ -145,13 +204,20 @@ def test_size_huffman_and_alpha_columns_only_when_recorded(tmp_path, capsys):
     _, out, _ = report(capsys, tmp_path / "plain")
     assert "size (KiB)" not in out and "Huffman" not in out and "α final" not in out
     rich = tmp_path / "rich"
-    write_run(rich, "a", ["seed=1"], model_size_kib=33.5, huffman_bits_per_weight=0.9, alpha_final={"l1": 0.5, "l2": 1.0})
-    write_run(rich, "b", ["seed=2"], model_size_kib=33.5, huffman_bits_per_weight=0.8, alpha_final={"l1": 0.7, "l2": 1.0})
+    write_run(
+        rich, "a", ["seed=1"], model_size_kib=33.5, huffman_bits_per_weight=0.9, alpha_final={"l1": 0.5, "l2": 1.0}
+    )
+    write_run(
+        rich, "b", ["seed=2"], model_size_kib=33.5, huffman_bits_per_weight=0.8, alpha_final={"l1": 0.7, "l2": 1.0}
+    )
     _, out, _ = report(capsys, rich, "--by", "quantizer")
     assert "size (KiB)" not in out  # the paper-comparison table stays as it is unless asked
     _, out, _ = report(capsys, rich, "--by", "quantizer", "--alpha", "--columns", "size,huffman,alpha")
     lines = out.splitlines()
-    assert lines[0] == "| quantizer | bits/weight | size (KiB) | Huffman bits/w | α final | best_val_acc1 (%) | n | epochs | status |"
+    assert (
+        lines[0]
+        == "| quantizer | bits/weight | size (KiB) | Huffman bits/w | α final | best_val_acc1 (%) | n | epochs | status |"
+    )
     assert lines[2] == "| x | 1.00 | 33.50 | 0.8500 | 0.8000 | 80.00 ± 0.00 | 2 | 1 | completed |"
     assert "| l1 | 0.6000 |" in out and "| l2 | 1.0000 |" in out
     _, out, _ = report(capsys, rich, "--by", "quantizer", "--format", "csv", "--columns", "size,huffman,alpha")
@@ -159,10 +225,14 @@ def test_size_huffman_and_alpha_columns_only_when_recorded(tmp_path, capsys):
     assert (row["model_size_kib"], row["huffman_bits_per_weight"], row["alpha_final_mean"]) == ("33.5", "0.85", "0.8")
 
 
-def _event_run(root: Path, name: str, steps_per_epoch: int = 4, epochs: int = 3, acc=(10.0, 20.0, 30.0), **metrics) -> Path:
+def _event_run(
+    root: Path, name: str, steps_per_epoch: int = 4, epochs: int = 3, acc=(10.0, 20.0, 30.0), **metrics
+) -> Path:
     from torch.utils.tensorboard import SummaryWriter
 
-    d = write_run(root, name, metrics.pop("overrides", []), epochs=epochs, global_step=steps_per_epoch * epochs, **metrics)
+    d = write_run(
+        root, name, metrics.pop("overrides", []), epochs=epochs, global_step=steps_per_epoch * epochs, **metrics
+    )
     w = SummaryWriter(str(d / "tensorboard"))
     for e in range(epochs):
         step = (e + 1) * steps_per_epoch
@@ -180,11 +250,21 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for n_in in (8, 16):
         for n_out in (10, 20):
-            _event_run(sweep, f"f{n_in}_{n_out}", overrides=[f"quantizer.n_in={n_in}", f"quantizer.n_out={n_out}"],
-                       quantizer="flexor", bits_per_weight=n_in / n_out, best_val_acc1=80 + n_in / n_out)
+            _event_run(
+                sweep,
+                f"f{n_in}_{n_out}",
+                overrides=[f"quantizer.n_in={n_in}", f"quantizer.n_out={n_out}"],
+                quantizer="flexor",
+                bits_per_weight=n_in / n_out,
+                best_val_acc1=80 + n_in / n_out,
+            )
     _event_run(sweep, "fp", overrides=["quantizer=fp"], quantizer="fp", bits_per_weight=32.0, best_val_acc1=92.0)
     code, _, _ = report(capsys, sweep, "--plot", tmp_path / "plots")
-    assert code == 0 and (tmp_path / "plots" / "acc_vs_bits.png").is_file() and (tmp_path / "plots" / "val_curves.png").is_file()
+    assert (
+        code == 0
+        and (tmp_path / "plots" / "acc_vs_bits.png").is_file()
+        and (tmp_path / "plots" / "val_curves.png").is_file()
+    )
     runs = runs_mod.find_runs([str(sweep)])
     by = runs_mod.differing_keys(runs)
     rows = rep.group(runs, by)
@@ -202,7 +282,6 @@ def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
 
 def test_no_bits_plot_when_every_row_has_one_bit_width_and_no_fp(tmp_path):
     from binexp.analysis import report as rep
-    from binexp.analysis import runs as runs_mod
     from binexp.analysis.plots import acc_vs_bits
 
     write_run(tmp_path, "a", ["quantizer=xnor"], quantizer="xnor")

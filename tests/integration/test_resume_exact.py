@@ -20,8 +20,17 @@ from binexp.runstate import effective_status
 from tests.conftest import BIN, QUICK, read_metrics, run_cli
 
 # 4 batches per epoch, 3 epochs: global steps 0..11
-TINY = ["model=resnet20", "data=synthetic", "data.train_size=128", "data.val_size=64", "data.batch_size=32",
-        "data.eval_batch_size=64", "data.image_size=16", "trainer.max_epochs=3", *QUICK]
+TINY = [
+    "model=resnet20",
+    "data=synthetic",
+    "data.train_size=128",
+    "data.val_size=64",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+    "data.image_size=16",
+    "trainer.max_epochs=3",
+    *QUICK,
+]
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 KILL = "binexp.lit.killpoint.KillAt"
 
@@ -29,8 +38,14 @@ KILL = "binexp.lit.killpoint.KillAt"
 def kill_at(name: str, tmp: Path, at: str, signal_name: str = "SIGKILL", step: int = -1, epoch: int = -1) -> list[str]:
     """Overrides adding a KillAt callback that fires once (its once-file disarms it on resume)."""
     key = f"+callbacks.{name}"
-    return [f"{key}._target_={KILL}", f"{key}.at={at}", f"{key}.signal={signal_name}", f"{key}.step={step}",
-            f"{key}.epoch={epoch}", f"{key}.once_file={tmp / (name + '.fired')}"]
+    return [
+        f"{key}._target_={KILL}",
+        f"{key}.at={at}",
+        f"{key}.signal={signal_name}",
+        f"{key}.step={step}",
+        f"{key}.epoch={epoch}",
+        f"{key}.once_file={tmp / (name + '.fired')}",
+    ]
 
 
 def network(run: Path) -> dict[str, torch.Tensor]:
@@ -76,8 +91,14 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     Ctrl-C (SIGINT) two batches into epoch 1 of the resumed run: status interrupted, one line with
     the resume command, a mid-epoch checkpoint; the second resume finishes the run bit-identically."""
     run = tmp_path / "run"
-    args = ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("stop", tmp_path, "batch", "SIGSTOP", step=5),
-            *kill_at("int", tmp_path, "batch", "SIGINT", step=6)]
+    args = [
+        "train",
+        "quantizer=xnor",
+        *TINY,
+        f"hydra.run.dir={run}",
+        *kill_at("stop", tmp_path, "batch", "SIGSTOP", step=5),
+        *kill_at("int", tmp_path, "batch", "SIGINT", step=6),
+    ]
     env = {k: v for k, v in os.environ.items() if k != "BINEXP_VERB"} | ENV
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen([str(BIN), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -96,15 +117,20 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
-    assert interrupt_lines(r.stderr) == [(f"binexp: interrupted by SIGINT at epoch 1, step 6 (checkpoint saved); "
-                                          f"continue with: binexp train resume={run}")], r.stderr[-2000:]
+    assert interrupt_lines(r.stderr) == [
+        (
+            f"binexp: interrupted by SIGINT at epoch 1, step 6 (checkpoint saved); "
+            f"continue with: binexp train resume={run}"
+        )
+    ], r.stderr[-2000:]
     m = read_metrics(run)
     assert m["status"] == "interrupted" and effective_status(run, m) == "interrupted" and "error" not in m
     assert m["global_step"] == 6 and m["val_acc1"] is not None  # epoch 0's numbers stand until epoch 1 has its own
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 6 and ckpt["epoch"] == 1  # mid-epoch: 2 of epoch 1's 4 batches trained
     assert ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
-        {"epoch": 1, "batches": 2, "seed": 0, "batch_size": 32}]
+        {"epoch": 1, "batches": 2, "seed": 0, "batch_size": 32}
+    ]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
@@ -115,8 +141,12 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     before = (run / "metrics.json").read_bytes()
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert interrupt_lines(r.stderr) == [(f"binexp: {run} already completed its 3 epochs; nothing to do "
-                                          f"(fix: add trainer.max_epochs=<more> to train it further)")]
+    assert interrupt_lines(r.stderr) == [
+        (
+            f"binexp: {run} already completed its 3 epochs; nothing to do "
+            f"(fix: add trainer.max_epochs=<more> to train it further)"
+        )
+    ]
     assert (run / "metrics.json").read_bytes() == before
 
 
@@ -124,8 +154,10 @@ def test_a_killed_process_leaves_its_lock_free_so_the_run_reads_dead(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps({"status": "running"}))
-    code = ("import sys, time; from binexp.runstate import RunLock; "
-            f"assert RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from binexp.runstate import RunLock; "
+        f"assert RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
@@ -138,12 +170,19 @@ def test_a_killed_process_leaves_its_lock_free_so_the_run_reads_dead(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quantizer, kills", [
-    # RBNN: killed while last.ckpt of epoch 0 is half written (resume falls back to the newest readable
-    # checkpoint), then right after epoch 1's rotation update, then SIGTERM one batch into epoch 2
-    ("rbnn", [("checkpoint_write", "SIGKILL", -1, 0), ("epoch_start", "SIGKILL", -1, 1), ("batch", "SIGTERM", 9, -1)]),
-    ("flexor", [("batch", "SIGKILL", 6, -1)]),
-], ids=["rbnn", "flexor"])
+@pytest.mark.parametrize(
+    "quantizer, kills",
+    [
+        # RBNN: killed while last.ckpt of epoch 0 is half written (resume falls back to the newest readable
+        # checkpoint), then right after epoch 1's rotation update, then SIGTERM one batch into epoch 2
+        (
+            "rbnn",
+            [("checkpoint_write", "SIGKILL", -1, 0), ("epoch_start", "SIGKILL", -1, 1), ("batch", "SIGTERM", 9, -1)],
+        ),
+        ("flexor", [("batch", "SIGKILL", 6, -1)]),
+    ],
+    ids=["rbnn", "flexor"],
+)
 def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quantizer, kills):
     run = tmp_path / "run"
     args = ["train", f"quantizer={quantizer}", *TINY, f"hydra.run.dir={run}"]
@@ -152,7 +191,11 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
     r = run_cli(args, tmp_path, env=ENV)
     for i, (at, sig, step, epoch) in enumerate(kills):
         killed = sig == "SIGKILL"
-        assert r.returncode == (-signal.SIGKILL if killed else 128 + getattr(signal, sig)), (i, r.returncode, r.stderr[-2000:])
+        assert r.returncode == (-signal.SIGKILL if killed else 128 + getattr(signal, sig)), (
+            i,
+            r.returncode,
+            r.stderr[-2000:],
+        )
         assert (tmp_path / f"k{i}.fired").exists()
         m = read_metrics(run)
         if killed:
@@ -168,12 +211,16 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
 
 def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path):
     run = tmp_path / "run"
-    r = run_cli(["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("int", tmp_path, "fit_start", "SIGINT")],
-                tmp_path, env=ENV)
+    r = run_cli(
+        ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("int", tmp_path, "fit_start", "SIGINT")],
+        tmp_path,
+        env=ENV,
+    )
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
-    assert interrupt_lines(r.stderr) == [("binexp: interrupted by SIGINT during start-up, before anything was trained; "
-                                          "run the same command again")], r.stderr[-2000:]
+    assert interrupt_lines(r.stderr) == [
+        ("binexp: interrupted by SIGINT during start-up, before anything was trained; run the same command again")
+    ], r.stderr[-2000:]
     # nothing that makes the preflight call the folder a run: the same command can run again
     assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
 

@@ -15,11 +15,29 @@ from tests.conftest import read_metrics, run_cli
 
 EPOCHS = 2
 # the epoch line: epoch / max, train loss and top-1, val top-1 (best), LR, epoch time, images/s, ETA
-EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)  train loss (\d+\.\d{4}) top-1 (\d+\.\d\d)%  val top-1 (\d+\.\d\d)% "
-                        r"\(best (\d+\.\d\d)%\)  lr (\S+)  (\d+\.\d) s  ([\d,]+) img/s  ETA (\d+:\d\d:\d\d)$")
-NOISE = ["GPU available", "TPU available", "litlogger", "Tip:", "Total params", "Total estimated model params size",
-         "| Name", "Total Flops", "LeafSpec", "log_every_n_steps", "logging interval", "`Trainer.fit` stopped", "\r",
-         "Sanity Checking", "Epoch 0:", "it/s", "layer layer1.0.conv1:"]
+EPOCH_LINE = re.compile(
+    r"epoch (\d+)/(\d+)  train loss (\d+\.\d{4}) top-1 (\d+\.\d\d)%  val top-1 (\d+\.\d\d)% "
+    r"\(best (\d+\.\d\d)%\)  lr (\S+)  (\d+\.\d) s  ([\d,]+) img/s  ETA (\d+:\d\d:\d\d)$"
+)
+NOISE = [
+    "GPU available",
+    "TPU available",
+    "litlogger",
+    "Tip:",
+    "Total params",
+    "Total estimated model params size",
+    "| Name",
+    "Total Flops",
+    "LeafSpec",
+    "log_every_n_steps",
+    "logging interval",
+    "`Trainer.fit` stopped",
+    "\r",
+    "Sanity Checking",
+    "Epoch 0:",
+    "it/s",
+    "layer layer1.0.conv1:",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +46,23 @@ def sweep(tmp_path_factory) -> tuple[Path, object]:
     the sanity check left on (the defaults), but the output is not a terminal."""
     cwd = tmp_path_factory.mktemp("seeing")
     out = cwd / "sweep"
-    r = run_cli(["train", "-m", "quantizer=fp,xnor", "data=synthetic", "data.batch_size=32", "data.eval_batch_size=64",
-                 "logger=csv", f"trainer.max_epochs={EPOCHS}", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-                 "trainer.num_sanity_val_steps=1", f"hydra.sweep.dir={out}"], cwd)
+    r = run_cli(
+        [
+            "train",
+            "-m",
+            "quantizer=fp,xnor",
+            "data=synthetic",
+            "data.batch_size=32",
+            "data.eval_batch_size=64",
+            "logger=csv",
+            f"trainer.max_epochs={EPOCHS}",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=1",
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return out, r
 
@@ -80,8 +112,10 @@ def test_no_noise_and_the_compact_summary_instead(sweep):
     # ResNet-20 xnor: 267,264 binarized weights + 3,258 32-bit values (tests/integration/test_train_cli.py)
     assert "270,522 params (267,264 at 1 bit, 3,258 at 32 bits); 18 binarized layers, 1.0 bits/weight" in xnor
     # 1-bit weights + 32-bit values: (267,264 + 32 * 3,258) / 8 / 1024 KiB; MACs as binexp summary counts them
-    assert ("deployed size 45.35 KiB (float-32 1,056.73 KiB, 23.3x); MACs 40.11 M binary + 443.01 k full precision "
-            "(98.9 % binary)") in xnor
+    assert (
+        "deployed size 45.35 KiB (float-32 1,056.73 KiB, 23.3x); MACs 40.11 M binary + 443.01 k full precision "
+        "(98.9 % binary)"
+    ) in xnor
     assert "270,522 params" in console
 
 
@@ -109,9 +143,18 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
         layout = layout_pb2.Layout()
         layout.ParseFromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
         charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-        for stat in ("angular_bias", "quant_error", "flip_rate", "rbnn_alpha_mean", "act_angular_bias",
-                     "quant_error_unscaled", "quant_error_rotated", "quant_error_mixed", "rbnn_theta_dev_max",
-                     "rbnn_theta_grad_norm"):
+        for stat in (
+            "angular_bias",
+            "quant_error",
+            "flip_rate",
+            "rbnn_alpha_mean",
+            "act_angular_bias",
+            "quant_error_unscaled",
+            "quant_error_rotated",
+            "quant_error_mixed",
+            "rbnn_theta_dev_max",
+            "rbnn_theta_grad_norm",
+        ):
             assert charts[stat] == [f"^{stat}/"], stat
         assert charts["method/rbnn_t"] == ["^method/rbnn_t$"] and charts["model (bits per weight, ...)"] == ["^model/"]
         if "xnor" in job.name:  # one chart, every layer overlaid: the regex takes all 18 layers
@@ -134,7 +177,9 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
     assert sessions["0_quantizer=fp"]["quantizer"] == "fp" and sessions["1_quantizer=xnor"]["quantizer"] == "xnor"
     assert sessions["0_quantizer=fp"]["experiment"] == "none" and sessions["0_quantizer=fp"]["data"] == "synthetic"
     assert sessions["0_quantizer=fp"].keys() == sessions["1_quantizer=xnor"].keys()
-    assert sessions["0_quantizer=fp"]["trainer.max_epochs"] == "2" and "hydra.sweep.dir" not in sessions["0_quantizer=fp"]
+    assert (
+        sessions["0_quantizer=fp"]["trainer.max_epochs"] == "2" and "hydra.sweep.dir" not in sessions["0_quantizer=fp"]
+    )
 
 
 def test_layer_diagnostics_reach_the_csv_logger_too(sweep):
@@ -154,8 +199,19 @@ def test_layer_diagnostics_reach_the_csv_logger_too(sweep):
 
 @pytest.mark.slow
 def test_verbose_brings_lightning_back(tmp_path):
-    r = run_cli(["train", "-v", "data=synthetic", "quantizer=flexor", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
-                 "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0"], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "-v",
+            "data=synthetic",
+            "quantizer=flexor",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=1",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     console = r.stdout + r.stderr
     for line in ("GPU available", "Total params", "layer layer1.0.conv1: {'n_in'"):

@@ -15,8 +15,13 @@ from tables import TABLES  # noqa: E402
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_table_script_smoke(name, tmp_path):
     out = tmp_path / "sweep"
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), name, "--smoke", "--out", str(out)],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tables.py"), name, "--smoke", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     experiments = TABLES[name][1]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| ") and not line.startswith("| experiment")]
@@ -40,13 +45,23 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
     lines = stdout.splitlines()
     header = next(line for line in lines if line.startswith("| experiment"))
     assert header == "| experiment | bits/weight | best_val_acc1 (%) | n | paper | Δ | epochs | status |"
-    md = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines
-                            if line.startswith("| flexor_"))}
+    md = {
+        c[0]: c
+        for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines if line.startswith("| flexor_"))
+    }
     # FleXOR (arXiv:2009.04690) Table 1: ResNet-20 at N_out = 20 with per-layer ceil
-    assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == ["1.0008", "0.8006", "0.6005", "0.4003"]
+    assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == [
+        "1.0008",
+        "0.8006",
+        "0.6005",
+        "0.4003",
+    ]
     # a smoke run is never printed beside FleXOR Table 1's number (88.23, 91.20): "—" and a footnote why
     assert md["flexor_resnet20_b04"][4].startswith("— [") and md["flexor_resnet32_b08"][4].startswith("— [")
-    assert "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 (paper: cifar10, 500 epochs)" in stdout
+    assert (
+        "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 (paper: cifar10, 500 epochs)"
+        in stdout
+    )
     r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
@@ -55,7 +70,9 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
         cells = md[row["experiment"]]
         assert float(row["bits_per_weight"]) == float(cells[1])
         assert float(row["best_val_acc1_mean"]) == float(cells[2]) and row["n"] == cells[3] == "1"
-        assert row["paper"] == row["delta"] == "" and row["paper_note"].startswith(f"{row['experiment']}: smoke: synthetic data")
+        assert row["paper"] == row["delta"] == "" and row["paper_note"].startswith(
+            f"{row['experiment']}: smoke: synthetic data"
+        )
 
 
 def test_readme_lists_every_table_script_with_its_wall_time():
@@ -67,12 +84,17 @@ def test_readme_lists_every_table_script_with_its_wall_time():
 
 
 def test_tables_list_and_unknown_table():
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), "--list"], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tables.py"), "--list"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert [line.split()[0] for line in r.stdout.splitlines()] == list(TABLES)
     assert all(f"({len(TABLES[line.split()[0]][1])} runs, " in line for line in r.stdout.splitlines())
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "tables.py"), "no_such_table"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "tables.py"), "no_such_table"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "unknown table 'no_such_table'" in r.stderr and r.stdout == ""
     assert not list(REPO.glob("scripts/table_*.py"))  # one entry point, no per-table wrappers

@@ -82,8 +82,17 @@ def test_shape_mismatch_and_missing_checkpoint(tmp_path, stage1):
 
 def test_distillation_from_a_teacher_run(tmp_path, stage1):
     run = tmp_path / "student"
-    r = run_cli(["train", "quantizer=xnor", f"distill.teacher={stage1}", "distill.temperature=2", *SHORT,
-                 f"hydra.run.dir={run}"], tmp_path)
+    r = run_cli(
+        [
+            "train",
+            "quantizer=xnor",
+            f"distill.teacher={stage1}",
+            "distill.temperature=2",
+            *SHORT,
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert read_metrics(run)["status"] == "completed"
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -105,7 +114,9 @@ def test_distillation_loss_values():
 @pytest.mark.parametrize("preset", ["two_stage_stage1", "two_stage_stage2"])
 def test_two_stage_presets_launch(tmp_path, preset):
     run = tmp_path / "run"
-    r = run_cli(["train", f"experiment={preset}", *SHORT, "trainer.limit_train_batches=1", f"hydra.run.dir={run}"], tmp_path)
+    r = run_cli(
+        ["train", f"experiment={preset}", *SHORT, "trainer.limit_train_batches=1", f"hydra.run.dir={run}"], tmp_path
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["quantizer"] == "bireal"
@@ -119,8 +130,13 @@ def test_two_stage_script_runs_both_stages(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "two_stage.py"
-    r = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path / "ts")], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--out", str(tmp_path / "ts")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| two_stage_stage1 | 32.00 |" in r.stdout and "| two_stage_stage2 | 1.00 |" in r.stdout
     m = read_metrics(tmp_path / "ts" / "stage2")

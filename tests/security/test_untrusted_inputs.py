@@ -64,7 +64,11 @@ def test_checkpoint_through_train_options(cli, tmp_path, option):
     marker = tmp_path / "fired"
     evil = evil_checkpoint(tmp_path / "evil.ckpt", marker)
     code, lines = cli(["train", "data=synthetic", f"{option}={evil}"])
-    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"binexp: error: {option}: checkpoint {evil} asks to build ")
+    assert (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith(f"binexp: error: {option}: checkpoint {evil} asks to build ")
+    )
     assert "system" in lines[0] and "nothing was run" in lines[0]
     assert not marker.exists() and not (tmp_path / "outputs").exists()
 
@@ -73,7 +77,11 @@ def test_checkpoint_through_export(cli, tmp_path):
     marker = tmp_path / "fired"
     evil = evil_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", marker)
     code, lines = cli(["export", str(tmp_path / "run"), str(tmp_path / "out.flexor")])
-    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"binexp: error: export: checkpoint {evil} asks to build ")
+    assert (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith(f"binexp: error: export: checkpoint {evil} asks to build ")
+    )
     assert not marker.exists() and not (tmp_path / "out.flexor").exists()
 
 
@@ -83,7 +91,11 @@ def test_checkpoint_through_resume(cli, tmp_path):
     evil = evil_checkpoint(run / "checkpoints" / "last.ckpt", marker)
     before = tree(run)
     code, lines = cli(["train", f"resume={run}"])
-    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"binexp: error: resume: checkpoint {evil} asks to build ")
+    assert (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith(f"binexp: error: resume: checkpoint {evil} asks to build ")
+    )
     assert not marker.exists() and tree(run) == before
 
 
@@ -113,22 +125,35 @@ def test_safe_checkpoint_io_refuses_and_loads(tmp_path):
     marker = tmp_path / "fired"
     io = checkpoint.safe_checkpoint_io()
     with pytest.raises(BinexpError, match="asks to build"):
-        io.load_checkpoint(evil_checkpoint(tmp_path / "evil.ckpt", marker), weights_only=False)  # even when asked for an unsafe load
+        io.load_checkpoint(
+            evil_checkpoint(tmp_path / "evil.ckpt", marker), weights_only=False
+        )  # even when asked for an unsafe load
     assert not marker.exists()
     good = fake_checkpoint(tmp_path / "good.ckpt")
     io.save_checkpoint(io.load_checkpoint(good), tmp_path / "copy.ckpt")
     copy = torch.load(tmp_path / "copy.ckpt", weights_only=True)
     assert set(copy["state_dict"]) == set(torch.load(good, weights_only=True)["state_dict"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.ckpt", "evil.ckpt", "good.ckpt"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "copy.ckpt",
+        "evil.ckpt",
+        "good.ckpt",
+    ]  # no temporary file left
 
 
-@pytest.mark.parametrize("injected", [
-    ["+callbacks.evil._target_=builtins.open", "+callbacks.evil.file={marker}", "+callbacks.evil.mode=w"],
-    ["+callbacks.evil={{_target_:builtins.open,file:'{marker}',mode:w}}"],
-    ["callbacks.lr_monitor._target_=builtins.open", "+callbacks.lr_monitor.file={marker}", "+callbacks.lr_monitor.mode=w"],
-    ["+anywhere.deep._target_=builtins.open"],
-    ["hydra.callbacks.evil._target_=builtins.open"],
-])
+@pytest.mark.parametrize(
+    "injected",
+    [
+        ["+callbacks.evil._target_=builtins.open", "+callbacks.evil.file={marker}", "+callbacks.evil.mode=w"],
+        ["+callbacks.evil={{_target_:builtins.open,file:'{marker}',mode:w}}"],
+        [
+            "callbacks.lr_monitor._target_=builtins.open",
+            "+callbacks.lr_monitor.file={marker}",
+            "+callbacks.lr_monitor.mode=w",
+        ],
+        ["+anywhere.deep._target_=builtins.open"],
+        ["hydra.callbacks.evil._target_=builtins.open"],
+    ],
+)
 def test_run_dir_with_injected_target(cli, tmp_path, injected):
     marker = tmp_path / "fired"
     saved = ["data=synthetic", *(o.format(marker=marker) for o in injected)]
@@ -142,10 +167,21 @@ def test_run_dir_with_injected_target(cli, tmp_path, injected):
 
 def test_the_same_target_from_the_command_line_is_refused_too(cli, tmp_path):
     marker = tmp_path / "fired"
-    code, lines = cli(["train", "data=synthetic", "+callbacks.evil._target_=builtins.open", f"+callbacks.evil.file={marker}",
-                       "+callbacks.evil.mode=w"])
-    assert code == 2 and lines == [("binexp: error: callbacks.evil: _target_='builtins.open' is not allowed; fix: only classes "
-                                    "of lightning.pytorch.callbacks and binexp may be instantiated from a config")]
+    code, lines = cli(
+        [
+            "train",
+            "data=synthetic",
+            "+callbacks.evil._target_=builtins.open",
+            f"+callbacks.evil.file={marker}",
+            "+callbacks.evil.mode=w",
+        ]
+    )
+    assert code == 2 and lines == [
+        (
+            "binexp: error: callbacks.evil: _target_='builtins.open' is not allowed; fix: only classes "
+            "of lightning.pytorch.callbacks and binexp may be instantiated from a config"
+        )
+    ]
     assert not marker.exists() and not (tmp_path / "outputs").exists()
 
 
@@ -153,10 +189,20 @@ def test_cifar_batch_with_payload(cli, tmp_path):
     marker = tmp_path / "fired"
     root = write_cifar_fixture(tmp_path / "cifar", per_batch=8, test=8)
     evil_cifar_batch(root / "cifar-10-batches-py" / "data_batch_1", marker)
-    code, lines = cli(["train", "data=cifar10", f"data.root={root}", f"hydra.run.dir={tmp_path / 'run'}",
-                       "trainer.enable_progress_bar=false"])
+    code, lines = cli(
+        [
+            "train",
+            "data=cifar10",
+            f"data.root={root}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
     assert code == 1 and sum(line.startswith("binexp: error:") for line in lines) == 1
-    assert "data_batch_1 is not plain data (refused global posix.system" in lines[-1] or "refused global nt.system" in lines[-1]
+    assert (
+        "data_batch_1 is not plain data (refused global posix.system" in lines[-1]
+        or "refused global nt.system" in lines[-1]
+    )
     assert not marker.exists()
 
 
@@ -185,8 +231,11 @@ def test_binexp_checkpoints_need_nothing_beyond_the_default_allow_list(tmp_path)
             data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
         text = io.StringIO()
         pickletools.dis(data, out=text)
-        globals_ = {line.split("GLOBAL", 1)[1].strip().strip("'").replace(" ", ".") for line in text.getvalue().splitlines()
-                    if " GLOBAL " in line}
+        globals_ = {
+            line.split("GLOBAL", 1)[1].strip().strip("'").replace(" ", ".")
+            for line in text.getvalue().splitlines()
+            if " GLOBAL " in line
+        }
         assert globals_ and globals_ <= allowed, (q, globals_ - allowed)
         assert checkpoint.load(path, "init_from")["epoch"] == 0
     assert checkpoint.SAFE_GLOBALS == ()

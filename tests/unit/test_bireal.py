@@ -50,7 +50,9 @@ REFERENCES = {
     # paper / larq MagnitudeAwareSign: stop-gradient alpha times clipped-STE sign
     "paper": lambda w: _alpha(w).detach() * clipped_ste_sign(w),
     # official PyTorch code, literally: alpha*sign(W) detached, gradient through clamp(W, -1, 1)
-    "official_pytorch": lambda w: (_alpha(w) * _sign(w)).detach() - torch.clamp(w, -1, 1).detach() + torch.clamp(w, -1, 1),
+    "official_pytorch": lambda w: (
+        (_alpha(w) * _sign(w)).detach() - torch.clamp(w, -1, 1).detach() + torch.clamp(w, -1, 1)
+    ),
     # Caffe: gradient straight through
     "caffe": lambda w: (_alpha(w) * _sign(w)).detach() + w - w.detach(),
     # autograd through alpha as well
@@ -81,13 +83,16 @@ def test_weight_gradient_matches_autograd_of_its_definition(variant):
     assert (w.abs() > 1).any() and (w.abs() < 1).any()  # both sides of the clip are exercised
 
 
-@pytest.mark.parametrize("variant,expected", [
-    ("paper", [0.8, 0.0, 2.4, 3.2]),             # alpha * 1{|W| <= 1} * g
-    ("official_pytorch", [1.0, 0.0, 3.0, 4.0]),  # 1{|W| <= 1} * g
-    ("caffe", [1.0, 2.0, 3.0, 4.0]),             # g
-    # alpha*F'(W)*g + sign(W)/n * sum_j g_j sign(W_j); sum g*sign(W) = -2, n = 4
-    ("exact", [0.3, 0.5, 1.9, 3.7]),
-])
+@pytest.mark.parametrize(
+    "variant,expected",
+    [
+        ("paper", [0.8, 0.0, 2.4, 3.2]),  # alpha * 1{|W| <= 1} * g
+        ("official_pytorch", [1.0, 0.0, 3.0, 4.0]),  # 1{|W| <= 1} * g
+        ("caffe", [1.0, 2.0, 3.0, 4.0]),  # g
+        # alpha*F'(W)*g + sign(W)/n * sum_j g_j sign(W_j); sum g*sign(W) = -2, n = 4
+        ("exact", [0.3, 0.5, 1.9, 3.7]),
+    ],
+)
 def test_weight_gradient_at_fixed_points(variant, expected):
     conv = layer(weight_grad=variant)
     assert conv.quantized_weight().flatten().tolist() == pytest.approx([0.8, -0.8, 0.8, -0.8])
@@ -181,12 +186,18 @@ def test_storage_is_one_bit_per_weight_plus_alpha():
     assert (s.weights, s.weight_bits, s.inference_floats, s.bits_per_weight) == (4608, 4608, 32, 1.0)
 
 
-@pytest.mark.parametrize("kw,message", [
-    ({"weight_grad": "larq"}, "quantizer.weight_grad='larq' is not valid; choose one of: paper, official_pytorch, caffe, exact"),
-    ({"act_surrogate": "nope"}, "quantizer.act_surrogate='nope' is not valid"),
-    ({"weight_surrogate": "nope"}, "quantizer.weight_surrogate='nope' is not valid"),
-    ({"binary_weights": False, "binary_activations": False}, "use quantizer=fp"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        (
+            {"weight_grad": "larq"},
+            "quantizer.weight_grad='larq' is not valid; choose one of: paper, official_pytorch, caffe, exact",
+        ),
+        ({"act_surrogate": "nope"}, "quantizer.act_surrogate='nope' is not valid"),
+        ({"weight_surrogate": "nope"}, "quantizer.weight_surrogate='nope' is not valid"),
+        ({"binary_weights": False, "binary_activations": False}, "use quantizer=fp"),
+    ],
+)
 def test_bad_config_is_refused(kw, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         BiRealConfig(**kw)

@@ -9,9 +9,11 @@ import sys
 from binexp import catalog
 from binexp.cli import main
 
-NO_HEAVY = ("import sys; from binexp.cli import main; main({args!r}); "
-            "heavy = [m for m in ('torch', 'lightning', 'hydra', 'omegaconf') if m in sys.modules]; "
-            "assert not heavy, heavy")
+NO_HEAVY = (
+    "import sys; from binexp.cli import main; main({args!r}); "
+    "heavy = [m for m in ('torch', 'lightning', 'hydra', 'omegaconf') if m in sys.modules]; "
+    "assert not heavy, heavy"
+)
 
 
 def test_catalog_matches_the_registries():
@@ -31,7 +33,9 @@ def test_catalog_matches_the_registries():
 
 def test_list_help_and_version_import_nothing_heavy():
     for args in (["list"], ["list", "experiment"], ["--help"], ["--version"]):
-        r = subprocess.run([sys.executable, "-c", NO_HEAVY.format(args=args)], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", NO_HEAVY.format(args=args)], capture_output=True, text=True, timeout=60
+        )
         assert r.returncode == 0, (args, r.stderr[-2000:])
 
 
@@ -57,8 +61,10 @@ def test_list_experiment_shows_paper_table_and_value(capsys):
 
 def test_list_unknown_group_is_one_line(capsys):
     assert main(["list", "quantizers"]) == 2
-    assert capsys.readouterr().err.strip() == ("binexp: error: unknown group 'quantizers'; choose one of: quantizer, "
-                                                "model, data, schedule, experiment, activation, surrogate, trainer")
+    assert capsys.readouterr().err.strip() == (
+        "binexp: error: unknown group 'quantizers'; choose one of: quantizer, "
+        "model, data, schedule, experiment, activation, surrogate, trainer"
+    )
 
 
 def test_experiment_meta_reads_what_omegaconf_reads():

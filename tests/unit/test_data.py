@@ -21,7 +21,7 @@ def test_random_crop_matches_a_window_of_the_padded_image():
     dy = torch.randint(0, 5, (64,), generator=g)
     dx = torch.randint(0, 5, (64,), generator=g)
     for i in range(64):
-        assert torch.equal(out[i], padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8])
+        assert torch.equal(out[i], padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8])
     assert out.dtype == torch.uint8 and len({(int(a), int(b)) for a, b in zip(dy, dx)}) > 10
 
 
@@ -100,8 +100,9 @@ def test_tensor_decode_matches_the_pil_pipeline(tmp_path):
                 Image.fromarray(img).save(d / f"{i}.jpg", quality=95)
             Image.fromarray(img).save(d / "png.png")  # a non-JPEG file takes the CPU fallback
     pil = ImageFolderDataModule(root=str(tmp_path), image_size=32, batch_size=4, eval_batch_size=8, num_workers=0)
-    tensor = ImageFolderDataModule(root=str(tmp_path), image_size=32, batch_size=4, eval_batch_size=8, num_workers=0,
-                                   decode="tensor")
+    tensor = ImageFolderDataModule(
+        root=str(tmp_path), image_size=32, batch_size=4, eval_batch_size=8, num_workers=0, decode="tensor"
+    )
     pil.setup()
     tensor.setup()
     xp, yp = next(iter(pil.val_dataloader()))

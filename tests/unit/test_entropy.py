@@ -92,5 +92,9 @@ def test_model_entropy_totals_and_flexor_planes():
     assert r["sign_entropy_bits_per_weight"] == round(s["sign_entropy_bits"] / n, 6)
     assert r["huffman_bits_per_weight"] == round(s["huffman_bits"] / n, 6)
     assert r["stored_bits_per_weight"] == round(2 * 8 * math.ceil(216 / 20) / 216, 6)
-    assert r["kernel_entropy_bits_per_weight"] <= r["huffman_bits_per_weight"] <= r["kernel_entropy_bits_per_weight"] + 2 / 9
+    assert (
+        r["kernel_entropy_bits_per_weight"]
+        <= r["huffman_bits_per_weight"]
+        <= r["kernel_entropy_bits_per_weight"] + 2 / 9
+    )
     assert model_entropy(nn.Sequential(nn.Conv2d(3, 4, 3))) == {}

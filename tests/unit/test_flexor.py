@@ -18,7 +18,7 @@ from binexp.quant import ConvFactory, gf2, quantized_layers
 from binexp.quant.flexor import FlexorConfig, FlexorConv2d, taps_of, xor_decrypt_pm1, xor_matrix, xor_pm1
 from binexp.quant.flexor_export import claimed_bytes, pack_model, unpack
 
-FIG2 = np.array([[int(c) for c in row] for row in "1011 1100 1110 0011 0101 0111".split()], dtype=np.uint8)
+FIG2 = np.array([[int(c) for c in row] for row in ["1011", "1100", "1110", "0011", "0101", "0111"]], dtype=np.uint8)
 
 
 def make_layer(c_in=1, c_out=1, k=1, **kw) -> FlexorConv2d:
@@ -53,6 +53,7 @@ def reference_bits(layer: FlexorConv2d) -> np.ndarray:
 
 # -- the +-1 XOR ---------------------------------------------------------------------------
 
+
 def test_two_input_truth_table():
     table = {(-1, -1): -1, (-1, 1): 1, (1, -1): 1, (1, 1): -1}
     for (a, b), y in table.items():
@@ -79,11 +80,18 @@ def test_fig2_decryption_table_in_both_domains():
 
 # -- training forward == integer XOR decryption ----------------------------------------------
 
+
 @pytest.mark.parametrize("flatten", ["tf", "torch"])
 @pytest.mark.parametrize("q", [1, 2])
-@pytest.mark.parametrize("policy,n_in,n_out,n_tap", [
-    ("unconstrained", 12, 20, 2), ("no_unused", 7, 11, 3), ("full_rank", 24, 20, 2), ("bernoulli", 5, 7, 2),
-])
+@pytest.mark.parametrize(
+    "policy,n_in,n_out,n_tap",
+    [
+        ("unconstrained", 12, 20, 2),
+        ("no_unused", 7, 11, 3),
+        ("full_rank", 24, 20, 2),
+        ("bernoulli", 5, 7, 2),
+    ],
+)
 def test_forward_equals_integer_xor(flatten, q, policy, n_in, n_out, n_tap):
     torch.manual_seed(1)
     # 6*5*3*3 = 270 weights: not a multiple of any n_out here (partial last slice)
@@ -115,6 +123,7 @@ def test_every_scheme_has_the_same_forward(scheme):
 
 
 # -- surrogate gradients ---------------------------------------------------------------------
+
 
 def two_tap(scheme="flexor", xa=0.1, xb=-0.3, s=10.0):
     layer = make_layer(n_in=2, n_out=1, n_tap=2, scheme=scheme, s_tanh=s, alpha_init=1.0)
@@ -223,7 +232,7 @@ def test_identity_matrix_reduces_to_per_channel_binarization():
         else:
             got = layer.encrypted.grad.reshape(-1)[: layer.num_weights].reshape(3, 3, 3, 4).permute(3, 2, 0, 1)
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
-        assert torch.all(layer.encrypted.grad.reshape(-1)[layer.num_weights:] == 0)  # dropped bits get no gradient
+        assert torch.all(layer.encrypted.grad.reshape(-1)[layer.num_weights :] == 0)  # dropped bits get no gradient
 
 
 def test_q2_weight_levels():
@@ -243,6 +252,7 @@ def test_q2_weight_levels():
 
 
 # -- the XOR network and its diagnostics ---------------------------------------------------------
+
 
 def test_fig2_rank_and_unused_inputs():
     assert gf2.rank(FIG2) == 4
@@ -290,7 +300,9 @@ def test_matrix_is_a_function_of_the_settings_and_the_seed():
     shared = make_layer(16, 16, 3, n_in=12, seed=5, q=2, plane_matrices="shared")
     assert torch.equal(shared.xor_matrix[0], shared.xor_matrix[1])
     torch.manual_seed(1234)  # seed=null: the run's seed (what seed_everything set)
-    assert torch.equal(make_layer(16, 16, 3, n_in=12, seed=None).xor_matrix, make_layer(16, 16, 3, n_in=12, seed=1234).xor_matrix)
+    assert torch.equal(
+        make_layer(16, 16, 3, n_in=12, seed=None).xor_matrix, make_layer(16, 16, 3, n_in=12, seed=1234).xor_matrix
+    )
 
 
 def test_in_place_copy_of_the_matrix_is_picked_up_at_epoch_start():
@@ -319,6 +331,7 @@ def test_state_dict_restores_the_matrix_and_the_gather_form():
 
 
 # -- schedules -----------------------------------------------------------------------------------
+
 
 def test_s_tanh_warmup_doubling_and_clipping():
     layer = make_layer(4, 4, 3, s_tanh=10.0, s_tanh_start=5.0, s_tanh_warmup_epochs=100)
@@ -350,7 +363,9 @@ def test_weight_decay_on_encrypted_only():
     everything = ClassifierModule(ModelConfig(name="resnet20"), FlexorConfig(seed=0), sched, 10)
     assert len(build_optimizer(sched, everything.optimizer_params()).param_groups) == 1
     torch.manual_seed(0)
-    module = ClassifierModule(ModelConfig(name="resnet20"), FlexorConfig(seed=0, weight_decay_on="encrypted"), sched, 10)
+    module = ClassifierModule(
+        ModelConfig(name="resnet20"), FlexorConfig(seed=0, weight_decay_on="encrypted"), sched, 10
+    )
     opt = build_optimizer(sched, module.optimizer_params())
     decayed, rest = opt.param_groups
     layers = [layer for _, layer in quantized_layers(module.net)]
@@ -388,6 +403,7 @@ def test_bad_config_values_are_rejected():
 
 # -- model-level bits ----------------------------------------------------------------------------
 
+
 def flexor_net(model="resnet20", **kw):
     kw.setdefault("seed", 0)
     return build_model(ModelConfig(name=model), ConvFactory(FlexorConfig(**kw)), 10)
@@ -399,8 +415,10 @@ def test_resnet20_bits_per_weight_include_the_ceil(n_in, bits):
     assert b["bits_per_weight"] == bits
     assert b["params"]["binarized_weights"] == 267_264
     # alpha: 672 output channels at 32 bits
-    assert b["bits_per_weight_with_scales"] == round(bits + 672 * 32 / 267_264, 4) or abs(
-        b["bits_per_weight_with_scales"] - (bits + 672 * 32 / 267_264)) < 2e-4
+    assert (
+        b["bits_per_weight_with_scales"] == round(bits + 672 * 32 / 267_264, 4)
+        or abs(b["bits_per_weight_with_scales"] - (bits + 672 * 32 / 267_264)) < 2e-4
+    )
     rep = b["method_report"]
     assert rep["flexor_layers"] == 18 and rep["flexor_bits_per_weight"] == pytest.approx(bits, abs=1e-4)
     # every layer has the same settings, hence the same M: effective bits = bits * rank / N_in
@@ -408,7 +426,9 @@ def test_resnet20_bits_per_weight_include_the_ceil(n_in, bits):
     assert len(ranks) == 1
     [(rank,)] = ranks
     assert rank <= n_in - 1  # N_tap = 2: even rows
-    assert rep["flexor_effective_bits_per_weight"] == pytest.approx(rep["flexor_bits_per_weight"] * rank / n_in, abs=2e-6)
+    assert rep["flexor_effective_bits_per_weight"] == pytest.approx(
+        rep["flexor_bits_per_weight"] * rank / n_in, abs=2e-6
+    )
 
 
 def test_per_stage_n_in_table2():

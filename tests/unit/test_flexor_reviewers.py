@@ -75,10 +75,16 @@ def test_no_slice_spans_two_filters():
 
 
 def test_resnet20_filter_bits_count_the_padding():
-    net = build_model(ModelConfig(name="resnet20"), ConvFactory(FlexorConfig(n_in=16, n_out=20, flatten="filter", seed=0)), 10)
+    net = build_model(
+        ModelConfig(name="resnet20"), ConvFactory(FlexorConfig(n_in=16, n_out=20, flatten="filter", seed=0)), 10
+    )
     bits = model_bits(net)
     # per conv: C_out * ceil(9 C_in / 20) slices of 16 bits: 6x(16x8) + 32x8 + 5x(32x15) + 64x15 + 5x(64x29) slices
-    assert bits["params"]["binarized_weight_bits"] == 16 * (6 * 16 * 8 + 32 * 8 + 5 * 32 * 15 + 64 * 15 + 5 * 64 * 29) == 218_624
+    assert (
+        bits["params"]["binarized_weight_bits"]
+        == 16 * (6 * 16 * 8 + 32 * 8 + 5 * 32 * 15 + 64 * 15 + 5 * 64 * 29)
+        == 218_624
+    )
     assert bits["bits_per_weight"] == round(218_624 / 267_264, 4) == 0.818
 
 

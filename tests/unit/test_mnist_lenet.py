@@ -20,7 +20,9 @@ from binexp.quant.flexor import FlexorConfig
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """The IDX encoding of a uint8 array: 0, 0, type 0x08, ndim, big-endian sizes, data."""
-    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    return (
+        bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    )
 
 
 def write_mnist_fixture(root: Path, n_train: int = 40, n_test: int = 20, gz: bool = False, seed: int = 0) -> Path:
@@ -78,7 +80,10 @@ def test_missing_mnist_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypa
 def test_corrupt_mnist_file_is_reported(tmp_path):
     root = write_mnist_fixture(tmp_path / "m")
     (root / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05ab")
-    with pytest.raises(BinexpError, match=r"MNIST file .* is corrupt \(train-labels-idx1-ubyte: 2 data bytes for shape \(5,\) \(expected 5\)\)"):
+    with pytest.raises(
+        BinexpError,
+        match=r"MNIST file .* is corrupt \(train-labels-idx1-ubyte: 2 data bytes for shape \(5,\) \(expected 5\)\)",
+    ):
         MNISTDataModule(root=str(root)).load()
 
 
@@ -86,7 +91,9 @@ def test_lenet5_layers_and_counts():
     conv = ConvFactory(FlexorConfig(n_in=8, n_out=20, seed=0))
     net = build_model(ModelConfig(name="lenet5"), conv, 10)
     assert [n for n, _ in quantized_layers(net)] == ["conv2", "fc1"]
-    every = build_model(ModelConfig(name="lenet5", binarize_first_last=True), ConvFactory(FlexorConfig(n_in=8, n_out=20, seed=0)), 10)
+    every = build_model(
+        ModelConfig(name="lenet5", binarize_first_last=True), ConvFactory(FlexorConfig(n_in=8, n_out=20, seed=0)), 10
+    )
     layers = dict(quantized_layers(every))
     assert list(layers) == ["conv1", "conv2", "fc1", "fc2"]
     # 32C5 (800) - 64C5 (51,200) - FC 3136->512 (1,605,632) - FC 512->10 (5,120)

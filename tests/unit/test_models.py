@@ -43,16 +43,19 @@ def binarized_counts(net: nn.Module) -> tuple[int, int]:
     return len(layers), sum(layer.num_weights for _, layer in layers)
 
 
-@pytest.mark.parametrize("model,layers,weights,fp32", [
-    # hand counts: ResNet-20 binarized 18 convs = 13,824 + 50,688 + 202,752;
-    # FP = stem conv 432 + stem BN 32 + 18 block BNs 1,344 + BN1d 128 + linear 650
-    ("resnet20", 18, 267_264, 2_586),
-    ("resnet20_bireal", 18, 267_264, 2_586),
-    ("resnet32", 30, 460_800, 432 + 32 + 2 * 10 * (16 + 32 + 64) + 128 + 650),
-    # ImageNet ResNet-18: 16 binary 3x3 convs; FP = stem 9,408 + BN 128 + block BNs 7,680 +
-    # downsample convs 172,032 + their BNs 1,792 + BN1d 1,024 + fc 513,000
-    ("resnet18", 16, 10_985_472, 705_064),
-])
+@pytest.mark.parametrize(
+    "model,layers,weights,fp32",
+    [
+        # hand counts: ResNet-20 binarized 18 convs = 13,824 + 50,688 + 202,752;
+        # FP = stem conv 432 + stem BN 32 + 18 block BNs 1,344 + BN1d 128 + linear 650
+        ("resnet20", 18, 267_264, 2_586),
+        ("resnet20_bireal", 18, 267_264, 2_586),
+        ("resnet32", 30, 460_800, 432 + 32 + 2 * 10 * (16 + 32 + 64) + 128 + 650),
+        # ImageNet ResNet-18: 16 binary 3x3 convs; FP = stem 9,408 + BN 128 + block BNs 7,680 +
+        # downsample convs 172,032 + their BNs 1,792 + BN1d 1,024 + fc 513,000
+        ("resnet18", 16, 10_985_472, 705_064),
+    ],
+)
 def test_parameter_counts(model, layers, weights, fp32):
     classes = 1000 if model in IMAGENET else 10
     net = make(model, "xnor", classes)
@@ -82,8 +85,17 @@ def test_first_conv_and_classifier_stay_full_precision():
         assert type([m for m in net.modules() if isinstance(m, nn.Linear)][-1]) is nn.Linear
 
 
-@pytest.mark.parametrize("model,gamma", [("resnet20", 1e-8), ("resnet20_bireal", 1e-8), ("resnet18", 1e-8),
-                                         ("resnet34", 1e-8), ("resnet18_cifar", 1.0), ("vgg_small", 1.0)])
+@pytest.mark.parametrize(
+    "model,gamma",
+    [
+        ("resnet20", 1e-8),
+        ("resnet20_bireal", 1e-8),
+        ("resnet18", 1e-8),
+        ("resnet34", 1e-8),
+        ("resnet18_cifar", 1.0),
+        ("vgg_small", 1.0),
+    ],
+)
 def test_batchnorm_init_follows_the_rbnn_code(model, gamma):
     net = make(model, "xnor")
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]

@@ -25,12 +25,15 @@ def restore_levels():
         logging.getLogger(name).setLevel(level)
 
 
-@pytest.mark.parametrize("tty,bar_setting,verbose,bar", [
-    (False, True, False, False),   # a log file or pipe: never a bar (no carriage returns)
-    (True, True, False, True),     # a terminal: the Rich bar
-    (True, False, False, False),   # trainer.enable_progress_bar=false wins
-    (False, True, True, False),    # verbose does not put a bar into a log
-])
+@pytest.mark.parametrize(
+    "tty,bar_setting,verbose,bar",
+    [
+        (False, True, False, False),  # a log file or pipe: never a bar (no carriage returns)
+        (True, True, False, True),  # a terminal: the Rich bar
+        (True, False, False, False),  # trainer.enable_progress_bar=false wins
+        (False, True, True, False),  # verbose does not put a bar into a log
+    ],
+)
 def test_bar_only_on_a_terminal(monkeypatch, restore_levels, tty, bar_setting, verbose, bar):
     from lightning.pytorch.callbacks import RichProgressBar
 
@@ -69,5 +72,8 @@ def test_detail_lines_reach_the_file_but_not_the_console(tmp_path, restore_level
         file.close()
         root.setLevel(old)
     assert console.stream.getvalue().splitlines() == ["epoch 1/2", "layer layer1.0.conv2: {'n_in': 8}"]
-    assert (tmp_path / "train.log").read_text().splitlines() == ["layer layer1.0.conv1: {'n_in': 8}", "epoch 1/2",
-                                                                   "layer layer1.0.conv2: {'n_in': 8}"]
+    assert (tmp_path / "train.log").read_text().splitlines() == [
+        "layer layer1.0.conv1: {'n_in': 8}",
+        "epoch 1/2",
+        "layer layer1.0.conv2: {'n_in': 8}",
+    ]

@@ -47,10 +47,24 @@ def golden_x() -> torch.Tensor:
 
 
 # -- shapes --------------------------------------------------------------------------------
-@pytest.mark.parametrize("n,expected", [
-    (144, (12, 12)), (288, (16, 18)), (576, (24, 24)), (1152, (32, 36)), (2304, (48, 48)), (4608, (64, 72)),
-    (64, (8, 8)), (128, (8, 16)), (256, (16, 16)), (27, (3, 9)), (1, (1, 1)), (13, (1, 13)), (4099, (1, 4099)),
-])
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (144, (12, 12)),
+        (288, (16, 18)),
+        (576, (24, 24)),
+        (1152, (32, 36)),
+        (2304, (48, 48)),
+        (4608, (64, 72)),
+        (64, (8, 8)),
+        (128, (8, 16)),
+        (256, (16, 16)),
+        (27, (3, 9)),
+        (1, (1, 1)),
+        (13, (1, 13)),
+        (4099, (1, 4099)),
+    ],
+)
 def test_n1_n2_is_the_largest_divisor_below_sqrt(n, expected):
     assert bi_rotation_shape(n) == expected
 
@@ -109,7 +123,8 @@ def test_golden_example_objective_and_first_round():
     one = rotation_rounds(x, eye2, eye3, rounds=1)
     assert one.r1.flatten().tolist() == pytest.approx([0.993102, -0.117255, 0.117255, 0.993102], abs=six)
     assert one.r2.flatten().tolist() == pytest.approx(
-        [0.910064, -0.409362, -0.064861, 0.409251, 0.862781, 0.296856, -0.065561, -0.296702, 0.952717], abs=six)
+        [0.910064, -0.409362, -0.064861, 0.409251, 0.862781, 0.296856, -0.065561, -0.296702, 0.952717], abs=six
+    )
     s1, s2 = one.singular_values[0]
     assert s1.tolist() == pytest.approx([8.552314, 7.268392], abs=six)
     assert s2.tolist() == pytest.approx([10.659766, 5.174312, 0.850135], abs=six)
@@ -240,23 +255,35 @@ def test_layer_surrogates_match_the_reference_table():
     layer.epoch_start(0, 1000)  # t = 0.01, k = 100; activations t_a = 1, k = 1
     assert (layer.weight_sign.t.item(), layer.weight_sign.k.item()) == pytest.approx((0.01, 100.0))
     assert surrogate_grad(layer.weight_sign, [0, 0.5, 1, 1.5, 10, 100, 150]) == pytest.approx(
-        [1.41421, 1.40921, 1.40421, 1.39921, 1.31421, 0.41421, 0.0], abs=1e-5)
+        [1.41421, 1.40921, 1.40421, 1.39921, 1.31421, 0.41421, 0.0], abs=1e-5
+    )
     assert surrogate_grad(layer.act_sign, [0, 0.5, 1, 2]) == pytest.approx([1.41421, 0.91421, 0.41421, 0.0], abs=1e-5)
     layer.weight_sign.t.fill_(10.0)
     layer.weight_sign.k.fill_(1.0)
     assert surrogate_grad(layer.weight_sign, [0, 0.1, 0.1415]) == pytest.approx([14.14214, 4.14214, 0.0], abs=1e-5)
     layer.act_sign.t.fill_(5.0)
     assert surrogate_grad(layer.act_sign, [0, 0.1, 0.2, 0.28, 0.3]) == pytest.approx(
-        [7.07107, 4.57107, 2.07107, 0.07107, 0.0], abs=1e-5)
+        [7.07107, 4.57107, 2.07107, 0.07107, 0.0], abs=1e-5
+    )
     # forward is exact sign with sign(0) = +1
     assert layer.weight_sign(torch.tensor([-2.0, 0.0, 3.0])).tolist() == [-1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("big_e,e,t,k", [
-    (1000, 0, 0.01, 100), (1000, 250, 0.05623, 17.78), (1000, 500, 0.31623, 3.162), (1000, 666, 0.99541, 1.0046),
-    (1000, 667, 1.00231, 1), (1000, 999, 9.931, 1), (150, 0, 0.01, 100), (150, 75, 0.31623, 3.162), (150, 100, 1.0, 1),
-    (150, 149, 9.550, 1),
-])
+@pytest.mark.parametrize(
+    "big_e,e,t,k",
+    [
+        (1000, 0, 0.01, 100),
+        (1000, 250, 0.05623, 17.78),
+        (1000, 500, 0.31623, 3.162),
+        (1000, 666, 0.99541, 1.0046),
+        (1000, 667, 1.00231, 1),
+        (1000, 999, 9.931, 1),
+        (150, 0, 0.01, 100),
+        (150, 75, 0.31623, 3.162),
+        (150, 100, 1.0, 1),
+        (150, 149, 9.550, 1),
+    ],
+)
 def test_epoch_start_sets_the_t_k_schedule(big_e, e, t, k):
     layer = make_layer(4, 4, 3, rotation=False)
     layer.epoch_start(e, big_e)
@@ -268,13 +295,14 @@ def test_epoch_start_sets_the_t_k_schedule(big_e, e, t, k):
 
 
 def test_custom_t_range_and_other_surrogates():
-    layer = make_layer(4, 4, 3, surrogate_params=SurrogateParams(t_min=0.1, t_max=1.0), weight_surrogate="tanh",
-                       act_surrogate="ste")
+    layer = make_layer(
+        4, 4, 3, surrogate_params=SurrogateParams(t_min=0.1, t_max=1.0), weight_surrogate="tanh", act_surrogate="ste"
+    )
     layer.epoch_start(0, 10)
     assert layer.weight_sign.name == "tanh" and layer.act_sign.name == "ste"
     layer2 = make_layer(4, 4, 3, surrogate_params=SurrogateParams(t_min=0.1, t_max=1.0))
     layer2.epoch_start(5, 10)
-    assert layer2.weight_sign.t.item() == pytest.approx(0.1 * 10 ** 0.5, rel=1e-6)
+    assert layer2.weight_sign.t.item() == pytest.approx(0.1 * 10**0.5, rel=1e-6)
 
 
 # -- when R changes ---------------------------------------------------------------------------------
@@ -358,7 +386,9 @@ def test_forward_is_conv_of_standardised_signs_times_lambda():
     alpha = layer.theta.detach().sin().abs()
     w_t = (1 - alpha) * w_s + alpha * rot
     a_s = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True, unbiased=True)
-    expected = F.conv2d(torch.where(a_s >= 0, 1.0, -1.0), torch.where(w_t >= 0, 1.0, -1.0), padding=1) * layer.scale.detach()
+    expected = (
+        F.conv2d(torch.where(a_s >= 0, 1.0, -1.0), torch.where(w_t >= 0, 1.0, -1.0), padding=1) * layer.scale.detach()
+    )
     assert torch.allclose(layer(x), expected, atol=1e-5)
     assert torch.allclose(layer.latent_weight(), w_t, atol=1e-5)
     layer.eval()
@@ -448,9 +478,22 @@ def test_extra_stats_and_histograms():
     assert "rbnn_cos_before" not in layer.extra_stats()  # nothing measured before the first update
     layer.epoch_start(0, 10)
     stats = layer.extra_stats()
-    expected = {"rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_alpha_mean", "rbnn_rotation_updates",
-                "rbnn_cos_before", "rbnn_cos_after", "rbnn_rotation_flips", "rbnn_update_flips",
-                "rbnn_objective_round0", "rbnn_objective_round1", "rbnn_objective_round2", "rbnn_objective_round3"}
+    expected = {
+        "rbnn_t",
+        "rbnn_k",
+        "rbnn_act_t",
+        "rbnn_act_k",
+        "rbnn_alpha_mean",
+        "rbnn_rotation_updates",
+        "rbnn_cos_before",
+        "rbnn_cos_after",
+        "rbnn_rotation_flips",
+        "rbnn_update_flips",
+        "rbnn_objective_round0",
+        "rbnn_objective_round1",
+        "rbnn_objective_round2",
+        "rbnn_objective_round3",
+    }
     # the reviewers' Eq. 11 errors and theta's deviation (theta's gradient norm only once a step has run)
     expected |= {"quant_error_unrotated", "quant_error_rotated", "quant_error_mixed", "rbnn_theta_dev_max"}
     assert set(stats) == expected
@@ -465,14 +508,17 @@ def test_extra_stats_and_histograms():
 
 
 # §1.2 table: binarized convs, R1+R2, theta, scale, total bytes
-@pytest.mark.parametrize("model,convs,rr,theta,scale,total_bytes", [
-    ("resnet20", 18, 11_256, 672, 672, 50_400),
-    ("resnet20_bireal", 18, 11_256, 672, 672, 50_400),
-    ("resnet18_cifar", 19, 62_272, 4_736, 4_736, 286_976),
-    ("vgg_small", 5, 23_136, 1_664, 1_664, 105_856),
-    ("resnet18", 16, 61_312, 3_840, 3_840, 275_968),
-    ("resnet34", 32, 128_320, 7_552, 7_552, 573_696),
-])
+@pytest.mark.parametrize(
+    "model,convs,rr,theta,scale,total_bytes",
+    [
+        ("resnet20", 18, 11_256, 672, 672, 50_400),
+        ("resnet20_bireal", 18, 11_256, 672, 672, 50_400),
+        ("resnet18_cifar", 19, 62_272, 4_736, 4_736, 286_976),
+        ("vgg_small", 5, 23_136, 1_664, 1_664, 105_856),
+        ("resnet18", 16, 61_312, 3_840, 3_840, 275_968),
+        ("resnet34", 32, 128_320, 7_552, 7_552, 573_696),
+    ],
+)
 def test_extra_floats_per_model(model, convs, rr, theta, scale, total_bytes):
     cfg = to_schema(RBNNConfig, OmegaConf.create({"name": "rbnn", "seed": 0}), "quantizer")
     net = build_model(ModelConfig(name=model), ConvFactory(cfg), 1000 if model in ("resnet18", "resnet34") else 10)
@@ -490,18 +536,21 @@ def test_extra_floats_per_model(model, convs, rr, theta, scale, total_bytes):
 
 
 # -- config ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kw,message", [
-    ({"rotation_kind": "triple"}, "rotation_kind='triple' is not valid; choose one of: bi, full"),
-    ({"update_interval": "batch"}, "choose one of: epoch, step"),
-    ({"rotation_init": "random"}, "choose one of: haar, identity"),
-    ({"alpha_mode": "sin"}, "choose one of: learned, fixed, unconstrained"),
-    ({"weight_surrogate": "nope"}, "weight_surrogate='nope' is not valid"),
-    ({"rounds": -1}, "rounds must be >= 0"),
-    ({"update_frequency": 0}, "update_frequency must be >= 1"),
-    ({"alpha_mode": "fixed", "alpha_value": 1.5}, "alpha_value must be in [0, 1]"),
-    ({"alpha_mode": "fixed", "alpha_value": 1.0}, "no gradient at all"),
-    ({"seed": -1}, "seed must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"rotation_kind": "triple"}, "rotation_kind='triple' is not valid; choose one of: bi, full"),
+        ({"update_interval": "batch"}, "choose one of: epoch, step"),
+        ({"rotation_init": "random"}, "choose one of: haar, identity"),
+        ({"alpha_mode": "sin"}, "choose one of: learned, fixed, unconstrained"),
+        ({"weight_surrogate": "nope"}, "weight_surrogate='nope' is not valid"),
+        ({"rounds": -1}, "rounds must be >= 0"),
+        ({"update_frequency": 0}, "update_frequency must be >= 1"),
+        ({"alpha_mode": "fixed", "alpha_value": 1.5}, "alpha_value must be in [0, 1]"),
+        ({"alpha_mode": "fixed", "alpha_value": 1.0}, "no gradient at all"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+    ],
+)
 def test_bad_config_is_refused(kw, message):
     with pytest.raises(ValueError) as err:
         RBNNConfig(**kw)
@@ -539,8 +588,15 @@ def test_update_broadcasts_rank0_rotation(tmp_path):
     import sys
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", RANK_SCRIPT, str(r), str(tmp_path / "init"), str(tmp_path / f"r{r}.pt")],
-                              env=env, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RANK_SCRIPT, str(r), str(tmp_path / "init"), str(tmp_path / f"r{r}.pt")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err[-2000:]

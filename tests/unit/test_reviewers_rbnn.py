@@ -84,12 +84,21 @@ def test_bad_new_fields_are_one_line_errors(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("BINEXP_VERB", "")  # cmd_train sets it; monkeypatch restores it
     base = ["train", "data=synthetic", "trainer.max_epochs=1"]
-    for extra, text in [(["quantizer=fp", "angle_penalty=0.1"], "quantizer=fp has none"),
-                        (["quantizer=rbnn", "quantizer.theta_stabilize=wobble"], "theta_stabilize='wobble' is not valid"),
-                        (["quantizer=rbnn", "quantizer.theta_stabilize=bounded", "quantizer.alpha_mode=fixed",
-                          "quantizer.alpha_value=0.5"], "acts on the learned theta"),
-                        (["quantizer=rbnn", "quantizer.theta_grad_max_norm=0"], "theta_grad_max_norm must be"),
-                        (["distill.attention_weight=1"], "needs a teacher")]:
+    for extra, text in [
+        (["quantizer=fp", "angle_penalty=0.1"], "quantizer=fp has none"),
+        (["quantizer=rbnn", "quantizer.theta_stabilize=wobble"], "theta_stabilize='wobble' is not valid"),
+        (
+            [
+                "quantizer=rbnn",
+                "quantizer.theta_stabilize=bounded",
+                "quantizer.alpha_mode=fixed",
+                "quantizer.alpha_value=0.5",
+            ],
+            "acts on the learned theta",
+        ),
+        (["quantizer=rbnn", "quantizer.theta_grad_max_norm=0"], "theta_grad_max_norm must be"),
+        (["distill.attention_weight=1"], "needs a teacher"),
+    ]:
         code = main([*base, *extra, f"hydra.run.dir={tmp_path / 'never'}"])
         err = capsys.readouterr().err
         assert code != 0 and err.count("\n") == 1 and err.startswith("binexp: error: "), err
@@ -114,8 +123,11 @@ def test_scaled_and_unscaled_quantization_error_on_a_hand_made_tensor():
 def test_rbnn_quant_errors_of_w_rotated_and_mixed_side_by_side():
     layer = rbnn_layer(theta_init=math.pi / 2 - 0.5)  # alpha = cos(0.5) = 0.8776 per channel
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[3.0, -1.0, 1.0, -4.0], [1.0, 2.0, 3.0, 4.0], [0.5, -2.0, 1.0, 0.0],
-                                         [2.0, 2.0, -1.0, 1.0]]).view(4, 1, 2, 2))
+        layer.weight.copy_(
+            torch.tensor(
+                [[3.0, -1.0, 1.0, -4.0], [1.0, 2.0, 3.0, 4.0], [0.5, -2.0, 1.0, 0.0], [2.0, 2.0, -1.0, 1.0]]
+            ).view(4, 1, 2, 2)
+        )
     stats = layer.extra_stats()
     w_s = layer.standardized_weight().detach()
     rot = layer.rotated(w_s)
@@ -124,7 +136,10 @@ def test_rbnn_quant_errors_of_w_rotated_and_mixed_side_by_side():
     mixed = w_s + math.cos(0.5) * (rot - w_s)
     assert stats["quant_error_mixed"].item() == pytest.approx(quantization_error(mixed).item(), abs=1e-6)
     assert stats["quant_error_mixed"].item() == pytest.approx(layer_stats(layer)["quant_error"].item(), abs=1e-7)
-    assert len({round(stats[k].item(), 4) for k in ("quant_error_unrotated", "quant_error_rotated", "quant_error_mixed")}) == 3
+    assert (
+        len({round(stats[k].item(), 4) for k in ("quant_error_unrotated", "quant_error_rotated", "quant_error_mixed")})
+        == 3
+    )
     assert layer.final_values() == {"alpha_final": pytest.approx(math.cos(0.5), abs=1e-6)}
     assert rbnn_layer(rotation=False).final_values() == {}
 
@@ -150,7 +165,9 @@ def test_theta_deviation_gradient_norm_and_clip():
     official = rbnn_layer()
     official.theta.grad = torch.tensor([3.0, 4.0, 0.0, 0.0]).view(4, 1, 1, 1)
     official.before_optimizer_step()
-    assert torch.equal(official.theta.grad.flatten(), torch.tensor([3.0, 4.0, 0.0, 0.0]))  # default: the code's, unclipped
+    assert torch.equal(
+        official.theta.grad.flatten(), torch.tensor([3.0, 4.0, 0.0, 0.0])
+    )  # default: the code's, unclipped
     assert official.extra_stats()["rbnn_theta_grad_norm"].item() == 5.0
 
 
@@ -158,7 +175,9 @@ def test_bounded_theta_is_projected_onto_zero_to_half_pi():
     layer = rbnn_layer(theta_stabilize="bounded")
     start = layer.theta.detach().clone()
     layer.step_end(0, 0)
-    assert torch.equal(layer.theta.detach(), start) and float(layer.alpha().detach().min()) == 1.0  # theta0 = pi/2 stays: alpha0 = 1
+    assert (
+        torch.equal(layer.theta.detach(), start) and float(layer.alpha().detach().min()) == 1.0
+    )  # theta0 = pi/2 stays: alpha0 = 1
     with torch.no_grad():
         layer.theta.copy_(torch.tensor([3.0, -1.0, 1.0, 1e5]).view(4, 1, 1, 1))
     layer.step_end(0, 1)
@@ -174,7 +193,7 @@ def test_bounded_theta_is_projected_onto_zero_to_half_pi():
 def test_attention_transfer_loss_on_hand_made_maps():
     s1 = torch.ones(1, 2, 1, 2, requires_grad=True)  # channel mean of squares [1, 1] -> [1/sqrt2, 1/sqrt2]
     t1 = torch.tensor([[[[2.0, 0.0]]]])  # [4, 0] -> [1, 0]
-    assert torch.allclose(attention_map(s1), torch.full((1, 2), 2 ** -0.5))
+    assert torch.allclose(attention_map(s1), torch.full((1, 2), 2**-0.5))
     s2, t2 = torch.tensor([[[[1.0, 2.0]]]]), torch.tensor([[[[2.0, 4.0]], [[2.0, 4.0]]]])  # equal once normalised
     loss = attention_transfer_loss([s1, s2], [t1, t2])
     assert loss.item() == pytest.approx(math.sqrt(2 - math.sqrt(2)), abs=1e-6)  # ||[1/sqrt2 - 1, 1/sqrt2]|| + 0

@@ -36,11 +36,17 @@ def test_linear_decay():
     assert [lr_factor(cfg, e, 4) for e in range(4)] == [1.0, 0.75, 0.5, 0.25]
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"lr": 0.0}, "lr must be > 0"), ({"epochs": 0}, "epochs must be >= 1"), ({"optimizer": "lamb"}, "choose one of"),
-    ({"lr_schedule": "rbnn_cosine", "warmup_epochs": 0}, "needs warmup_epochs"), ({"milestones": [5, 3]}, "increasing"),
-    ({"momentum": 1.0}, "momentum"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"optimizer": "lamb"}, "choose one of"),
+        ({"lr_schedule": "rbnn_cosine", "warmup_epochs": 0}, "needs warmup_epochs"),
+        ({"milestones": [5, 3]}, "increasing"),
+        ({"momentum": 1.0}, "momentum"),
+    ],
+)
 def test_bad_schedules_are_rejected(bad, match):
     with pytest.raises(ValueError, match=match):
         ScheduleConfig(**bad)

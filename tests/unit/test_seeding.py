@@ -102,7 +102,9 @@ def _ckpt(path, step, epoch):
 
 
 def test_resume_picks_last_then_the_newest_readable_checkpoint(tmp_path):
-    with pytest.raises(BinexpError, match=r"nothing to resume: .*last.ckpt does not exist.*hydra.run.dir=<a new folder>"):
+    with pytest.raises(
+        BinexpError, match=r"nothing to resume: .*last.ckpt does not exist.*hydra.run.dir=<a new folder>"
+    ):
         resume_checkpoint(tmp_path)
     ck = tmp_path / "checkpoints"
     _ckpt(ck / "epoch000-acc10.00.ckpt", 4, 0)

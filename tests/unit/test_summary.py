@@ -55,15 +55,18 @@ def test_table_output_and_run_directory_copy(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("model,rotations,channels,total_bytes", [
-    # RBNN (arXiv:2009.13055) Sec. 3.1: R1+R2 floats, the C_out count (theta and lambda each), total fp32 bytes
-    ("resnet20", 11_256, 672, 50_400),
-    ("resnet20_bireal", 11_256, 672, 50_400),
-    ("resnet18_cifar", 62_272, 4_736, 286_976),
-    ("vgg_small", 23_136, 1_664, 105_856),
-    ("resnet18", 61_312, 3_840, 275_968),
-    ("resnet34", 128_320, 7_552, 573_696),
-])
+@pytest.mark.parametrize(
+    "model,rotations,channels,total_bytes",
+    [
+        # RBNN (arXiv:2009.13055) Sec. 3.1: R1+R2 floats, the C_out count (theta and lambda each), total fp32 bytes
+        ("resnet20", 11_256, 672, 50_400),
+        ("resnet20_bireal", 11_256, 672, 50_400),
+        ("resnet18_cifar", 62_272, 4_736, 286_976),
+        ("vgg_small", 23_136, 1_664, 105_856),
+        ("resnet18", 61_312, 3_840, 275_968),
+        ("resnet34", 128_320, 7_552, 573_696),
+    ],
+)
 def test_rbnn_extra_floats_match_the_reference_table(model, rotations, channels, total_bytes):
     """In-process (no subprocess per model): the same summarize() the CLI and every run use."""
     from omegaconf import OmegaConf
@@ -77,8 +80,11 @@ def test_rbnn_extra_floats_match_the_reference_table(model, rotations, channels,
     net = build_model(ModelConfig(name=model), ConvFactory(qcfg), 10)
     t = totals(summarize(net, 64 if model in ("resnet18", "resnet34") else 32))
     assert t["training_only"] == rotations + channels  # R1, R2 and theta: training only
-    xnor = build_model(ModelConfig(name=model), ConvFactory(to_schema(get_quantizer("xnor").schema,
-                       OmegaConf.create({"name": "xnor"}), "quantizer")), 10)
+    xnor = build_model(
+        ModelConfig(name=model),
+        ConvFactory(to_schema(get_quantizer("xnor").schema, OmegaConf.create({"name": "xnor"}), "quantizer")),
+        10,
+    )
     tx = totals(summarize(xnor, 64 if model in ("resnet18", "resnet34") else 32))
     # at inference RBNN needs what XNOR needs: 1 bit per weight and one scale per output channel
     assert (t["binarized_weights"], t["fp32_params"]) == (tx["binarized_weights"], tx["fp32_params"])

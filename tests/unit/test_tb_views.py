@@ -8,8 +8,19 @@ def charts(lay: dict) -> dict[str, tuple[str, list[str]]]:
 
 
 def test_one_chart_per_statistic_grouped_by_method():
-    c = charts(layout(["angular_bias", "quant_error", "rbnn_cos_after", "rbnn_objective_round3", "flexor_s_tanh",
-                       *METHOD_WIDE, "flip_rate"]))
+    c = charts(
+        layout(
+            [
+                "angular_bias",
+                "quant_error",
+                "rbnn_cos_after",
+                "rbnn_objective_round3",
+                "flexor_s_tanh",
+                *METHOD_WIDE,
+                "flip_rate",
+            ]
+        )
+    )
     assert c["angular_bias"] == ("binarized weights, every layer", ["^angular_bias/"])
     assert c["rbnn_cos_after"] == ("RBNN, every layer", ["^rbnn_cos_after/"])
     assert c["rbnn_objective_round3"] == ("RBNN, every layer", ["^rbnn_objective_round3/"])
@@ -25,10 +36,35 @@ def test_one_chart_per_statistic_grouped_by_method():
 
 
 def test_hparams_are_choices_and_overrides_without_paths_or_display_flags():
-    static = {"choices": {"quantizer": "rbnn", "model": "resnet20", "data": "cifar10", "schedule": "rbnn_cifar",
-                          "experiment": None}, "seed": 3, "max_epochs": 1000,
-              "overrides": ["quantizer=rbnn", "quantizer.rounds=1", "seed=3", "data.root=/datasets/cifar10",
-                            "trainer.enable_progress_bar=false", "hydra.sweep.dir=x", "+quantizer.extra=2", "verbose=true"]}
-    assert hparams_of(static) == {"experiment": "none", "quantizer": "rbnn", "model": "resnet20", "data": "cifar10",
-                                  "schedule": "rbnn_cifar", "seed": "3", "max_epochs": "1000", "quantizer.rounds": "1",
-                                  "quantizer.extra": "2"}
+    static = {
+        "choices": {
+            "quantizer": "rbnn",
+            "model": "resnet20",
+            "data": "cifar10",
+            "schedule": "rbnn_cifar",
+            "experiment": None,
+        },
+        "seed": 3,
+        "max_epochs": 1000,
+        "overrides": [
+            "quantizer=rbnn",
+            "quantizer.rounds=1",
+            "seed=3",
+            "data.root=/datasets/cifar10",
+            "trainer.enable_progress_bar=false",
+            "hydra.sweep.dir=x",
+            "+quantizer.extra=2",
+            "verbose=true",
+        ],
+    }
+    assert hparams_of(static) == {
+        "experiment": "none",
+        "quantizer": "rbnn",
+        "model": "resnet20",
+        "data": "cifar10",
+        "schedule": "rbnn_cifar",
+        "seed": "3",
+        "max_epochs": "1000",
+        "quantizer.rounds": "1",
+        "quantizer.extra": "2",
+    }
