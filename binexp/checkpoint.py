@@ -15,6 +15,7 @@ is empty; anything added to a checkpoint later that needs a global must be named
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from pathlib import Path
@@ -129,7 +130,8 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
         qentry = get_quantizer(run.quantizer.name)
     except KeyError:
         raise BinexpError(
-            f"{option}: {path} was trained with quantizer {run.quantizer.name!r}, unknown to this binexp; fix: use a matching binexp version"
+            f"{option}: {path} was trained with quantizer {run.quantizer.name!r}, unknown to this binexp; "
+            f"fix: use a matching binexp version"
         ) from None
     try:
         module = ClassifierModule(
@@ -145,7 +147,8 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
         raise BinexpError(f"{option}: cannot rebuild the run saved in {path}: {e}") from None
     except Exception as e:  # noqa: BLE001 - a checkpoint that does not fit its own config
         raise BinexpError(
-            f"{option}: cannot rebuild the run saved in {path} ({_first_line(e)}); fix: pass an intact binexp checkpoint"
+            f"{option}: cannot rebuild the run saved in {path} ({_first_line(e)}); "
+            f"fix: pass an intact binexp checkpoint"
         ) from None
     return module.eval()
 
@@ -177,10 +180,8 @@ def atomic_write(path: str | Path, write) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
         raise
     try:  # the rename itself survives a crash once the directory entry is on disk
         fd = os.open(path.parent, os.O_RDONLY)

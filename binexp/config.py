@@ -98,7 +98,8 @@ def trainer_kwargs(node: DictConfig) -> dict:
     limit = kwargs.get("limit_train_batches")
     if limit is not None and not isinstance(limit, bool) and limit == 0:
         raise BinexpError(
-            "trainer.limit_train_batches=0 trains nothing; fix: a fraction in (0, 1], a number of batches >= 1, or null for all"
+            "trainer.limit_train_batches=0 trains nothing; "
+            "fix: a fraction in (0, 1], a number of batches >= 1, or null for all"
         )
     return kwargs
 

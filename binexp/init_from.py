@@ -57,7 +57,8 @@ def check_compatible(ckpt: dict, path: Path, model_name: str) -> None:
     src = source_model_name(ckpt)
     if src is not None and src != model_name:
         raise BinexpError(
-            f"init_from: {path} was trained with model={src}, this run uses model={model_name}; fix: use the same model in both stages"
+            f"init_from: {path} was trained with model={src}, this run uses model={model_name}; "
+            f"fix: use the same model in both stages"
         )
 
 
@@ -76,7 +77,8 @@ def load_compatible(module: nn.Module, source: str | Path, model_name: str) -> I
         k = mismatched[0]
         raise BinexpError(
             f"init_from: {k} has shape {tuple(src[k].shape)} in {path} but {tuple(dst[k].shape)} here "
-            f"({len(mismatched)} mismatched tensors); fix: use the same model, widths and number of classes in both stages"
+            f"({len(mismatched)} mismatched tensors); "
+            f"fix: use the same model, widths and number of classes in both stages"
         )
     shared = [k for k in dst if k in src]
     if not shared:

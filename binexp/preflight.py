@@ -47,7 +47,7 @@ def _node_keys(overrides: list[str], key: str) -> list[str]:
     except BinexpError:
         return []
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    return [str(k) for k in node.keys()] if node is not None and hasattr(node, "keys") else []
+    return [str(k) for k in node] if node is not None and hasattr(node, "keys") else []
 
 
 def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
@@ -81,7 +81,8 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
     if hint:
         return BinexpError(f"unknown key {key}{hint} (binexp train --cfg job shows every key)")
     return BinexpError(
-        f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) or add a new key with +{key}=..."
+        f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) "
+        f"or add a new key with +{key}=..."
     )
 
 
@@ -282,12 +283,14 @@ def check_checkpoint(path: Path) -> None:
 
     if not path.is_file():
         raise BinexpError(
-            f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); fix: start it again without resume="
+            f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); "
+            f"fix: start it again without resume="
         )
     state = checkpoint.load(path, "resume")
     if "epoch" not in state:
         raise BinexpError(
-            f"resume: checkpoint {path} is corrupt (no epoch inside); fix: restore it, or start a new run without resume="
+            f"resume: checkpoint {path} is corrupt (no epoch inside); "
+            f"fix: restore it, or start a new run without resume="
         )
 
 
@@ -306,7 +309,8 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     run_dir = Path(value).expanduser().resolve()
     if not run_dir.is_dir():
         raise BinexpError(
-            f"cannot resume: no run directory at {run_dir}; fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
+            f"cannot resume: no run directory at {run_dir}; "
+            f"fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
         )
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
@@ -321,7 +325,8 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
         saved = [str(o) for o in loaded]
     except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
         raise BinexpError(
-            f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); fix: restore it from the original run"
+            f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); "
+            f"fix: restore it from the original run"
         ) from None
     check_saved_overrides(
         [o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file)

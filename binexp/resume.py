@@ -71,7 +71,8 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
     if found is None:
         last = run_dir / CHECKPOINT_DIR / LAST
         raise BinexpError(
-            f"nothing to resume: {last} does not exist (the run stopped before its first checkpoint); fix: start it again "
+            f"nothing to resume: {last} does not exist (the run stopped before its first checkpoint); "
+            f"fix: start it again "
             f"without resume= and with hydra.run.dir=<a new folder> (or delete {run_dir} first)"
         )
     return found, note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import platform
@@ -258,12 +259,10 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     except BaseException as e:
         if interrupt.caught(e):
             interrupt.stop(e, trainer, record, run_dir, fresh=ckpt_path is None)
-        try:
+        with contextlib.suppress(OSError):  # the output is unwritable: the one line below says so
             record.write(
                 trainer, status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             )
-        except OSError:
-            pass  # the output is unwritable: the one line below says so
         if (
             isinstance(e, OSError) and e.errno in WRITE_ERRNOS
         ):  # full disk, read-only output: one line, the last good checkpoint stays

@@ -56,7 +56,10 @@ def _fmt(value, digits: int = 4) -> str:
 
 def table(out: Path, names: list[str]) -> str:
     lines = [
-        "| run | weights / activations | best top-1 (%) | weight angular bias (mean over layers) | activation angular bias (mean over layers) |",
+        (
+            "| run | weights / activations | best top-1 (%) | weight angular bias (mean over layers) "
+            "| activation angular bias (mean over layers) |"
+        ),
         "|---|---|---|---|---|",
     ]
     for name in names:
@@ -90,7 +93,8 @@ def main(argv=None) -> int:
         if rc:
             return rc
     print(
-        f"\n## Angular bias after one- and two-stage training{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n"
+        "\n## Angular bias after one- and two-stage training"
+        f"{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n"
     )
     print(table(out, [name for name, _ in plan]))
     return 0

@@ -247,13 +247,17 @@ def main() -> None:
         f"# precision {a.precision}, channels_last {a.channels_last}, compile {a.compile}; "
         f"{a.rounds} rounds x {a.steps} steps after {a.warmup} warm-up; medians"
     )
-    header = f"{'config':<28}{'step ms':>9}{'img/s':>9}{'ratio':>7}{'data':>7}{'fwd':>7}{'bwd':>7}{'opt':>7}{'epoch work ms':>15}{'share of epoch':>16}"
+    header = (
+        f"{'config':<28}{'step ms':>9}{'img/s':>9}{'ratio':>7}{'data':>7}{'fwd':>7}{'bwd':>7}{'opt':>7}"
+        f"{'epoch work ms':>15}{'share of epoch':>16}"
+    )
     print(header)
     for res in results:
         s = res["share"]
         print(
             f"{res['label']:<28}{res['step_ms']:>9.1f}{res['images_per_s']:>9.0f}{res['step_ratio_to_first']:>7.2f}"
-            f"{100 * s['data']:>6.1f}%{100 * s['forward']:>6.1f}%{100 * s['backward']:>6.1f}%{100 * s['optimizer']:>6.1f}%"
+            f"{100 * s['data']:>6.1f}%{100 * s['forward']:>6.1f}%"
+            f"{100 * s['backward']:>6.1f}%{100 * s['optimizer']:>6.1f}%"
             f"{res['epoch_work_ms']:>15.2f}{100 * res['epoch_work_share']:>15.3f}%"
             + (f"  epoch {res['lightning_epoch_s']:.1f}s" if "lightning_epoch_s" in res else "")
             + (f"  peak {res['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in res else "")

@@ -170,8 +170,10 @@ def main() -> None:
         print(
             f"  {s['model']:<9} batch {s['batch']} @ {s['image_size']}px: step xnor {s['xnor_step_ms']:.1f} ms, "
             f"rbnn {s['rbnn_step_ms']:.1f} ms (x{s['rbnn_over_xnor_step']:.2f}); first eval after a step xnor "
-            f"{s['xnor_eval_first_ms']:.1f} ms, rbnn {s['rbnn_eval_first_ms']:.1f} ms (x{s['rbnn_over_xnor_eval_first']:.2f}); "
-            f"steady eval xnor {s['xnor_eval_ms']:.1f} ms, rbnn {s['rbnn_eval_ms']:.1f} ms (x{s['rbnn_over_xnor_eval']:.2f})"
+            f"{s['xnor_eval_first_ms']:.1f} ms, rbnn {s['rbnn_eval_first_ms']:.1f} ms "
+            f"(x{s['rbnn_over_xnor_eval_first']:.2f}); "
+            f"steady eval xnor {s['xnor_eval_ms']:.1f} ms, rbnn {s['rbnn_eval_ms']:.1f} ms "
+            f"(x{s['rbnn_over_xnor_eval']:.2f})"
         )
     r20 = next(u for u in updates if u["model"] == "resnet20" and "rotation_kind" not in u)
     s20 = steps[0]

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     base = binexp_command()
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}"
+        f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; "
+        f"python {sys.version.split()[0]}"
     )
     print(f"{'command':<28} {'median s':>9} {'min s':>7} {'max s':>7}")
     worst = 0.0

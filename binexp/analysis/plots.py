@@ -212,7 +212,7 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
     runs = _need(runs, families, "quant_error/<layer> scalars", root)
     fig, ax = plt.subplots(figsize=(8, 4.4))
     series, layer_order = {}, []
-    for ri, run in enumerate(runs):
+    for run in runs:
         for fam in families(run):
             layers = run.layers(fam)
             for layer in layers:
@@ -270,7 +270,8 @@ def weight_hist(
             unknown = [lay for lay in layers if lay not in all_layers]
             if unknown:
                 raise BinexpError(
-                    f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; choose from: {', '.join(all_layers)}"
+                    f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; "
+                    f"choose from: {', '.join(all_layers)}"
                 )
             chosen = list(layers)
         else:  # first, middle and last binarized layer

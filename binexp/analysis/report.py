@@ -249,14 +249,17 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
         lines.append(cells)
     footnotes = [f"[{i}] no paper value: {text}" for text, i in notes.items()]
     if fmt == "latex":
-        esc = lambda s: (
-            s.replace("\\", r"\textbackslash{}")
-            .replace("_", r"\_")
-            .replace("%", r"\%")
-            .replace("&", r"\&")
-            .replace("±", r"$\pm$")
-            .replace("Δ", r"$\Delta$")
-        )  # noqa: E731
+
+        def esc(s):
+            return (
+                s.replace("\\", r"\textbackslash{}")
+                .replace("_", r"\_")
+                .replace("%", r"\%")
+                .replace("&", r"\&")
+                .replace("±", r"$\pm$")
+                .replace("Δ", r"$\Delta$")
+            )
+
         out = [
             r"\begin{tabular}{" + "l" * len(header) + "}",
             r"\toprule",

@@ -243,7 +243,8 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
         )
     named = ", ".join(f"{k} {v:,}" for k, v in t["training_by_name"].items())
     lines += [
-        f"memory:                 {t['memory_kib']:,.2f} KiB  (float-32 equivalent {t['fp32_equivalent_kib']:,.2f} KiB, "
+        f"memory:                 {t['memory_kib']:,.2f} KiB  "
+        f"(float-32 equivalent {t['fp32_equivalent_kib']:,.2f} KiB, "
         f"compression {t['compression']}x)",
         f"training-only state:    {t['training_only']:,} floats ({t['training_only_kib']:,.2f} KiB"
         f"{': ' + named if named else ''}), not needed at inference",
@@ -280,7 +281,8 @@ def compact_summary(rows: list[LayerRow], static: dict, title: str = "") -> list
         f"{static.get('bits_per_weight')} bits/weight ({static.get('bits_per_weight_with_scales')} with scales)"
     )
     line2 = (
-        f"deployed size {t['memory_kib']:,.2f} KiB (float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
+        f"deployed size {t['memory_kib']:,.2f} KiB "
+        f"(float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
         f"MACs {_macs(t['binary_macs'])} binary + {_macs(t['fp_macs'])} full precision "
         f"({100 * t['binary_mac_share']:.1f} % binary); full table: summary.txt"
     )

@@ -58,6 +58,7 @@ def main(args: list[str]) -> int:
         more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
         raise BinexpError(
             f"report: {unreadable[0].path / 'metrics.json'} is unreadable{more} "
-            f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); fix: restore it, or remove that run directory"
+            f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); "
+            f"fix: restore it, or remove that run directory"
         )
     return 0

@@ -125,7 +125,8 @@ def main(args: list[str]) -> int:
         rows = job_rows(sweep_dir)
         if not rows:
             raise BinexpError(
-                f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); fix: pass a sweep directory"
+                f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); "
+                f"fix: pass a sweep directory"
             )
         if len(opts.sweep_dirs) > 1:
             print(("\n" if i else "") + f"{sweep_dir}:")

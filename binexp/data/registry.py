@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Protocol, cast
 
 import lightning.pytorch as L
 
@@ -160,8 +160,15 @@ def dataset_kinds() -> list[str]:
     return sorted(DATASETS)
 
 
+class _SeededDataModule(Protocol):
+    """What :func:`build_datamodule` sets on every binexp datamodule (``InMemoryDataModule``,
+    ``ImageFolderDataModule``): the run seed their epoch order and augmentation derive from."""
+
+    run_seed: int | None
+
+
 def build_datamodule(cfg, seed: int | None = None) -> L.LightningDataModule:
     """``seed``: the run seed, from which every epoch's order and augmentation derive."""
     datamodule = DATASETS[cfg.kind].build(cfg)
-    datamodule.run_seed = seed
+    cast(_SeededDataModule, datamodule).run_seed = seed
     return datamodule

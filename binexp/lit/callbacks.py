@@ -27,8 +27,9 @@ from binexp.targets import check_targets
 class QuantizerSchedule(Callback):
     """Calls ``layer.epoch_start(epoch, max_epochs)`` on every binarized layer before the first
     training step of each epoch (never in validation or the sanity check), and
-    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step. On resume the epoch hook runs
-    for the resumed epoch, so schedule values are recomputed, not restored. A checkpoint taken
+    ``layer.step_start(epoch, step)`` / ``layer.step_end(epoch, step)`` around every training step.
+    On resume the epoch hook runs for the resumed epoch, so schedule values are recomputed, not
+    restored. A checkpoint taken
     inside an epoch (an interrupt, or ``last.ckpt`` at validation end) records that the epoch
     started; Lightning does not rerun ``on_train_epoch_start`` for it, so at train start the
     layers re-enter it with ``resume_epoch`` (schedule values only: RBNN's rotation for the

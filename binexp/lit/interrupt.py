@@ -132,7 +132,10 @@ class Interrupt(Callback):
             if record.last:
                 record.write(trainer, status="interrupted")
             saved = "checkpoint saved" if getattr(e, "checkpoint", None) else "resumes from the last checkpoint"
-            line = f"binexp: interrupted by {signal_name(signum)} at {where} ({saved}); continue with: binexp train resume={run_dir}"
+            line = (
+                f"binexp: interrupted by {signal_name(signum)} at {where} ({saved}); "
+                f"continue with: binexp train resume={run_dir}"
+            )
         else:
             if fresh:  # leave nothing that makes the folder look like a run (the same command must work again)
                 if record.last:
@@ -141,7 +144,10 @@ class Interrupt(Callback):
                     folder.rmdir()
             elif record.last:
                 record.write(trainer, status="interrupted")
-            line = f"binexp: interrupted by {signal_name(signum)} during start-up, before anything was trained; run the same command again"
+            line = (
+                f"binexp: interrupted by {signal_name(signum)} during start-up, before anything was trained; "
+                f"run the same command again"
+            )
         if trainer.is_global_zero:
             print(line, file=sys.stderr, flush=True)
         raise SystemExit(128 + int(signum))

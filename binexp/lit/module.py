@@ -55,13 +55,15 @@ class ClassifierModule(L.LightningModule):
         if cfg.attention_weight > 0:  # attention transfer: hooks after every block of both networks
             if getattr(self.net, "_compiled_call_impl", None) is not None:
                 raise BinexpError(
-                    "distill.attention_weight > 0 reads block outputs through forward hooks, not supported with compile=true; fix: compile=false"
+                    "distill.attention_weight > 0 reads block outputs through forward hooks, "
+                    "not supported with compile=true; fix: compile=false"
                 )
             names = block_names(self.net)
             if not names or names != block_names(teacher):
                 raise BinexpError(
                     f"distill.attention_weight needs student and teacher with the same ResNet blocks (layer1.0, ...); "
-                    f"got {len(names)} and {len(block_names(teacher))}; fix: a ResNet teacher of the student's architecture"
+                    f"got {len(names)} and {len(block_names(teacher))}; "
+                    f"fix: a ResNet teacher of the student's architecture"
                 )
             self.__dict__["_attention_taps"] = (FeatureTap(self.net, names), FeatureTap(teacher, names))
 

@@ -1,4 +1,5 @@
-"""CIFAR ResNets as the official RBNN code builds them (lmbxmu/RBNN, ``cifar/models_cifar/resnet.py``, ``resnet_bireal.py``, ``resnet2.py``).
+"""CIFAR ResNets as the official RBNN code builds them (lmbxmu/RBNN,
+``cifar/models_cifar/resnet.py``, ``resnet_bireal.py``, ``resnet2.py``).
 
 First conv and classifier full precision, Hardtanh everywhere (``model.act``), option-A
 shortcuts for ResNet-20/32, BatchNorm1d before the classifier. Every channel count is scaled by

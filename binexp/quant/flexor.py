@@ -126,7 +126,8 @@ class FlexorConfig:
             if n_in > self.n_out and not self.allow_over_one_bit:
                 raise ValueError(
                     f"quantizer.n_in={n_in} > n_out={self.n_out} stores {n_in / self.n_out:.2f} bits per weight, more "
-                    f"than plain binary weights; fix: n_in <= n_out, or quantizer.allow_over_one_bit=true to run it anyway"
+                    f"than plain binary weights; "
+                    f"fix: n_in <= n_out, or quantizer.allow_over_one_bit=true to run it anyway"
                 )
             if self.xor_policy == "no_unused" and self.n_out * self.n_tap < n_in:
                 raise ValueError(

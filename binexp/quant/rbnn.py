@@ -1,5 +1,6 @@
 """RBNN: Rotated Binary Neural Network (Lin, Ji, Xu, Zhang, Wang, Wu, Huang, Lin; NeurIPS 2020,
-arXiv 2009.13055), as the official code ``lmbxmu/RBNN`` runs it (``modules/binarized_modules.py`` and the rotation update in ``main.py``).
+arXiv 2009.13055), as the official code ``lmbxmu/RBNN`` runs it (``modules/binarized_modules.py``
+and the rotation update in ``main.py``).
 
 One binarized conv, with latent weight w (C_out, C_in, k, k) and input a (N, C_in, H, W):
 
@@ -180,7 +181,8 @@ class RotationResult:
 
 
 def rotation_rounds(x: Tensor, r1: Tensor, r2: Tensor, rounds: int = 3) -> RotationResult:
-    """The code's alternating solver (official ``main.py``, the per-epoch update before the first step; paper Sec. 3.2), batched over filters, on ``x`` (C, n1, n2).
+    """The code's alternating solver (official ``main.py``, the per-epoch update before the first
+    step; paper Sec. 3.2), batched over filters, on ``x`` (C, n1, n2).
 
     Each round: B_c = sign(R1^T X_c R2); D1 = sum_c B_c R2^T X_c^T = U1 S1 V1^T, R1 = V1 U1^T;
     D2 = sum_c X_c^T R1 B_c (new R1, old B) = U2 S2 V2^T, R2 = U2 V2^T. Each step maximises
@@ -273,6 +275,7 @@ class RBNNConv2d(QuantConv2d):
     rotation_updates: Tensor
     _stat_objective: Tensor
     _stat_update: Tensor
+    _stat_theta_grad: Tensor
     theta: nn.Parameter | None
 
     def __init__(
@@ -487,8 +490,9 @@ class RBNNConv2d(QuantConv2d):
         so alpha = |sin theta| = sin theta is monotone in theta and a large step saturates at
         alpha = 0 or 1 instead of wrapping around (theta0 = pi/2 lies on the bound: the start is
         the code's)."""
-        if self.cfg.theta_stabilize == "bounded" and getattr(self, "theta", None) is not None:
-            self.theta.clamp_(min=0.0, max=math.pi / 2)
+        theta = getattr(self, "theta", None)
+        if self.cfg.theta_stabilize == "bounded" and theta is not None:
+            theta.clamp_(min=0.0, max=math.pi / 2)
 
     # -- diagnostics ----------------------------------------------------------------------------
     def act_latent(self, x: Tensor) -> Tensor | None:
@@ -536,8 +540,9 @@ class RBNNConv2d(QuantConv2d):
         stats["quant_error_unrotated"] = quantization_error(w_s)
         stats["quant_error_rotated"] = quantization_error(self.rotated(w_s))
         stats["quant_error_mixed"] = quantization_error(self.mixed_weight(w_s))
-        if getattr(self, "theta", None) is not None:
-            stats["rbnn_theta_dev_max"] = (self.theta.detach().float() - math.pi / 2).abs().max()
+        theta = getattr(self, "theta", None)
+        if theta is not None:
+            stats["rbnn_theta_dev_max"] = (theta.detach().float() - math.pi / 2).abs().max()
             if bool(torch.isfinite(self._stat_theta_grad[0])):
                 stats["rbnn_theta_grad_norm"] = self._stat_theta_grad[0].clone()
             if bool(torch.isfinite(self._stat_theta_grad[1])):

@@ -49,7 +49,10 @@ def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
         (["trainer.fast_dev_rn=1"], "unknown key trainer.fast_dev_rn; did you mean +trainer.fast_dev_run?"),
         (
             ["quantizer=rbn"],
-            "unknown quantizer option 'rbn'; choose one of: bireal, flexor, fp, rbnn, xnor; did you mean quantizer=rbnn?",
+            (
+                "unknown quantizer option 'rbn'; choose one of: bireal, flexor, fp, rbnn, xnor; "
+                "did you mean quantizer=rbnn?"
+            ),
         ),
         (
             ["quantizer=rbnn", "quantizer.alpha_mod=fixed"],

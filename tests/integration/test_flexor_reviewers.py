@@ -34,7 +34,8 @@ def test_lenet5_mnist_filter_run_records_entropy_and_exports(tmp_path, capsys):
     m = read_metrics(run)
     assert m["status"] == "completed" and m["data"] == "mnist" and m["model"] == "lenet5"
     assert list(m["layer_entropy"]) == ["conv1", "conv2", "fc1", "fc2"]
-    # per filter padded to N_out = 20: conv1 32 x ceil(25/20), conv2 64 x ceil(800/20), fc1 512 x ceil(3136/20), fc2 10 x ceil(512/20)
+    # per filter padded to N_out = 20: conv1 32 x ceil(25/20), conv2 64 x ceil(800/20),
+    # fc1 512 x ceil(3136/20), fc2 10 x ceil(512/20)
     slices = 32 * 2 + 64 * 40 + 512 * 157 + 10 * 26
     weights = 800 + 51_200 + 1_605_632 + 5_120
     assert m["params"]["binarized_weight_bits"] == 8 * slices

@@ -214,9 +214,8 @@ def test_size_huffman_and_alpha_columns_only_when_recorded(tmp_path, capsys):
     assert "size (KiB)" not in out  # the paper-comparison table stays as it is unless asked
     _, out, _ = report(capsys, rich, "--by", "quantizer", "--alpha", "--columns", "size,huffman,alpha")
     lines = out.splitlines()
-    assert (
-        lines[0]
-        == "| quantizer | bits/weight | size (KiB) | Huffman bits/w | α final | best_val_acc1 (%) | n | epochs | status |"
+    assert lines[0] == (
+        "| quantizer | bits/weight | size (KiB) | Huffman bits/w | α final | best_val_acc1 (%) | n | epochs | status |"
     )
     assert lines[2] == "| x | 1.00 | 33.50 | 0.8500 | 0.8000 | 80.00 ± 0.00 | 2 | 1 | completed |"
     assert "| l1 | 0.6000 |" in out and "| l2 | 1.0000 |" in out

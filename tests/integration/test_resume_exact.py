@@ -189,7 +189,7 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
     for i, (at, sig, step, epoch) in enumerate(kills):  # each KillAt fires once, in the first process that reaches it
         args += kill_at(f"k{i}", tmp_path, at, sig, step=step, epoch=epoch)
     r = run_cli(args, tmp_path, env=ENV)
-    for i, (at, sig, step, epoch) in enumerate(kills):
+    for i, (_at, sig, _step, _epoch) in enumerate(kills):
         killed = sig == "SIGKILL"
         assert r.returncode == (-signal.SIGKILL if killed else 128 + getattr(signal, sig)), (
             i,

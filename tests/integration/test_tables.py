@@ -59,8 +59,8 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
     # a smoke run is never printed beside FleXOR Table 1's number (88.23, 91.20): "—" and a footnote why
     assert md["flexor_resnet20_b04"][4].startswith("— [") and md["flexor_resnet32_b08"][4].startswith("— [")
     assert (
-        "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 (paper: cifar10, 500 epochs)"
-        in stdout
+        "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 "
+        "(paper: cifar10, 500 epochs)" in stdout
     )
     r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)
     assert r.returncode == 0, r.stderr

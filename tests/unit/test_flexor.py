@@ -217,10 +217,7 @@ def test_identity_matrix_reduces_to_per_channel_binarization():
             layer.encrypted.normal_(0, 0.1)
             layer.alpha.copy_(torch.tensor([[0.5, 1.0, 2.0, 3.0]]))
         flat = layer.encrypted.reshape(-1)[: layer.num_weights]
-        if flatten == "torch":
-            latent = flat.reshape(4, 3, 3, 3)
-        else:
-            latent = flat.reshape(3, 3, 3, 4).permute(3, 2, 0, 1)
+        latent = flat.reshape(4, 3, 3, 3) if flatten == "torch" else flat.reshape(3, 3, 3, 4).permute(3, 2, 0, 1)
         alpha = layer.alpha.view(4, 1, 1, 1)
         w = layer.quantized_weight()
         assert torch.equal(w.detach(), (alpha * torch.where(latent >= 0, 1.0, -1.0)).detach())

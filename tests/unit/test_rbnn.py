@@ -145,7 +145,7 @@ def test_golden_example_through_the_layer():
 @pytest.mark.parametrize("shape", [(16, 16, 3), (32, 16, 3), (64, 32, 1)])
 def test_updates_keep_rotations_orthogonal_and_objective_non_decreasing(shape):
     layer = gaussian_layer(*shape)
-    for i in range(4):
+    for _ in range(4):
         layer.update_rotation()
         eye1, eye2 = torch.eye(layer.n1), torch.eye(layer.n2)
         assert (layer.R1.T @ layer.R1 - eye1).abs().max().item() < 1e-5
