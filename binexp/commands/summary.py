@@ -76,8 +76,8 @@ def _summarize_run(ns) -> int:
 
     from binexp import checkpoint
 
-    path = checkpoint.locate(ns.run, "summary --run")
-    module = checkpoint.build_module(checkpoint.load(path, "summary --run"), path, "summary --run")
+    path = checkpoint.locate(ns.run, "summary")
+    module = checkpoint.build_module(checkpoint.load(path, "summary"), path, "summary")
     cfg = OmegaConf.create(module.hparams.get("run_config") or {})
     data = cfg.get("data") or {}
     size = ns.input_size or {"cifar": 32, "mnist": 28}.get(data.get("kind")) or int(data.get("image_size", 32))

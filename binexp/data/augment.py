@@ -11,7 +11,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def random_crop_flip(images: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:
+def random_crop_flip(
+    images: Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None
+) -> Tensor:
     """Per-sample random crop after zero padding by ``pad`` and random horizontal flip, for a
     batch (N, C, H, W) of any dtype, in a constant number of kernels."""
     n, c, h, w = images.shape
@@ -20,8 +22,8 @@ def random_crop_flip(images: Tensor, pad: int = 4, flip: bool = True, generator:
         padded = F.pad(images, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=generator)
         dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=generator)
-        rows = (dy[:, None] + torch.arange(h, device=device)[None, :])  # (n, h)
-        cols = (dx[:, None] + torch.arange(w, device=device)[None, :])  # (n, w)
+        rows = dy[:, None] + torch.arange(h, device=device)[None, :]  # (n, h)
+        cols = dx[:, None] + torch.arange(w, device=device)[None, :]  # (n, w)
         batch = torch.arange(n, device=device)[:, None, None]
         images = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:

@@ -49,10 +49,15 @@ def missing_message(root: str | Path, variant: int) -> str:
 # the only globals a CIFAR batch needs: numpy's ndarray reconstruction (numpy 1.x and 2.x module
 # names, pickle protocols 2-5) and, for bytes written at protocol 2, _codecs.encode
 ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
 }
 
 
@@ -63,7 +68,9 @@ class BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused global {module}.{name} (a CIFAR batch holds only arrays, lists and strings)")
+        raise pickle.UnpicklingError(
+            f"refused global {module}.{name} (a CIFAR batch holds only arrays, lists and strings)"
+        )
 
 
 def _str_keys(entry) -> dict:
@@ -79,8 +86,10 @@ def load_pickle(path: Path) -> dict:
 
 def _corrupt(path: Path, e: Exception) -> BinexpError:
     if isinstance(e, pickle.UnpicklingError) and "refused global" in str(e):
-        return BinexpError(f"CIFAR batch file {path} is not plain data ({e}; nothing was run); "
-                           f"fix: use CIFAR batches from a source you trust (data.download=true fetches the originals)")
+        return BinexpError(
+            f"CIFAR batch file {path} is not plain data ({e}; nothing was run); "
+            f"fix: use CIFAR batches from a source you trust (data.download=true fetches the originals)"
+        )
     return BinexpError(
         f"CIFAR batch file {path} is corrupt or not a CIFAR python batch ({type(e).__name__}: {e}); "
         f"fix: delete it and re-download with data.download=true, or point data.root at an intact copy"
@@ -160,6 +169,8 @@ class CIFARDataModule(InMemoryDataModule):
         ytr = np.concatenate([p[1] for p in parts])
         xte, yte = read_batch(d / test_files[0], key)
         if ytr.min() < 0 or ytr.max() >= self.num_classes or yte.min() < 0 or yte.max() >= self.num_classes:
-            raise BinexpError(f"CIFAR labels in {d} fall outside 0..{self.num_classes - 1}; fix: check data.variant "
-                              f"(and the class names in its meta file)")
+            raise BinexpError(
+                f"CIFAR labels in {d} fall outside 0..{self.num_classes - 1}; fix: check data.variant "
+                f"(and the class names in its meta file)"
+            )
         return torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte)

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from binexp.errors import BinexpError
 
-
 # the extensions torchvision's ImageFolder loads (torchvision.datasets.folder.IMG_EXTENSIONS)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -35,10 +34,19 @@ class ImageFolderDataModule(L.LightningDataModule):
     """Train: RandomResizedCrop(image_size, scale) + horizontal flip. Val: resize the short side
     to image_size/crop_ratio, center-crop image_size. ImageNet mean/std normalisation."""
 
-    def __init__(self, root: str = "data/imagenet", image_size: int = 224, crop_ratio: float = 0.875,
-                 scale: tuple[float, float] = (0.08, 1.0), batch_size: int = 256, eval_batch_size: int = 256,
-                 num_workers: int = 4, num_classes: int | None = None, name: str = "imagefolder",
-                 decode: str = "pil") -> None:
+    def __init__(
+        self,
+        root: str = "data/imagenet",
+        image_size: int = 224,
+        crop_ratio: float = 0.875,
+        scale: tuple[float, float] = (0.08, 1.0),
+        batch_size: int = 256,
+        eval_batch_size: int = 256,
+        num_workers: int = 4,
+        num_classes: int | None = None,
+        name: str = "imagefolder",
+        decode: str = "pil",
+    ) -> None:
         super().__init__()
         self.root = root
         self.image_size, self.crop_ratio, self.scale = image_size, crop_ratio, tuple(scale)
@@ -66,36 +74,45 @@ class ImageFolderDataModule(L.LightningDataModule):
     def check(self) -> None:
         train, val = self._classes("train"), self._classes("val")
         if train != val:
-            raise BinexpError(f"{self.name}: train/ and val/ under {self.root} have different class folders; fix: make them match")
+            raise BinexpError(
+                f"{self.name}: train/ and val/ under {self.root} have different class folders; fix: make them match"
+            )
         if self.expected_classes is not None and len(train) != self.expected_classes:
             raise BinexpError(
-                f"{self.name}: found {len(train)} classes under {self.root}/train but data.num_classes={self.expected_classes}; "
+                f"{self.name}: found {len(train)} classes under {self.root}/train "
+                f"but data.num_classes={self.expected_classes}; "
                 f"fix: set data.num_classes={len(train)} or point data.root at the right folder"
             )
         root = Path(self.root).expanduser()
         for split, classes in (("train", train), ("val", val)):
             for c in classes:
                 if not _has_image(root / split / c):
-                    raise BinexpError(f"{self.name}: {root / split / c} holds no image files ({', '.join(IMG_EXTENSIONS)}); "
-                                      f"fix: put the class's images there or remove the folder from train/ and val/")
+                    raise BinexpError(
+                        f"{self.name}: {root / split / c} holds no image files ({', '.join(IMG_EXTENSIONS)}); "
+                        f"fix: put the class's images there or remove the folder from train/ and val/"
+                    )
 
     def setup(self, stage: str | None = None) -> None:
         from torchvision import datasets, transforms
 
         self.check()
         norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-        train_tf = transforms.Compose([
-            transforms.RandomResizedCrop(self.image_size, scale=self.scale),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            norm,
-        ])
-        val_tf = transforms.Compose([
-            transforms.Resize(int(round(self.image_size / self.crop_ratio))),
-            transforms.CenterCrop(self.image_size),
-            transforms.ToTensor(),
-            norm,
-        ])
+        train_tf = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(self.image_size, scale=self.scale),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                norm,
+            ]
+        )
+        val_tf = transforms.Compose(
+            [
+                transforms.Resize(int(round(self.image_size / self.crop_ratio))),
+                transforms.CenterCrop(self.image_size),
+                transforms.ToTensor(),
+                norm,
+            ]
+        )
         root = Path(self.root).expanduser()
         if self.decode == "tensor":
             from torchvision.io import read_file
@@ -109,9 +126,16 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _loader(self, ds, batch_size: int, shuffle: bool) -> DataLoader:
         if self.trainer is not None and self.trainer.world_size > 1:
             batch_size = max(1, batch_size // self.trainer.world_size)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          pin_memory=self.decode == "pil", persistent_workers=self.num_workers > 0, drop_last=shuffle,
-                          collate_fn=_encoded_batch if self.decode == "tensor" else None)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.decode == "pil",
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle,
+            collate_fn=_encoded_batch if self.decode == "tensor" else None,
+        )
 
     def train_dataloader(self) -> DataLoader:
         """(seed, epoch)-ordered and resumable mid-epoch (``binexp.data.seeding``); PIL transforms
@@ -124,9 +148,17 @@ class ImageFolderDataModule(L.LightningDataModule):
         seed = default_seed(self.run_seed)
         pil = self.decode == "pil"
         self._train_loader = train_loader(
-            SeededSamples(self.train_set, seed) if pil else self.train_set, batch_size, seed, self.trainer, keyed=pil,
-            num_workers=self.num_workers, pin_memory=pil, persistent_workers=self.num_workers > 0, drop_last=True,
-            collate_fn=None if pil else _encoded_batch)
+            SeededSamples(self.train_set, seed) if pil else self.train_set,
+            batch_size,
+            seed,
+            self.trainer,
+            keyed=pil,
+            num_workers=self.num_workers,
+            pin_memory=pil,
+            persistent_workers=self.num_workers > 0,
+            drop_last=True,
+            collate_fn=None if pil else _encoded_batch,
+        )
         return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
@@ -189,6 +221,8 @@ def decode_batch(encoded: list, device, train: bool, image_size: int, crop_ratio
             if torch.rand(()) < 0.5:
                 img = img.flip(-1)
         else:
-            img = TF.center_crop(TF.resize(img, [int(round(image_size / crop_ratio))], antialias=True), [image_size, image_size])
+            img = TF.center_crop(
+                TF.resize(img, [int(round(image_size / crop_ratio))], antialias=True), [image_size, image_size]
+            )
         out.append(img)
     return normalize_uint8(torch.stack(out), IMAGENET_MEAN, IMAGENET_STD)

@@ -4,7 +4,7 @@ Batches are gathered by index in one op (``__getitems__``), moved to the trainin
 uint8 (or gathered there directly: with ``resident_on_device`` the whole set is copied to the
 accelerator once, 150 MB for CIFAR), and augmented + normalised there in
 ``on_after_batch_transfer``. Epoch order and augmentation derive from (run seed, epoch, batch
-position) (``binexp.data.seeding``), so a resumed run, even mid-epoch, sees the same batches.""" 
+position) (``binexp.data.seeding``), so a resumed run, even mid-epoch, sees the same batches."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class TensorImages(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
         return self.images[idx], self.labels[idx]
 
-    def to(self, device) -> "TensorImages":
+    def to(self, device) -> TensorImages:
         self.images, self.labels = self.images.to(device), self.labels.to(device)
         return self
 
@@ -49,8 +49,15 @@ class InMemoryDataModule(L.LightningDataModule):
 
     num_classes: int = 10
 
-    def __init__(self, batch_size: int = 128, eval_batch_size: int = 256, augment: bool = True,
-                 crop_padding: int = 4, normalize: str = "imagenet", resident_on_device: bool = True) -> None:
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int = 256,
+        augment: bool = True,
+        crop_padding: int = 4,
+        normalize: str = "imagenet",
+        resident_on_device: bool = True,
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -81,15 +88,17 @@ class InMemoryDataModule(L.LightningDataModule):
         per_rank = batch_size
         if self.trainer is not None and self.trainer.world_size > 1:
             per_rank = max(1, batch_size // self.trainer.world_size)  # the config's batch is global
-        return DataLoader(ds, batch_size=per_rank, shuffle=shuffle, num_workers=0, collate_fn=_keep_batch,
-                          drop_last=False)
+        return DataLoader(
+            ds, batch_size=per_rank, shuffle=shuffle, num_workers=0, collate_fn=_keep_batch, drop_last=False
+        )
 
     def train_dataloader(self) -> DataLoader:
         per_rank = self.batch_size
         if self.trainer is not None and self.trainer.world_size > 1:
             per_rank = max(1, self.batch_size // self.trainer.world_size)
-        self._train_loader = train_loader(self.train_set, per_rank, default_seed(self.run_seed), self.trainer,
-                                          num_workers=0, collate_fn=_keep_batch)
+        self._train_loader = train_loader(
+            self.train_set, per_rank, default_seed(self.run_seed), self.trainer, num_workers=0, collate_fn=_keep_batch
+        )
         return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
@@ -112,6 +121,7 @@ class InMemoryDataModule(L.LightningDataModule):
         generator = None
         if train and self._train_loader is not None:
             progress = self._train_loader.progress
-            generator = augment_generator(self._train_loader.epoch_sampler.seed, progress.epoch, progress.trained(),
-                                          batch[0].device)
+            generator = augment_generator(
+                self._train_loader.epoch_sampler.seed, progress.epoch, progress.trained(), batch[0].device
+            )
         return self.transform_batch(batch, train=train, generator=generator)

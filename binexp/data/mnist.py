@@ -61,14 +61,18 @@ def read_idx(path: Path) -> np.ndarray:
             raw = gzip.decompress(raw)
         return parse_idx(raw, path.name)
     except (OSError, ValueError, EOFError) as e:
-        raise BinexpError(f"MNIST file {path} is corrupt ({e}); fix: delete it and re-download with "
-                          f"data.download=true, or point data.root at an intact copy") from None
+        raise BinexpError(
+            f"MNIST file {path} is corrupt ({e}); fix: delete it and re-download with "
+            f"data.download=true, or point data.root at an intact copy"
+        ) from None
 
 
 def missing_message(root: str | Path) -> str:
-    return (f"MNIST not found under {Path(root).expanduser().resolve()} (looked for {FILES['train_images']}[.gz] and the "
-            f"other three IDX files, there and in MNIST/raw/); fix: add data.download=true to fetch it (needs internet), "
-            f"or set data.root=<folder containing the IDX files>")
+    return (
+        f"MNIST not found under {Path(root).expanduser().resolve()} (looked for {FILES['train_images']}[.gz] and the "
+        f"other three IDX files, there and in MNIST/raw/); fix: add data.download=true to fetch it (needs internet), "
+        f"or set data.root=<folder containing the IDX files>"
+    )
 
 
 class MNISTDataModule(InMemoryDataModule):
@@ -108,8 +112,10 @@ class MNISTDataModule(InMemoryDataModule):
                 except Exception as e:  # noqa: BLE001 - try the next mirror
                     errors.append(f"{type(e).__name__}: {e}")
             else:
-                raise BinexpError(f"could not download MNIST's {stem}.gz to {self.root} ({errors[-1]}); fix: download "
-                                  f"it by hand from {MIRRORS[0]} and set data.root to that folder")
+                raise BinexpError(
+                    f"could not download MNIST's {stem}.gz to {self.root} ({errors[-1]}); fix: download "
+                    f"it by hand from {MIRRORS[0]} and set data.root to that folder"
+                )
 
     def load(self):
         self.check()
@@ -118,7 +124,9 @@ class MNISTDataModule(InMemoryDataModule):
         for split in ("train", "test"):
             x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-                raise BinexpError(f"MNIST {split} files disagree: images {x.shape}, labels {y.shape}; fix: re-download them")
+                raise BinexpError(
+                    f"MNIST {split} files disagree: images {x.shape}, labels {y.shape}; fix: re-download them"
+                )
             if y.size and y.max() > 9:
                 raise BinexpError(f"MNIST {split} labels fall outside 0..9; fix: re-download them")
         out = []
@@ -127,10 +135,10 @@ class MNISTDataModule(InMemoryDataModule):
             out.append(torch.from_numpy(arrays[f"{split}_labels"].astype(np.int64)))
         return tuple(out)
 
-    def transform_batch(self, batch, train: bool):
+    def transform_batch(self, batch, train: bool, generator: torch.Generator | None = None):
         images, labels = batch
-        if train and self.augment:
-            images = random_crop_flip(images, pad=self.crop_padding, flip=False)
+        if train and self.augment:  # the crop drawn from (seed, epoch, batch), as for CIFAR (exact resume)
+            images = random_crop_flip(images, pad=self.crop_padding, flip=False, generator=generator)
         if self.normalize == "half":
             return normalize_uint8(images, (0.5,), (0.5,)), labels
         return normalize_uint8(images, MEAN, STD), labels

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Protocol, cast
+from typing import Protocol, cast
 
 import lightning.pytorch as L
 
@@ -34,8 +35,10 @@ class InMemoryConfig:
             raise ValueError(f"data.crop_padding must be >= 0, got {self.crop_padding}")
 
     def loader_kwargs(self) -> dict:
-        return {k: getattr(self, k) for k in ("batch_size", "eval_batch_size", "augment", "crop_padding", "normalize",
-                                             "resident_on_device")}
+        return {
+            k: getattr(self, k)
+            for k in ("batch_size", "eval_batch_size", "augment", "crop_padding", "normalize", "resident_on_device")
+        }
 
 
 @dataclass
@@ -67,8 +70,13 @@ class SyntheticConfig(InMemoryConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("data", num_classes=self.num_classes, train_size=self.train_size, val_size=self.val_size,
-                  image_size=self.image_size)
+        _positive(
+            "data",
+            num_classes=self.num_classes,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            image_size=self.image_size,
+        )
         if self.noise < 0:
             raise ValueError(f"data.noise must be >= 0, got {self.noise}")
 
@@ -93,10 +101,10 @@ class ImageFolderConfig:
     kind: str = "imagefolder"
     name: str = "imagefolder"
     root: str = "data/imagefolder"
-    num_classes: Optional[int] = None  # None: count the class folders
+    num_classes: int | None = None  # None: count the class folders
     image_size: int = 224
     crop_ratio: float = 0.875
-    scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     batch_size: int = 256
     eval_batch_size: int = 256
     num_workers: int = 4
@@ -123,8 +131,15 @@ def _build_cifar(c: CifarConfig) -> L.LightningDataModule:
 def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
     from binexp.data.synthetic import SyntheticDataModule
 
-    return SyntheticDataModule(num_classes=c.num_classes, train_size=c.train_size, val_size=c.val_size,
-                               image_size=c.image_size, noise=c.noise, seed=c.seed, **c.loader_kwargs())
+    return SyntheticDataModule(
+        num_classes=c.num_classes,
+        train_size=c.train_size,
+        val_size=c.val_size,
+        image_size=c.image_size,
+        noise=c.noise,
+        seed=c.seed,
+        **c.loader_kwargs(),
+    )
 
 
 def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
@@ -136,9 +151,18 @@ def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
 def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
     from binexp.data.imagefolder import ImageFolderDataModule
 
-    return ImageFolderDataModule(root=c.root, image_size=c.image_size, crop_ratio=c.crop_ratio, scale=(c.scale[0], c.scale[1]),
-                                 batch_size=c.batch_size, eval_batch_size=c.eval_batch_size,
-                                 num_workers=c.num_workers, num_classes=c.num_classes, name=c.name, decode=c.decode)
+    return ImageFolderDataModule(
+        root=c.root,
+        image_size=c.image_size,
+        crop_ratio=c.crop_ratio,
+        scale=(c.scale[0], c.scale[1]),
+        batch_size=c.batch_size,
+        eval_batch_size=c.eval_batch_size,
+        num_workers=c.num_workers,
+        num_classes=c.num_classes,
+        name=c.name,
+        decode=c.decode,
+    )
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,17 @@ class EpochSampler(DistributedSampler):
     ``set_epoch``, and a worker-backed loader draws indices at creation.
     ``keyed=True`` yields ``(epoch, index)`` pairs for :class:`SeededSamples`."""
 
-    def __init__(self, size: int, seed: int, batch_size: int, progress: BatchProgress, shuffle: bool = True,
-                 num_replicas: int = 1, rank: int = 0, keyed: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        batch_size: int,
+        progress: BatchProgress,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+        keyed: bool = False,
+    ) -> None:
         self.size = int(size)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.shuffle, self.seed, self.keyed = shuffle, int(seed), keyed
@@ -96,7 +105,7 @@ class EpochSampler(DistributedSampler):
             indices = list(range(self.size))
         if self.total_size > len(indices):
             indices += (indices * math.ceil(self.total_size / len(indices)))[: self.total_size - len(indices)]
-        return indices[self.rank:self.total_size:self.num_replicas]
+        return indices[self.rank : self.total_size : self.num_replicas]
 
     def __iter__(self):
         skip = 0
@@ -104,7 +113,7 @@ class EpochSampler(DistributedSampler):
             skip = self._resume[1]
         self._resume = None
         self.progress.epoch, self.progress.batches = self.epoch, skip
-        indices = self.order(self.epoch)[skip * self.batch_size:]
+        indices = self.order(self.epoch)[skip * self.batch_size :]
         if self.keyed:
             return iter([(self.epoch, i) for i in indices])
         return iter(indices)
@@ -121,8 +130,12 @@ class ResumableDataLoader(DataLoader):
         self.epoch_sampler = sampler
 
     def state_dict(self) -> dict:
-        return {"epoch": self.progress.epoch, "batches": self.progress.batches, "seed": self.epoch_sampler.seed,
-                "batch_size": self.epoch_sampler.batch_size}
+        return {
+            "epoch": self.progress.epoch,
+            "batches": self.progress.batches,
+            "seed": self.epoch_sampler.seed,
+            "batch_size": self.epoch_sampler.batch_size,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch_sampler.seed = int(state.get("seed", self.epoch_sampler.seed))
@@ -158,11 +171,13 @@ def augment_generator(seed: int, epoch: int, position: int, device: torch.device
     return torch.Generator(device=device).manual_seed(mix(seed, "augment", epoch, position))
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int, trainer=None, keyed: bool = False,
-                 **kwargs) -> ResumableDataLoader:
+def train_loader(
+    dataset: Dataset, batch_size: int, seed: int, trainer=None, keyed: bool = False, **kwargs
+) -> ResumableDataLoader:
     """The training loader of a binexp datamodule: (seed, epoch)-ordered, resumable mid-epoch.
     ``batch_size`` is per rank."""
     world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-    sampler = EpochSampler(len(dataset), seed, batch_size, BatchProgress(), shuffle=True, num_replicas=world, rank=rank,
-                           keyed=keyed)
+    sampler = EpochSampler(
+        len(dataset), seed, batch_size, BatchProgress(), shuffle=True, num_replicas=world, rank=rank, keyed=keyed
+    )
     return ResumableDataLoader(dataset, sampler=sampler, **kwargs)

@@ -28,8 +28,16 @@ def make_synthetic(n: int, num_classes: int, image_size: int, noise: float, seed
 
 
 class SyntheticDataModule(InMemoryDataModule):
-    def __init__(self, num_classes: int = 10, train_size: int = 2048, val_size: int = 512, image_size: int = 32,
-                 noise: float = 1.0, seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        train_size: int = 2048,
+        val_size: int = 512,
+        image_size: int = 32,
+        noise: float = 1.0,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.train_size, self.val_size, self.image_size = train_size, val_size, image_size

@@ -1,5 +1,6 @@
 """A test callback: the training process sends a signal to itself at an exact point, so kill and
-resume tests need no sleeps. Enable it with an override, e.g.::
+resume tests need no sleeps (``KillAt``); ``EpochLog`` and ``RequeueSignal`` serve the sweep and
+SLURM-requeue tests. Enable it with an override, e.g.::
 
     +callbacks.kill._target_=binexp.lit.killpoint.KillAt +callbacks.kill.at=batch +callbacks.kill.step=5
 
@@ -81,3 +82,26 @@ class KillAt(Callback):
             return original(checkpoint, path, storage_options=storage_options)
 
         io_.save_checkpoint = save_checkpoint
+
+
+class EpochLog(Callback):
+    """Appends every started epoch to ``<run dir>/epochs_started.txt``; with ``BINEXP_TEST_KILL``
+    = ``<text in the run dir's name>:<epoch>`` it SIGKILLs its own process (the whole sweep) when
+    that epoch starts in that job, after the previous epoch's checkpoints were written."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        with open(os.path.join(trainer.default_root_dir, "epochs_started.txt"), "a") as f:
+            f.write(f"{trainer.current_epoch}\n")
+        where, _, epoch = os.environ.get("BINEXP_TEST_KILL", "").rpartition(":")
+        if where and where in os.path.basename(trainer.default_root_dir) and trainer.current_epoch == int(epoch):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RequeueSignal(Callback):
+    """With ``BINEXP_TEST_SIGUSR1=<epoch>``: at the end of that epoch's validation, sends SIGUSR1 (what
+    SLURM sends before a time limit, ``--signal=USR1@...``) to its own process, as SLURM would."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        epoch = os.environ.get("BINEXP_TEST_SIGUSR1")
+        if epoch and not trainer.sanity_checking and trainer.current_epoch == int(epoch):
+            os.kill(os.getpid(), signal.SIGUSR1)

@@ -288,7 +288,7 @@ def test_local_launcher_runs_a_two_job_sweep_into_one_directory(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
-    assert [p.name.split(",")[0] for p in jobs] == ["0_data.batch_size=32", "1_data.batch_size=32"]
+    assert [p.name for p in jobs] == ["0_quantizer=fp", "1_quantizer=xnor"]  # named by the swept values
     records = [read_metrics(p) for p in jobs]
     assert [m["quantizer"] for m in records] == ["fp", "xnor"]
     assert all(m["status"] == "completed" and m["epochs"] == 1 and m["global_step"] == 2 for m in records)
@@ -312,7 +312,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         *TINY,
         SHORT_SUBDIR,
         f"hydra.sweep.dir={sweep}",
-        "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog",
+        "+callbacks.epoch_log._target_=binexp.lit.killpoint.EpochLog",
     ]
     env = {"PYTHONPATH": str(REPO)}
     r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_KILL": "1_job:1"})
@@ -334,7 +334,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         job0 / "checkpoints" / "last.ckpt",
         job0 / "metrics.json",
         *sorted((job0 / ".hydra").iterdir()),
-        *sorted((job0 / "tensorboard").iterdir()),
+        *sorted(p for p in (job0 / "tensorboard").rglob("*") if p.is_file()),
         job0 / "summary.json",
     ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
@@ -394,13 +394,12 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
         *TINY,
         SHORT_SUBDIR,
         f"hydra.sweep.dir={sweep}",
-        "+callbacks.requeue._target_=tests.integration.cluster_callbacks.RequeueSignal",
-        "+callbacks.epoch_log._target_=tests.integration.cluster_callbacks.EpochLog",
+        "+callbacks.requeue._target_=binexp.lit.killpoint.RequeueSignal",
+        "+callbacks.epoch_log._target_=binexp.lit.killpoint.EpochLog",
         "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump",
     ]
     r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_SIGUSR1": "0"})
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
-    assert "Handling auto-requeue signal" in r.stderr
     assert record.read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue this job
     job = sweep / "0_job"
     hpc = job / "hpc_ckpt_1.ckpt"
@@ -412,7 +411,7 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
 
     r = run_cli(cmd, tmp_path, timeout=600, env=env)  # the requeued job: same command, same job id
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"Restoring states from the checkpoint path at {hpc}" in r.stderr
+    assert f"resuming {job} from {hpc}" in r.stdout + r.stderr  # binexp's own line (Lightning's INFO is quiet)
     m = read_metrics(job)
     assert (m["status"], m["epochs"], m["global_step"]) == ("completed", 3, 6)  # 3 epochs of 2 steps, none repeated
     assert (job / "epochs_started.txt").read_text().split() == ["0", "1", "2"]

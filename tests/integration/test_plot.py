@@ -179,7 +179,8 @@ def test_every_figure_of_a_real_rbnn_sweep(tmp_path):
     assert [p.name for p in paths] == ["alpha.png"] and len(series) == 18
     assert all([e for e, _ in pts] == [1, 2] for pts in series.values())
     paths, series = draw("angular_bias", sweep, tmp_path / "out")
-    assert len(paths) == 2 and len(series) == 36
+    assert len(paths) == 2 and len(series) == 2 * 18 * 2  # 2 runs x 18 layers x (weights, activations)
+    assert {k[1] for k in series} == {"angular_bias", "act_angular_bias"}
     paths, series = draw("weight_hist", sweep, tmp_path / "out", epochs=[1, 2])
     assert len(paths) == 2 and len(series) == 2 * 3 * 2
     r = run_cli(["report", str(sweep), "--plot", str(tmp_path / "rep")], tmp_path)
