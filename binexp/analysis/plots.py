@@ -164,9 +164,11 @@ def _need(runs: list[RunData], ok, what: str, root: Path) -> list[RunData]:
 
 
 def layer_curves(
-    runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path
+    runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path, min_span: float = 0.0
 ) -> tuple[list[Path], dict]:
-    """One panel per prefix that exists, one line per layer, x in epochs; one PNG per run."""
+    """One panel per prefix that exists, one line per layer, x in epochs; one PNG per run. The y
+    axis spans at least ``min_span`` (so float noise in a constant, e.g. RBNN's alpha at 1 - 6e-8,
+    is not drawn as a fall)."""
     plt = _plt()
     runs = _need(
         runs, lambda r: any(r.layers(p) for p in prefixes), " / ".join(f"{p}/<layer> scalars" for p in prefixes), root
@@ -195,6 +197,10 @@ def layer_curves(
             ax.set_title(f"{prefix} per layer", fontsize=10)
             ax.grid(alpha=0.3)
             ax.ticklabel_format(axis="y", useOffset=False)
+            values = [v for layer in layers for _, v in series[(run.label, prefix, layer)]]
+            if values and max(values) - min(values) < min_span:
+                mid = (max(values) + min(values)) / 2
+                ax.set_ylim(mid - min_span / 2, mid + min_span / 2)
             ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(layers) <= 20 else 2)
         fig.suptitle(f"{title} — {_short(run.label)}", fontsize=9)
         name = out / (f"{title}.png" if len(runs) == 1 else f"{title}_{_file_label(run.label)}.png")
@@ -402,7 +408,9 @@ def draw(
     if figure == "weight_hist":
         return weight_hist(runs, out, root, layers, epochs)
     if figure == "alpha":
-        return layer_curves(runs, ["rbnn_alpha_mean"], "alpha", "mean α = |sin θ| of the layer", out, root)
+        return layer_curves(
+            runs, ["rbnn_alpha_mean"], "alpha", "mean α = |sin θ| of the layer", out, root, min_span=0.05
+        )
     return layer_curves(
         runs, ["angular_bias", "act_angular_bias"], "angular_bias", "angular bias cos(w, sign w)", out, root
     )
