@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -39,15 +39,29 @@ class DistillConfig:
             raise ValueError(f"distill.weight must be in [0, 1], got {self.weight}")
 
 
+class QuantizerSettings(Protocol):
+    """What every quantizer schema has (each method's own dataclass adds its fields)."""
+
+    name: str
+
+
+class DataSettings(Protocol):
+    """What every dataset schema has (``binexp.data.registry``: one dataclass per kind)."""
+
+    kind: str
+    name: str
+    batch_size: int
+
+
 @dataclass
 class RunConfig:
     """The validated pieces a run is built from."""
 
-    data: Any
+    data: DataSettings
     model: ModelConfig
-    quantizer: Any
+    quantizer: QuantizerSettings
     schedule: ScheduleConfig
-    trainer: dict
+    trainer: dict[str, Any]
     distill: DistillConfig
     raw: DictConfig
     angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.lit.angle_penalty)
