@@ -35,15 +35,10 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import register_quantizer
+from binexp.quant.registry import check_choice, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 WEIGHT_GRADS = ("paper", "official_pytorch", "caffe", "exact")
-
-
-def _check_choice(key: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
 
 
 @dataclass
@@ -63,9 +58,9 @@ class BiRealConfig:
     weight_grad: str = "paper"
 
     def __post_init__(self) -> None:
-        _check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
-        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
-        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
+        check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if not (self.binary_weights or self.binary_activations):
             raise ValueError(
                 "quantizer.binary_weights and quantizer.binary_activations are both false: nothing is "

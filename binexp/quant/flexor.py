@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from binexp.quant import gf2
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import register_quantizer
+from binexp.quant.registry import check_choice, register_quantizer
 from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli")
@@ -50,11 +50,6 @@ SCHEMES = ("flexor", "analog", "ste")
 ALPHA_SHAPES = ("channel", "layer")
 ALPHA_INIT_RULES = ("constant", "fan_in")
 WEIGHT_DECAY_ON = ("all", "encrypted")
-
-
-def _check_choice(key: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
 
 
 @dataclass
@@ -99,16 +94,16 @@ class FlexorConfig:
     )  # knobs of act_surrogate/weight_surrogate
 
     def __post_init__(self) -> None:
-        _check_choice("xor_policy", self.xor_policy, XOR_POLICIES)
-        _check_choice("plane_matrices", self.plane_matrices, PLANE_MATRICES)
-        _check_choice("flatten", self.flatten, FLATTEN_ORDERS)
-        _check_choice("scheme", self.scheme, SCHEMES)
-        _check_choice("alpha_shape", self.alpha_shape, ALPHA_SHAPES)
-        _check_choice("alpha_init_rule", self.alpha_init_rule, ALPHA_INIT_RULES)
-        _check_choice("weight_decay_on", self.weight_decay_on, WEIGHT_DECAY_ON)
-        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        check_choice("xor_policy", self.xor_policy, XOR_POLICIES)
+        check_choice("plane_matrices", self.plane_matrices, PLANE_MATRICES)
+        check_choice("flatten", self.flatten, FLATTEN_ORDERS)
+        check_choice("scheme", self.scheme, SCHEMES)
+        check_choice("alpha_shape", self.alpha_shape, ALPHA_SHAPES)
+        check_choice("alpha_init_rule", self.alpha_init_rule, ALPHA_INIT_RULES)
+        check_choice("weight_decay_on", self.weight_decay_on, WEIGHT_DECAY_ON)
+        check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if self.weight_surrogate is not None:
-            _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+            check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
             if self.scheme == "analog":
                 raise ValueError(
                     "quantizer.weight_surrogate applies to the digital XOR's signs; fix: use scheme=flexor "
@@ -222,7 +217,7 @@ def xor_matrix(
     reimplementation), ``no_unused`` (the same, then taps moved so every input feeds a gate),
     ``full_rank`` (rank = gf2.max_rank: N_in - 1 for even n_tap), ``bernoulli`` (entries
     Bernoulli(1/2), n_tap ignored; the paper's MNIST matrices)."""
-    _check_choice("xor_policy", policy, XOR_POLICIES)
+    check_choice("xor_policy", policy, XOR_POLICIES)
     if policy != "bernoulli" and not 1 <= n_tap <= n_in:
         raise ValueError(f"n_tap must be in [1, n_in={n_in}], got {n_tap}")
     return _xor_matrix_cached(int(n_in), int(n_out), int(n_tap), int(plane), int(seed), policy).copy()

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import register_quantizer
+from binexp.quant.registry import check_choice, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 ROTATION_KINDS = ("bi", "full")
@@ -93,13 +93,13 @@ class RBNNConfig:
     surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
 
     def __post_init__(self) -> None:
-        _check_choice("rotation_kind", self.rotation_kind, ROTATION_KINDS)
-        _check_choice("update_interval", self.update_interval, UPDATE_INTERVALS)
-        _check_choice("rotation_init", self.rotation_init, ROTATION_INITS)
-        _check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
-        _check_choice("rotated_grad", self.rotated_grad, ROTATED_GRADS)
-        _check_choice("update_dtype", self.update_dtype, UPDATE_DTYPES)
-        _check_choice("theta_stabilize", self.theta_stabilize, THETA_STABILIZE)
+        check_choice("rotation_kind", self.rotation_kind, ROTATION_KINDS)
+        check_choice("update_interval", self.update_interval, UPDATE_INTERVALS)
+        check_choice("rotation_init", self.rotation_init, ROTATION_INITS)
+        check_choice("alpha_mode", self.alpha_mode, ALPHA_MODES)
+        check_choice("rotated_grad", self.rotated_grad, ROTATED_GRADS)
+        check_choice("update_dtype", self.update_dtype, UPDATE_DTYPES)
+        check_choice("theta_stabilize", self.theta_stabilize, THETA_STABILIZE)
         if not (math.isfinite(self.theta_grad_max_norm) and self.theta_grad_max_norm > 0):
             raise ValueError(
                 f"quantizer.theta_grad_max_norm must be a finite number > 0, got {self.theta_grad_max_norm}"
@@ -109,8 +109,8 @@ class RBNNConfig:
                 f"quantizer.theta_stabilize={self.theta_stabilize} acts on the learned theta; fix: keep "
                 "quantizer.rotation=true and quantizer.alpha_mode=learned, or set quantizer.theta_stabilize=none"
             )
-        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
-        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
+        check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        check_choice("act_surrogate", self.act_surrogate, surrogate_names())
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"quantizer.seed must be a non-negative integer or null, got {self.seed}")
         if self.update_frequency < 1:
@@ -129,11 +129,6 @@ class RBNNConfig:
                 "weights no gradient at all; fix: set quantizer.rotated_grad=through (rotate-and-binarize) "
                 "or an alpha_value < 1"
             )
-
-
-def _check_choice(key: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
 
 
 # -- the math, as plain functions (tested against the reference's golden values) -------------

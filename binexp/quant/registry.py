@@ -50,6 +50,12 @@ def get_quantizer(name: str) -> QuantizerEntry:
         raise KeyError(f"unknown quantizer {name!r}; choose one of: {', '.join(quantizer_names())}") from None
 
 
+def check_choice(key: str, value: object, choices) -> None:
+    """A quantizer schema's choice field: ``ValueError`` naming the field, the value and the choices."""
+    if value not in choices:
+        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
 class ConvFactory:
     """Builds the binarizable convolutions of one network from one validated quantizer config.
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from binexp.quant.layers import ConvSpec, QuantConv2d
-from binexp.quant.registry import register_quantizer
+from binexp.quant.registry import check_choice, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 WEIGHT_GRADS = ("exact", "paper", "detached")
@@ -36,15 +36,10 @@ class XnorConfig:
     act_scale: str = "none"  # none | K (the paper's per-position activation scale)
 
     def __post_init__(self) -> None:
-        _check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
-        _check_choice("act_scale", self.act_scale, ACT_SCALES)
-        _check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
-        _check_choice("act_surrogate", self.act_surrogate, surrogate_names())
-
-
-def _check_choice(key: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+        check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
+        check_choice("act_scale", self.act_scale, ACT_SCALES)
+        check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
+        check_choice("act_surrogate", self.act_surrogate, surrogate_names())
 
 
 class _PaperXnorWeight(torch.autograd.Function):
