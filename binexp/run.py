@@ -7,6 +7,7 @@ import errno
 import logging
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -39,6 +40,12 @@ from binexp.runstate import RunLock
 
 log = logging.getLogger("binexp.train")
 detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
+
+EXTRA_CALLBACKS: list[Callable[[], L.Callback]] = []
+"""Factories of callbacks added to every run this process trains (after the config's own
+callbacks), one fresh instance per run. Only Python code that imports binexp can add to it (the
+test launcher ``tests/support/launch.py`` does, for kill points and state dumps); no config,
+override or run directory can reach it."""
 
 
 def _swept_dirname(*, _root_) -> str:
@@ -239,6 +246,7 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     callbacks = [
         QuantizerSchedule(),
         *build_callbacks(cfg, run_dir),
+        *(make() for make in EXTRA_CALLBACKS),
         EpochLine(),
         TensorBoardViews(static),
         *bars,

@@ -13,16 +13,37 @@ import numpy as np
 import pytest
 
 BIN = Path(sys.executable).parent / "binexp"
+REPO = Path(__file__).resolve().parents[1]
 QUICK = ["trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``binexp <args>`` as a user would, from ``cwd``."""
+def cli_command(args: list[str], callbacks: list[tuple[str, dict]] | None = None) -> tuple[list[str], dict]:
+    """The command line and the environment entries of ``binexp <args>``; with ``callbacks``
+    (``[(class name, kwargs)]``, e.g. ``tests.support.killpoint.KillAt``) the same CLI started
+    through the test launcher, which adds them to every run (no config can)."""
+    if callbacks is None:
+        return [str(BIN), *args], {}
+    from tests.support.launch import callbacks_env
+
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return [sys.executable, "-m", "tests.support.launch", *args], {"PYTHONPATH": path, **callbacks_env(*callbacks)}
+
+
+def run_cli(
+    args: list[str],
+    cwd: Path,
+    timeout: int = 300,
+    env: dict | None = None,
+    callbacks: list[tuple[str, dict]] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``binexp <args>`` as a user would, from ``cwd`` (``callbacks``: see :func:`cli_command`)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
     full_env.pop("BINEXP_VERB", None)
+    command, extra = cli_command(args, callbacks)
+    full_env.update(extra)
     if env:
         full_env.update(env)
-    return subprocess.run([str(BIN), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -312,10 +312,10 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         *TINY,
         SHORT_SUBDIR,
         f"hydra.sweep.dir={sweep}",
-        "+callbacks.epoch_log._target_=binexp.lit.killpoint.EpochLog",
     ]
+    epoch_log = [("tests.support.killpoint.EpochLog", {})]
     env = {"PYTHONPATH": str(REPO)}
-    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_KILL": "1_job:1"})
+    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_KILL": "1_job:1"}, callbacks=epoch_log)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     job0, job1, job2 = (sweep / f"{i}_job" for i in range(3))
     assert read_metrics(job0)["status"] == "completed" and not job2.exists()
@@ -338,7 +338,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         job0 / "summary.json",
     ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
-    r = run_cli(cmd, tmp_path, timeout=600, env=env)
+    r = run_cli(cmd, tmp_path, timeout=600, env=env, callbacks=epoch_log)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == before  # job 0: not retrained, not rewritten
     assert (job0 / "epochs_started.txt").read_text().split() == ["0", "1"]
@@ -394,11 +394,13 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
         *TINY,
         SHORT_SUBDIR,
         f"hydra.sweep.dir={sweep}",
-        "+callbacks.requeue._target_=binexp.lit.killpoint.RequeueSignal",
-        "+callbacks.epoch_log._target_=binexp.lit.killpoint.EpochLog",
-        "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump",
     ]
-    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_SIGUSR1": "0"})
+    extra = [
+        ("tests.support.killpoint.RequeueSignal", {}),
+        ("tests.support.killpoint.EpochLog", {}),
+        ("tests.support.rank_state.RankStateDump", {}),
+    ]
+    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_SIGUSR1": "0"}, callbacks=extra)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     assert record.read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue this job
     job = sweep / "0_job"
@@ -409,7 +411,7 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
         job / "checkpoints" / "last.ckpt"
     ).exists()  # killed before the epoch's own checkpoint: only hpc holds it
 
-    r = run_cli(cmd, tmp_path, timeout=600, env=env)  # the requeued job: same command, same job id
+    r = run_cli(cmd, tmp_path, timeout=600, env=env, callbacks=extra)  # the requeued job: same command, same job id
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming {job} from {hpc}" in r.stdout + r.stderr  # binexp's own line (Lightning's INFO is quiet)
     m = read_metrics(job)

@@ -31,11 +31,11 @@ def test_two_rank_ddp_run_ends_with_identical_rotations(tmp_path):
             "trainer.limit_val_batches=1",
             "trainer.num_sanity_val_steps=0",
             "trainer.enable_progress_bar=false",
-            "+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump",
             f"hydra.run.dir={run}",
         ],
         tmp_path,
         timeout=600,
+        callbacks=[("tests.support.rank_state.RankStateDump", {})],  # in every rank (the launcher re-executes)
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(run)["status"] == "completed"

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from binexp.quant import quantized_layers
 from tests.conftest import read_metrics, run_cli
 
-DUMP = ["+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump", "+callbacks.rank_state.trace=true"]
+DUMP = [("tests.support.rank_state.RankStateDump", {"trace": True})]  # added by the test launcher
 # 3 training batches of 32 images of 16x16 px per epoch: the mechanics, not the accuracy
 SMALL = [
     "data=synthetic",
@@ -113,10 +113,10 @@ def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_
             "trainer.max_epochs=2",
             "trainer.num_sanity_val_steps=1",
             *SMALL,
-            *DUMP,
             f"hydra.run.dir={run}",
         ],
         tmp_path,
+        callbacks=DUMP,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
@@ -146,7 +146,7 @@ def test_rotation_once_per_epoch_never_in_validation_and_resume_restores_it(tmp_
             assert torch.equal(ckpt["state_dict"][f"net.{name}.{key}"], s[key]), (name, key)
     assert not any(k.endswith((".t", ".k")) for k in ckpt["state_dict"])  # t, k are recomputed, not saved
 
-    r = run_cli(["train", f"resume={run}", "trainer.max_epochs=3"], tmp_path)
+    r = run_cli(["train", f"resume={run}", "trainer.max_epochs=3"], tmp_path, callbacks=DUMP)
     assert r.returncode == 0, r.stderr[-3000:]
     resumed = load_dump(run)
     for name, s in resumed["start_state"].items():  # after restore, before epoch 2's update
@@ -174,8 +174,8 @@ def test_step_mode_rotates_before_every_training_step(tmp_path):
     from binexp.data import build_datamodule
     from binexp.lit.callbacks import QuantizerSchedule
     from binexp.lit.module import ClassifierModule
-    from binexp.lit.rank_state import RankStateDump
     from binexp.preflight import compose
+    from tests.support.rank_state import RankStateDump
 
     cfg = compose(["model=resnet20", "quantizer=rbnn", "quantizer.update_interval=step", *SMALL[:6]])
     run = validate(cfg)

@@ -1,5 +1,6 @@
 """Exact resume and honest status: a training subprocess is killed (SIGKILL) or interrupted
-(SIGINT, SIGTERM) at exact points by ``binexp.lit.killpoint.KillAt``; resuming with ``resume=``
+(SIGINT, SIGTERM) at exact points by ``tests.support.killpoint.KillAt`` (added by the test
+launcher, which no config can do); resuming with ``resume=``
 must end in bit-identical network tensors and equal metrics to the uninterrupted run (CPU, one
 thread: the same arithmetic in every process)."""
 
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from binexp.runstate import effective_status
-from tests.conftest import BIN, QUICK, read_metrics, run_cli
+from tests.conftest import QUICK, cli_command, read_metrics, run_cli
 
 # 4 batches per epoch, 3 epochs: global steps 0..11
 TINY = [
@@ -32,20 +33,15 @@ TINY = [
     *QUICK,
 ]
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-KILL = "binexp.lit.killpoint.KillAt"
+KILL = "tests.support.killpoint.KillAt"
 
 
-def kill_at(name: str, tmp: Path, at: str, signal_name: str = "SIGKILL", step: int = -1, epoch: int = -1) -> list[str]:
-    """Overrides adding a KillAt callback that fires once (its once-file disarms it on resume)."""
-    key = f"+callbacks.{name}"
-    return [
-        f"{key}._target_={KILL}",
-        f"{key}.at={at}",
-        f"{key}.signal={signal_name}",
-        f"{key}.step={step}",
-        f"{key}.epoch={epoch}",
-        f"{key}.once_file={tmp / (name + '.fired')}",
-    ]
+def kill_at(
+    name: str, tmp: Path, at: str, signal_name: str = "SIGKILL", step: int = -1, epoch: int = -1
+) -> tuple[str, dict]:
+    """A KillAt callback for the test launcher that fires once (its once-file disarms it on resume)."""
+    once = str(tmp / (name + ".fired"))
+    return KILL, {"at": at, "signal": signal_name, "step": step, "epoch": epoch, "once_file": once}
 
 
 def network(run: Path) -> dict[str, torch.Tensor]:
@@ -91,17 +87,12 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     Ctrl-C (SIGINT) two batches into epoch 1 of the resumed run: status interrupted, one line with
     the resume command, a mid-epoch checkpoint; the second resume finishes the run bit-identically."""
     run = tmp_path / "run"
-    args = [
-        "train",
-        "quantizer=xnor",
-        *TINY,
-        f"hydra.run.dir={run}",
-        *kill_at("stop", tmp_path, "batch", "SIGSTOP", step=5),
-        *kill_at("int", tmp_path, "batch", "SIGINT", step=6),
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "BINEXP_VERB"} | ENV
+    args = ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}"]
+    kills = [kill_at("stop", tmp_path, "batch", "SIGSTOP", step=5), kill_at("int", tmp_path, "batch", "SIGINT", step=6)]
+    command, extra = cli_command(args, kills)
+    env = {k: v for k, v in os.environ.items() if k != "BINEXP_VERB"} | ENV | extra
     with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen([str(BIN), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:  # the process freezes itself at step 5, holding its lock: the run reads running
         deadline = time.monotonic() + 300
         while not (tmp_path / "stop.fired").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -114,7 +105,7 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     m = read_metrics(run)
     assert m["status"] == "running" and effective_status(run, m) == "dead"  # SIGKILL: the lock died with it
 
-    r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
+    r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV, callbacks=kills)
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr
     assert interrupt_lines(r.stderr) == [
@@ -186,9 +177,9 @@ def test_a_killed_process_leaves_its_lock_free_so_the_run_reads_dead(tmp_path):
 def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quantizer, kills):
     run = tmp_path / "run"
     args = ["train", f"quantizer={quantizer}", *TINY, f"hydra.run.dir={run}"]
-    for i, (at, sig, step, epoch) in enumerate(kills):  # each KillAt fires once, in the first process that reaches it
-        args += kill_at(f"k{i}", tmp_path, at, sig, step=step, epoch=epoch)
-    r = run_cli(args, tmp_path, env=ENV)
+    # each KillAt fires once, in the first process that reaches it
+    extra = [kill_at(f"k{i}", tmp_path, *kill) for i, kill in enumerate(kills)]
+    r = run_cli(args, tmp_path, env=ENV, callbacks=extra)
     for i, (_at, sig, _step, _epoch) in enumerate(kills):
         killed = sig == "SIGKILL"
         assert r.returncode == (-signal.SIGKILL if killed else 128 + getattr(signal, sig)), (
@@ -203,7 +194,7 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
         else:
             assert m["status"] == "interrupted" and effective_status(run, m) == "interrupted"
             assert f"continue with: binexp train resume={run}" in r.stderr
-        r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
+        r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV, callbacks=extra)
     assert r.returncode == 0, r.stderr[-3000:]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
     assert_same_run(run, reference(quantizer))
@@ -212,9 +203,10 @@ def test_killed_at_any_point_resumes_bit_identically(tmp_path, reference, quanti
 def test_ctrl_c_during_start_up_is_one_line_and_leaves_no_run(tmp_path):
     run = tmp_path / "run"
     r = run_cli(
-        ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}", *kill_at("int", tmp_path, "fit_start", "SIGINT")],
+        ["train", "quantizer=xnor", *TINY, f"hydra.run.dir={run}"],
         tmp_path,
         env=ENV,
+        callbacks=[kill_at("int", tmp_path, "fit_start", "SIGINT")],
     )
     assert r.returncode == 128 + signal.SIGINT, r.stderr[-3000:]
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr

@@ -46,8 +46,10 @@ def test_stage2_starts_from_stage1_weights(stage1):
 
 def test_stage2_through_the_cli_reports_what_it_loaded(tmp_path, stage1):
     run = tmp_path / "stage2"
-    dump = ["+callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump"]
-    r = run_cli(["train", "quantizer=xnor", f"init_from={stage1}", *SHORT, *dump, f"hydra.run.dir={run}"], tmp_path)
+    dump = [("tests.support.rank_state.RankStateDump", {})]
+    r = run_cli(
+        ["train", "quantizer=xnor", f"init_from={stage1}", *SHORT, f"hydra.run.dir={run}"], tmp_path, callbacks=dump
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     m = read_metrics(run)
     assert m["init_from"]["loaded"] > 100 and m["init_from"]["new"] == [] and m["status"] == "completed"

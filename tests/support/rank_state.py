@@ -1,8 +1,9 @@
-"""A test and debugging callback: what every rank holds of the binarized layers' state.
+"""A test callback: what every rank holds of the binarized layers' state.
 
-Enable it on any run with an override, e.g.::
+Not part of binexp, and no config can name it: a test adds it to a real ``binexp train`` process
+(and to its DDP children) through the test launcher, e.g.::
 
-    binexp train quantizer=rbnn ... +callbacks.rank_state._target_=binexp.lit.rank_state.RankStateDump
+    run_cli(args, tmp, callbacks=[("tests.support.rank_state.RankStateDump", {"trace": True})])
 
 At fit end each rank writes ``<run dir>/rank_state/rank<global rank>.pt``, a dict with
 

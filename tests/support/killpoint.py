@@ -1,8 +1,9 @@
-"""A test callback: the training process sends a signal to itself at an exact point, so kill and
+"""Test callbacks: the training process sends a signal to itself at an exact point, so kill and
 resume tests need no sleeps (``KillAt``); ``EpochLog`` and ``RequeueSignal`` serve the sweep and
-SLURM-requeue tests. Enable it with an override, e.g.::
+SLURM-requeue tests. Not part of binexp, and no config can name them: a test adds them to a real
+``binexp train`` process through the test launcher, e.g.::
 
-    +callbacks.kill._target_=binexp.lit.killpoint.KillAt +callbacks.kill.at=batch +callbacks.kill.step=5
+    run_cli(args, tmp, callbacks=[("tests.support.killpoint.KillAt", {"at": "batch", "step": 5})])
 
 ``at``:
 
@@ -10,6 +11,7 @@ SLURM-requeue tests. Enable it with an override, e.g.::
 * ``batch``: at the end of the training batch after which the global step is ``step``;
 * ``epoch_start``: at the start of epoch ``epoch``, after the quantizer's epoch-start work
   (RBNN's rotation update) has changed the network in memory;
+* ``validation``: after the first validation batch of epoch ``epoch`` (not the sanity check);
 * ``checkpoint_write``: while ``checkpoints/last.ckpt`` of epoch ``epoch`` is being written:
   half of its bytes are in the file when the signal comes (what a kill does to a writer that
   writes in place).
@@ -35,8 +37,10 @@ class KillAt(Callback):
     def __init__(
         self, at: str = "batch", step: int = -1, epoch: int = -1, signal: str = "SIGKILL", once_file: str | None = None
     ) -> None:
-        if at not in ("fit_start", "batch", "epoch_start", "checkpoint_write"):
-            raise ValueError(f"KillAt.at must be fit_start, batch, epoch_start or checkpoint_write, got {at!r}")
+        if at not in ("fit_start", "batch", "epoch_start", "validation", "checkpoint_write"):
+            raise ValueError(
+                f"KillAt.at must be fit_start, batch, epoch_start, validation or checkpoint_write, got {at!r}"
+            )
         self.at, self.step, self.epoch, self.signal_name = at, int(step), int(epoch), signal
         self.once_file = Path(once_file) if once_file else None
 
@@ -60,6 +64,17 @@ class KillAt(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at == "epoch_start" and trainer.current_epoch == self.epoch and self._armed():
+            self._fire()
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if (
+            self.at == "validation"
+            and not trainer.sanity_checking
+            and trainer.current_epoch == self.epoch
+            and self._armed()
+        ):
             self._fire()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
