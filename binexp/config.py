@@ -1,5 +1,17 @@
 """Config schemas and validation: every group is checked against its dataclass schema (unknown
-keys, types, ranges, choices) before anything runs, and any problem becomes one line."""
+keys, types, ranges, choices) before anything runs, and any problem becomes one line.
+
+Each default is stated once, in the dataclass schemas: :func:`register_schemas` stores each
+schema's defaults in Hydra's ConfigStore under ``_schema/<group>/<name>`` (quantizers by
+registered name, datasets by kind, one ``model``, ``schedule`` and ``distill``), and every option
+YAML starts from its schema (``defaults: [/_schema/quantizer/rbnn@_here_, _self_]``) and states only
+what differs. Why ConfigStore and not YAML as the source: the dataclasses are also what the code
+builds and type-checks against (``RBNNConfig()`` in tests and tools, mypy over every field), they
+carry the per-field documentation and the ``__post_init__`` checks, and a new quantizer is one
+file plus a YAML of its differences. The nodes are stored untyped (plain values), so composing stays
+as permissive as before and every type, range and choice problem is still reported here, as one
+line, by :func:`validate`. ``tests/config/test_defaults_once.py`` fails when a YAML restates a
+default or an option YAML does not start from its schema."""
 
 from __future__ import annotations
 
@@ -21,10 +33,12 @@ from binexp.schedule import ScheduleConfig
 
 @dataclass
 class DistillConfig:
-    teacher: str | None = None  # run directory or checkpoint of the teacher; null = no distillation
-    temperature: float = 1.0
-    weight: float = 1.0  # share of the KL term; 1.0 = KL only (ReActNet), 0.5 = half CE
-    attention_weight: float = 0.0  # attention transfer after every block (Real-to-Binary); 0 = off
+    """``distill.*``: knowledge distillation from a teacher run (KL on the logits)."""
+
+    teacher: str | None = None  # run directory or .ckpt of the teacher; None = no distillation
+    temperature: float = 1.0  # softmax temperature of teacher and student
+    weight: float = 1.0  # share of the KL term in the loss; 1.0 = KL only (ReActNet), 0.5 = half CE
+    attention_weight: float = 0.0  # attention transfer after every ResNet block (Real-to-Binary); 0 = off
 
     def __post_init__(self) -> None:
         if not (self.attention_weight >= 0 and math.isfinite(self.attention_weight)):
@@ -64,7 +78,41 @@ class RunConfig:
     trainer: dict[str, Any]
     distill: DistillConfig
     raw: DictConfig
-    angle_penalty: float = 0.0  # top-level: lambda of the angle penalty (binexp.lit.angle_penalty)
+    angle_penalty: float  # top-level `angle_penalty` (conf/train.yaml): lambda of binexp.lit.angle_penalty
+
+
+SCHEMA_GROUP = "_schema"  # ConfigStore root of the schema defaults (hidden from `binexp list`)
+
+
+def schemas() -> dict[str, dict[str, type]]:
+    """``{group: {schema name: dataclass}}``: the schemas option YAMLs start from
+    (``/_schema/<group>/<name>``)."""
+    from binexp.quant.registry import QUANTIZERS
+
+    return {
+        "quantizer": {name: entry.schema for name, entry in QUANTIZERS.items()},
+        "data": {kind: entry.schema for kind, entry in DATASETS.items()},
+        "model": {"model": ModelConfig},
+        "schedule": {"schedule": ScheduleConfig},
+        "distill": {"distill": DistillConfig},
+    }
+
+
+def schema_defaults(schema: type) -> dict[str, Any]:
+    """The dataclass's defaults as plain values (nested dataclasses as dicts)."""
+    values = OmegaConf.to_container(OmegaConf.structured(schema))
+    assert isinstance(values, dict)
+    return {str(k): v for k, v in values.items()}
+
+
+def register_schemas() -> None:
+    """Store every schema's defaults in Hydra's ConfigStore (idempotent; call before composing)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, entries in schemas().items():
+        for name, schema in entries.items():
+            store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=schema_defaults(schema))
 
 
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:

@@ -4,6 +4,7 @@ run directory holds no earlier run, and a run to resume has a readable checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -21,20 +22,31 @@ def _first_line(e: BaseException) -> str:
 
 
 def _option_keys(group: str) -> dict[str, set[str]]:
-    """{option: its top-level keys} of a config group, read from the YAML files."""
+    """{option: its top-level keys} of a config group: the keys its YAML file sets and the fields of
+    the schema it starts from (``defaults: [/_schema/<group>/<name>@_here_]``)."""
     from importlib import resources
 
     import yaml
 
     from binexp.catalog import config_options
+    from binexp.config import SCHEMA_GROUP, schemas
 
+    known = schemas().get(group, {})
     out = {}
     for option in config_options(group):
         try:
             data = yaml.safe_load((resources.files(CONFIG_MODULE) / group / f"{option}.yaml").read_text()) or {}
         except Exception:  # noqa: BLE001
             continue
-        out[option] = {k for k in data if k != "defaults"} if isinstance(data, dict) else set()
+        if not isinstance(data, dict):
+            out[option] = set()
+            continue
+        keys = {str(k) for k in data if k != "defaults"}
+        for entry in data.get("defaults") or []:
+            path = str(entry).split("@", 1)[0].strip("/")
+            if path.startswith(f"{SCHEMA_GROUP}/{group}/") and path.rsplit("/", 1)[1] in known:
+                keys |= {f.name for f in dataclasses.fields(known[path.rsplit("/", 1)[1]])}
+        out[option] = keys
     return out
 
 
@@ -128,6 +140,9 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    from binexp.config import register_schemas
+
+    register_schemas()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):

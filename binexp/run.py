@@ -27,7 +27,7 @@ from binexp.analysis.accounting import model_bits
 from binexp.analysis.entropy import model_entropy
 from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 from binexp.checkpoint import load_teacher
-from binexp.config import validate
+from binexp.config import register_schemas, validate
 from binexp.data import build_datamodule
 from binexp.env import SWEPT_ENV
 from binexp.errors import BinexpError
@@ -66,6 +66,7 @@ def _swept_dirname(*, _root_) -> str:
 
 if not OmegaConf.has_resolver("binexp_swept"):
     OmegaConf.register_new_resolver("binexp_swept", _swept_dirname)
+register_schemas()  # the option YAMLs start from the schemas' defaults (binexp.config)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:

@@ -22,10 +22,10 @@ class InMemoryConfig:
 
     batch_size: int = 128  # global batch: split across DDP ranks
     eval_batch_size: int = 256
-    augment: bool = True  # random crop + flip as batched tensor ops on the training device
+    augment: bool = True  # random crop (pad crop_padding) + flip as batched tensor ops on the training device
     crop_padding: int = 4
     normalize: str = "imagenet"  # imagenet | half (the RBNN code uses ImageNet statistics)
-    resident_on_device: bool = True  # keep the uint8 set on the GPU (no effect on CPU)
+    resident_on_device: bool = True  # on a GPU, keep the uint8 set in GPU memory (no effect on CPU)
 
     def __post_init__(self) -> None:
         _positive("data", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
@@ -43,12 +43,14 @@ class InMemoryConfig:
 
 @dataclass
 class CifarConfig(InMemoryConfig):
+    """CIFAR-10/100 from the standard python batches, read by binexp itself (binexp/data/cifar.py)."""
+
     kind: str = "cifar"
     name: str = "cifar10"
-    root: str = "data/cifar10"
-    variant: int = 10
-    download: bool = False
-    batch_size: int = 256
+    root: str = "data/cifar10"  # folder holding cifar-10-batches-py/ or cifar-100-python/ (or the batches)
+    variant: int = 10  # 10 | 100
+    download: bool = False  # True: fetch the archive when online
+    batch_size: int = 256  # official RBNN CIFAR recipe (global batch; split across DDP ranks)
     eval_batch_size: int = 128
 
     def __post_init__(self) -> None:
@@ -89,26 +91,31 @@ class MNISTConfig(InMemoryConfig):
     kind: str = "mnist"
     name: str = "mnist"
     root: str = "data/mnist"
-    download: bool = False
-    batch_size: int = 50
+    download: bool = False  # True: fetch the four .gz files from torchvision's MNIST mirrors when online
+    batch_size: int = 50  # FleXOR's MNIST recipe (Fig. 4)
     eval_batch_size: int = 500
-    augment: bool = False
+    augment: bool = False  # True: random crop with crop_padding (no flip: digits are not mirror-symmetric)
     crop_padding: int = 2
 
 
 @dataclass
 class ImageFolderConfig:
+    """Any train/ + val/ tree of class folders (torchvision ImageFolder)."""
+
     kind: str = "imagefolder"
     name: str = "imagefolder"
     root: str = "data/imagefolder"
     num_classes: int | None = None  # None: count the class folders
     image_size: int = 224
-    crop_ratio: float = 0.875
+    crop_ratio: float = 0.875  # val: resize the short side to image_size/crop_ratio, then center crop
+    # RandomResizedCrop area range (the RBNN code's DALI loader used [0.08, 1.25])
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     batch_size: int = 256
     eval_batch_size: int = 256
     num_workers: int = 4
-    decode: str = "pil"  # pil (PIL in loader workers) | tensor (batched JPEG decode on the training device)
+    # pil (PIL in loader workers) | tensor: read bytes in workers, decode JPEGs in batches on the
+    # training device (nvJPEG on GPU)
+    decode: str = "pil"
 
     def __post_init__(self) -> None:
         if self.decode not in ("pil", "tensor"):

@@ -28,7 +28,8 @@ class ModelConfig:
     # Width multiplier: every channel count c becomes max(1, round(width * c)) (halves round up);
     # the input's 3 channels and the classes stay.
     width: float = 1.0
-    # The activation between layers (binexp.models.activations); hardtanh as in the official code.
+    # The activation between layers: hardtanh | relu | prelu | tanh | identity (`binexp list activation`);
+    # hardtanh as in the official code (lenet5 keeps its ReLU, as in the paper).
     act: str = "hardtanh"
 
     def __post_init__(self) -> None:

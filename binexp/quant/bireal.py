@@ -43,18 +43,27 @@ WEIGHT_GRADS = ("paper", "official_pytorch", "caffe", "exact")
 
 @dataclass
 class BiRealConfig:
+    """``quantizer=bireal`` (conf/quantizer/bireal.yaml states only what differs). Defaults: W1/A1,
+    the paper's ApproxSign for activations and magnitude-aware weight gradient."""
+
     name: str = "bireal"
-    # binarize the weights (alpha*sign(W)); false keeps the real latent weight in the conv:
-    # stage 1 of the two-stage recipe (binary activations, real weights), whose checkpoint
-    # stage 2 (both binary) starts from with init_from=
+    # False: the conv uses the real latent weight W (no alpha, 32 bit/weight). Stage 1 of the
+    # two-stage recipe (binary activations + real weights); stage 2 (both binary) starts from it
+    # with init_from=<stage-1 run dir>
     binary_weights: bool = True
-    # binarize the conv input with sign(x); false: real-valued activations (W1/A32)
+    # False: real-valued conv input (W1/A32); both False is refused (use quantizer=fp)
     binary_activations: bool = True
-    # backward of sign(W) (F' in the table above) and of sign(x); any `binexp list surrogate`
+    # F'(W) = 1{|W| <= clip}: the paper's 1{|W| < 1} with the edge |W| = 1 included (larq's convention);
+    # any name from `binexp list surrogate`
     weight_surrogate: str = "clipped_ste"
+    # F'(x) = max(0, 2 - 2|x|): the paper's ApproxSign (2 at 0, 1 at +-0.5, 0 at +-1)
     act_surrogate: str = "approx_sign"
     surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
-    # paper | official_pytorch | caffe | exact (module docstring)
+    # Weight gradient, g = dL/dW_b (the forward is alpha * sign(W) in every case):
+    #   paper            alpha * F'(W) * g, alpha held constant (paper Sec. 3.3; larq MagnitudeAwareSign)
+    #   official_pytorch F'(W) * g, no alpha factor (official PyTorch code: identity through clamp(W, -1, 1))
+    #   caffe            g, straight through, F' ignored (official Caffe binary-conv layer)
+    #   exact            autograd through alpha as well: adds sign(W_i)/n * sum_j g_j sign(W_j) per channel
     weight_grad: str = "paper"
 
     def __post_init__(self) -> None:

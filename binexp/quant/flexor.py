@@ -24,7 +24,7 @@ slice into N_out binary weights:
 Training techniques (Sec. 4 / appendix): S_tanh (default 10) with a linear warm-up, S_tanh x2
 at each multistep LR decay, clipping x^e to +-clip_factor/S_tanh after every optimizer step;
 LR warm-up is the schedule's ``warmup_epochs``; ``weight_decay_on`` decays every parameter or only
-the encrypted weights (the paper leaves it open). See ``conf/quantizer/flexor.yaml`` for every
+the encrypted weights (the paper leaves it open). See :class:`FlexorConfig` for every
 field and which choices the paper leaves open.
 """
 
@@ -54,44 +54,85 @@ WEIGHT_DECAY_ON = ("all", "encrypted")
 
 @dataclass
 class FlexorConfig:
-    """FleXOR quantizer options (documented field by field in conf/quantizer/flexor.yaml).
+    """FleXOR quantizer options (``quantizer=flexor``; conf/quantizer/flexor.yaml states only what
+    differs from these defaults).
 
     Forward: W = sum_i alpha_i (.) XOR_M(sign(x^e_i)) (bit-exact GF(2) decryption, sign(0)=+1).
+    Per bit plane, ceil(n/N_out) slices of N_in real "encrypted" weights; a fixed random XOR
+    network M (N_out x N_in, N_tap ones per row) decrypts the signs of each slice into N_out
+    binary weights. Bits per weight = q * N_in * ceil(n/N_out) / n (metrics.json:
+    bits_per_weight; with the 32-bit alphas: bits_per_weight_with_scales).
     Backward: per encrypted weight S_tanh (1 - tanh^2(S_tanh x)) times the signs of the gate's
     other inputs, summed over its gates (``scheme`` picks Fig. 5's alternatives).
+    [uncertain] marks choices the paper (arXiv:2009.04690) leaves open; the default is stated with
+    the reason (the unofficial reimplementation's choice where there is one).
     Paper: Lee et al., "FleXOR: Trainable Fractional Quantization", NeurIPS 2020."""
 
     name: str = "flexor"
-    n_in: int = 12  # encrypted bits per slice (per plane); 12/20 = 0.6 bit
-    n_out: int = 20  # weights decrypted per slice
-    n_in_per_stage: list[int] | None = None  # Table 2: N_in per network stage; null = n_in everywhere
-    allow_over_one_bit: bool = False  # n_in > n_out (more than one bit per weight) only when asked for
-    n_tap: int = 2  # ones per row of M (XOR fan-in)
-    q: int = 1  # bit planes
-    seed: int | None = None  # M's seed; null = the run's seed (torch.initial_seed(), set by seed_everything)
+    # N_in: encrypted bits per slice and plane (12/20 = 0.6 bit); N_in <= N_out unless allow_over_one_bit
+    n_in: int = 12
+    n_out: int = 20  # N_out: weights decrypted per slice (Table 1: 20; appendix Table 5: 10)
+    # Table 2: one N_in per network stage, e.g. [19, 16, 7] for ResNet-20; None = n_in everywhere
+    n_in_per_stage: list[int] | None = None
+    # N_in > N_out stores more than one bit per weight (no compression): refused unless true
+    allow_over_one_bit: bool = False
+    n_tap: int = 2  # ones per row of M (XOR fan-in); the CIFAR/ImageNet experiments use 2
+    q: int = 1  # bit planes (Table 6 uses 2); each has its own encrypted weights and alpha
+    # seed of M; None = the run's top-level `seed` (read as torch.initial_seed(), which seed_everything
+    # sets before the model is built); an integer (or ${seed}) pins it. M is a pure function of
+    # (seed, n_in, n_out, n_tap, plane, xor_policy): layers with the same settings share the same matrix.
+    seed: int | None = None
+    # [uncertain] how M is drawn: unconstrained (N_tap distinct columns per row, uniformly; rows may
+    # repeat and columns go unused - as the unofficial reimplementation) | no_unused (every input
+    # feeds >= 1 gate) | full_rank (GF(2) rank = N_in - 1 for even N_tap, the maximum) | bernoulli
+    # (entries Bernoulli(1/2), n_tap ignored: the paper's MNIST Fig. 4 matrices)
     xor_policy: str = "unconstrained"
-    plane_matrices: str = "per_plane"  # per_plane: each plane its own M | shared: one M for all planes
-    flatten: str = "tf"  # tf: [k,k,C_in,C_out] (paper) | torch: [C_out,C_in,k,k] | filter: per filter, padded to N_out
-    scheme: str = "flexor"  # flexor | analog | ste (Fig. 5)
-    s_tanh: float = 10.0
+    # [uncertain] per_plane: plane i uses its own M (reimplementation) | shared: one M for all planes
+    plane_matrices: str = "per_plane"
+    # slice order: tf = [k, k, C_in, C_out], C_out fastest (the paper's TensorFlow layout, a slice
+    # spans output channels) | torch = [C_out, C_in, k, k] (the reimplementation) | filter = each
+    # output filter chunked on its own in [C_in, k, k] order, padded to a multiple of N_out, so no
+    # slice spans two filters (the padding's encrypted bits are stored and counted in bits_per_weight)
+    flatten: str = "tf"
+    # training scheme (Fig. 5): flexor (sign forward, S(1-tanh^2(Sx)) x other signs backward) |
+    # analog (exact gradient of prod tanh(S x), output quantized by an identity STE) | ste (sign
+    # forward, identity backward per sign)
+    scheme: str = "flexor"
+    s_tanh: float = 10.0  # S_tanh of the scaled-tanh surrogate (CIFAR 10, MNIST 100)
+    # linear S_tanh warm-up from s_tanh_start to s_tanh over this many epochs (500-epoch recipe: 100)
     s_tanh_warmup_epochs: int = 0
-    s_tanh_start: float = 5.0
+    s_tanh_start: float = 5.0  # [uncertain] warm-up start value: unknown in the paper; 5 as the reimplementation
+    # S_tanh x2 at every multistep LR decay (200-epoch recipe); [uncertain] whether the 500-epoch
+    # recipe does it too - on by default everywhere
     s_tanh_double_at_decay: bool = True
+    # [uncertain] clip encrypted weights to +-clip_factor/S_tanh after every optimizer step (the
+    # training technique evaluated in appendix Fig. 15b); on by default
     clip_encrypted: bool = True
-    clip_factor: float = 2.0
-    alpha_init: float = 0.2
-    alpha_init_rule: str = "constant"  # constant: alpha_init | fan_in: sqrt(2 / fan_in) (networks without BatchNorm)
+    clip_factor: float = 2.0  # the clip bound is clip_factor / S_tanh (paper: 2/S_tanh)
+    alpha_init: float = 0.2  # initial alpha ("all scaling factors initialized to 0.2")
+    # constant: every alpha = alpha_init | fan_in: alpha = sqrt(2 / (C_in k k)) per layer (Kaiming's
+    # std for +-1 weights; for networks without BatchNorm such as LeNet-5, where alpha = 0.2
+    # collapses training - the reimplementation's deviation)
+    alpha_init_rule: str = "constant"
+    # [uncertain] alpha granularity: channel (one per output channel per plane, the reimplementation)
+    # | layer (one per plane)
     alpha_shape: str = "channel"
+    # [uncertain] encrypted weights ~ N(0, std^2) (reimplementation; the paper's is unknown)
     encrypted_init_std: float = 1e-3
-    weight_decay_on: str = "all"  # all: every parameter (reimplementation) | encrypted: only the encrypted weights
-    # surrogate of each encrypted sign inside the digital XOR; null = the scheme's own (flexor: scaled_tanh
-    # with S_tanh; ste: ste). Any registered surrogate; not with scheme=analog (no per-sign surrogate there)
+    # [uncertain] which parameters get schedule.weight_decay: all (every parameter, as the
+    # reimplementation) | encrypted (only the encrypted weights; alpha, BN, the FP stem and classifier
+    # get none). The paper motivates S_tanh doubling by weight decay shrinking the encrypted weights
+    # but does not say whether anything else is decayed.
+    weight_decay_on: str = "all"
+    # surrogate of each encrypted sign inside the digital XOR; None = the scheme's own (flexor:
+    # scaled_tanh with s_tanh; ste: ste) | any of `binexp list surrogate` (e.g. approx_sign), with
+    # its knobs in surrogate_params. Not with scheme=analog (no per-sign surrogate there)
     weight_surrogate: str | None = None
+    # FleXOR keeps activations full precision; True = sign(x) before each FleXOR conv
     binary_activations: bool = False
-    act_surrogate: str = "clipped_ste"
-    surrogate_params: SurrogateParams = field(
-        default_factory=SurrogateParams
-    )  # knobs of act_surrogate/weight_surrogate
+    act_surrogate: str = "clipped_ste"  # surrogate of sign(x) when binary_activations (`binexp list surrogate`)
+    # knobs of act_surrogate and weight_surrogate (S_tanh of the default weight surrogate is `s_tanh` above)
+    surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
 
     def __post_init__(self) -> None:
         check_choice("xor_policy", self.xor_policy, XOR_POLICIES)

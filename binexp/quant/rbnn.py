@@ -30,7 +30,7 @@ theta_stabilize (not in the code, RBNN reviewer 4's stability question): ``clip_
 dL/dtheta of a layer to norm <= theta_grad_max_norm before each optimizer step; ``bounded``
 projects theta onto [0, pi/2] after each step. Diagnostics: max |theta - pi/2|, ||dL/dtheta||.
 
-Every step of this list is a config knob (``conf/quantizer/rbnn.yaml``); the defaults are the
+Every step of this list is a config knob (a field of :class:`RBNNConfig`); the defaults are the
 official code's behaviour.
 """
 
@@ -58,38 +58,65 @@ UPDATE_DTYPES = ("float32", "float64")
 
 @dataclass
 class RBNNConfig:
-    """Schema of ``quantizer=rbnn`` (every field documented in ``conf/quantizer/rbnn.yaml``).
+    """Schema of ``quantizer=rbnn`` (conf/quantizer/rbnn.yaml states only what differs: nothing).
 
     Defaults = the official code (Lin et al., RBNN, NeurIPS 2020): forward
     conv(sign(a_s), sign(w_s + |sin theta| (stopgrad(R1^T W_s R2) - w_s))) * lambda, backward
     the training-aware F'(x; k, t) = max(0, k(sqrt2 t - t^2|x|)) for weights and activations;
-    rotation re-solved (3 rounds) before the first training step of every epoch."""
+    rotation re-solved (3 rounds) before the first training step of every epoch. Every other
+    value of a field is an ablation switch."""
 
     name: str = "rbnn"
-    # seed of the Haar-random R1, R2 init (YAML: ${seed}, the run's seed); None = torch.initial_seed()
-    # (which ``binexp train`` sets from the top-level ``seed``). Layer i draws from hash(seed, i, shape).
+    # Seed of the Haar-random R1, R2 init. None (default) = torch.initial_seed(), which `binexp train`
+    # sets from the top-level `seed` before the model is built: R is reproducible and identical on
+    # every DDP rank, and follows the run's seed as the official code's (unseeded) draw follows the
+    # global RNG. An integer pins R independently of the run seed. Layer i draws from hash(seed, i, shape).
     seed: int | None = None
-    rotation: bool = True  # False: w~ = w_s (no R1, R2, theta)
-    rotation_kind: str = "bi"  # bi: R1 kron R2 (code) | full: one n x n rotation per layer
-    max_full_rotation_dim: int = 1152  # refuse a rotation matrix side larger than this (n^2 floats)
-    update_interval: str = "epoch"  # epoch (code) | step
-    update_frequency: int = 1  # update when epoch (or global step) % frequency == 0 (code: --rotation_update)
-    rounds: int = 3  # alternating rounds per update; 0 keeps R at its init (the DataParallel bug, §4.4)
-    rotation_init: str = "haar"  # haar (code: scipy ortho_group) | identity
-    update_dtype: str = "float32"  # precision of the rotation solve (autocast off)
-    alpha_mode: str = "learned"  # learned: |sin theta| (code) | fixed: alpha_value | unconstrained: alpha = theta
-    theta_init: float = math.pi / 2  # learned: initial theta (alpha0 = |sin theta_init| = 1)
-    alpha_value: float = 1.0  # fixed: the constant alpha in [0, 1]; unconstrained: initial alpha
-    rotated_grad: str = "detach"  # detach: stopgrad on the rotated branch (code) | through: dL/dw through R
-    # none (code) | clip_grad: per-layer ||dL/dtheta|| <= theta_grad_max_norm before each optimizer
-    # step | bounded: theta projected onto [0, pi/2] after each step (alpha = sin theta, monotone)
+    # --- rotation ---
+    rotation: bool = True  # False: no rotation at all (w~ = w_s; no R1, R2, theta)
+    # bi: R = R1 kron R2, n1 = the largest divisor of n <= sqrt(n) (code) | full: one n x n rotation
+    # per layer (the rebuttal's CIFAR variant)
+    rotation_kind: str = "bi"
+    # refuse (ValueError at build) a rotation-matrix side larger than this: full rotation of ResNet-20
+    # (n <= 576) fits; VGG-small/ResNet-18 (n up to 4608: 21 M floats and an O(n^3) SVD per layer) need a raise
+    max_full_rotation_dim: int = 1152
+    # epoch: before the first training step of an epoch (code) | step: before every training step
+    # (the rebuttal's per-iteration run)
+    update_interval: str = "epoch"
+    update_frequency: int = 1  # update when epoch (or global step) % this == 0 (code: --rotation_update 1)
+    # alternating sign -> Procrustes(R1) -> Procrustes(R2) rounds per update (code: 3); 0 keeps R at
+    # its random init (what DataParallel silently did in the official main.py)
+    rounds: int = 3
+    # haar: Haar-random orthogonal, det +-1 (code: scipy ortho_group) -> ~50% flips |
+    # identity: R1 = R2 = I -> only ~5% flips after 3 rounds
+    rotation_init: str = "haar"
+    update_dtype: str = "float32"  # float32 (code) | float64: precision of the solve; autocast is off there
+    # --- self-adjusting rotated weight (Eq. 11) ---
+    # learned: alpha = |sin theta|, theta per output channel (code) | fixed: alpha = alpha_value, no
+    # parameter | unconstrained: alpha = theta directly, learnable, not clipped to [0, 1], initialised
+    # to alpha_value (the reviewers' question on alpha's range)
+    alpha_mode: str = "learned"
+    theta_init: float = math.pi / 2  # learned: theta0 = pi/2 -> alpha0 = 1.0 exactly in float32 (code since 2020-05-28)
+    alpha_value: float = 1.0  # fixed: the constant alpha in [0, 1]; unconstrained: the initial alpha
+    # detach: stopgrad on the rotated branch, dL/dw_s = (1-alpha) F' g (code) | through: the gradient
+    # also flows through the fixed rotation, dL/dw_s = (1-alpha) F' g + alpha (R1 kron R2) F' g (Eq. 11
+    # read literally; required with alpha_mode=fixed, alpha_value=1)
+    rotated_grad: str = "detach"
+    # none: the code (theta free, alpha = |sin theta| wraps around if theta jumps) | clip_grad: before
+    # each optimizer step scale dL/dtheta of each layer to a norm <= theta_grad_max_norm (weight decay
+    # is added after, by the optimizer) | bounded: project theta onto [0, pi/2] after each optimizer
+    # step, so alpha = sin theta is monotone and saturates at 0 or 1 (theta0 = pi/2 is on the bound).
+    # TensorBoard: rbnn_theta_dev_max = max |theta - pi/2|, rbnn_theta_grad_norm(_max)
     theta_stabilize: str = "none"
-    theta_grad_max_norm: float = 1.0
-    weight_standardize: bool = True  # per-output-channel (w - mean) / std, unbiased
-    act_standardize: bool = True  # per-sample (a - mean) / std over (C, H, W), unbiased
-    binary_activations: bool = True  # False: the code's --a32 (full-precision activations a_s)
-    weight_surrogate: str = "rbnn"
-    act_surrogate: str = "rbnn"
+    theta_grad_max_norm: float = 1.0  # clip_grad: the largest per-layer L2 norm of dL/dtheta (over C_out entries)
+    # --- binarization ---
+    weight_standardize: bool = True  # w_s = (w - mean) / std per output channel, unbiased std (code, IR-Net style)
+    # a_s = (a - mean) / std per sample over (C, H, W), unbiased (code; not in the paper)
+    act_standardize: bool = True
+    binary_activations: bool = True  # False: full-precision activations a_s (the code's --a32)
+    weight_surrogate: str = "rbnn"  # backward of sign(w~); any name from `binexp list surrogate`
+    act_surrogate: str = "rbnn"  # backward of sign(a_s); rbnn uses k = 1, t_a = max(t, 1) for activations
+    # rbnn's t = T_min (T_max/T_min)^(e/E) (code --Tmin 1e-2, --Tmax 1e1), k = max(1/t, 1)
     surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
 
     def __post_init__(self) -> None:

@@ -24,9 +24,11 @@ ACT_SCALES = ("none", "K")
 
 @dataclass
 class XnorConfig:
+    """``quantizer=xnor`` (conf/quantizer/xnor.yaml states only what differs)."""
+
     name: str = "xnor"
     binary_activations: bool = True
-    # surrogates for sign(W) and sign(x); the paper uses the clipped STE for both
+    # surrogates for sign(W) and sign(x) (any of `binexp list surrogate`); the paper uses the clipped STE for both
     weight_surrogate: str = "clipped_ste"
     act_surrogate: str = "clipped_ste"
     surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)

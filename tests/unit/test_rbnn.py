@@ -557,14 +557,23 @@ def test_bad_config_is_refused(kw, message):
     assert message in str(err.value)
 
 
-def test_yaml_defaults_equal_the_schema_defaults_with_the_run_seed():
+def test_yaml_defaults_equal_the_schema_defaults_and_r_follows_the_run_seed():
+    """quantizer=rbnn is RBNNConfig's defaults (seed None); R then comes from the run's seed, exactly as
+    an R pinned to that seed (the YAML's former ``seed: ${seed}``)."""
     from binexp.config import validate
     from binexp.preflight import compose
 
     cfg = compose(["quantizer=rbnn", "data=synthetic", "seed=42"])
     assert set(cfg.quantizer) == set(RBNNConfig.__dataclass_fields__)
-    assert validate(cfg).quantizer == RBNNConfig(seed=42)  # seed: ${seed}
+    assert validate(cfg).quantizer == RBNNConfig()
     assert validate(compose(["quantizer=rbnn", "data=synthetic", "seed=null"])).quantizer.seed is None
+    torch.manual_seed(42)  # what seed_everything(42) does before the model is built
+    run_seeded = RBNNConv2d(RBNNConfig(), 16, 32, 3, layer_index=4)
+    torch.manual_seed(7)
+    pinned = RBNNConv2d(RBNNConfig(seed=42), 16, 32, 3, layer_index=4)
+    assert torch.equal(run_seeded.R1, pinned.R1) and torch.equal(run_seeded.R2, pinned.R2)
+    torch.manual_seed(43)
+    assert not torch.equal(RBNNConv2d(RBNNConfig(), 16, 32, 3, layer_index=4).R1, pinned.R1)
 
 
 # -- torch.distributed: rank 0's rotation wins ---------------------------------------------------------------
