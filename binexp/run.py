@@ -23,7 +23,7 @@ from binexp import (
     checkpoint,
     sweep_resume,  # noqa: F401 - registers the resolver behind hydra.output_subdir
 )
-from binexp.analysis.accounting import model_bits
+from binexp.analysis.accounting import model_bits, model_ops
 from binexp.analysis.entropy import model_entropy
 from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 from binexp.checkpoint import load_teacher
@@ -222,6 +222,8 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         "max_epochs": run.trainer.get("max_epochs"),
         "versions": _versions(),
         **model_bits(module.net),
+        # BOPs, FLOPs and OPs = FLOPs + BOPs/64 per image (Bi-Real Net / ReActNet convention)
+        "ops": model_ops(module.net, data_input_size(run.data)),
     }
     # sign-bit entropy / Huffman size of the initial weights, for the record (the trained ones at the end)
     static["entropy_at_start"] = {k: v for k, v in model_entropy(module.net).items() if k != "layer_entropy"}

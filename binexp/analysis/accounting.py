@@ -15,7 +15,8 @@ def model_bits(model: nn.Module) -> dict:
     """Counts for ``metrics.json``: inference storage split into binarized weights (at their
     bit width) and 32-bit values, plus the training-only state of the methods."""
     layers = quantized_layers(model)
-    in_quant = {id(p) for _, layer in layers for p in layer.parameters()}
+    # a binarized layer's own parameters are its method state; a linear layer's bias stays 32-bit
+    in_quant = {id(p) for _, layer in layers for p in layer.parameters() if p is not getattr(layer, "bias", None)}
     fp32 = sum(p.numel() for p in model.parameters() if id(p) not in in_quant)
     positions = weight_bits = inference_floats = training = 0
     by_bits: dict[str, int] = {}
@@ -65,3 +66,13 @@ def model_bits(model: nn.Module) -> dict:
         "layer_reports": reports,
         "method_report": method_report,
     }
+
+
+def model_ops(model: nn.Module, input_size: int) -> dict:
+    """Operations per ``input_size`` x ``input_size`` image for ``metrics.json`` (``ops``): BOPs,
+    FLOPs and OPs = FLOPs + BOPs/64, counted as :mod:`binexp.analysis.summary` states (the Bi-Real
+    Net / ReActNet convention)."""
+    from binexp.analysis.summary import summarize, totals
+
+    t = totals(summarize(model, input_size))
+    return {"input_size": input_size, "bops": t["bops"], "flops": t["flops"], "ops": t["ops"]}

@@ -5,7 +5,16 @@ FLOPs (the convention of XNOR-Net, Bi-Real Net and RBNN), and each method's own 
 inference needs besides the weights (per-channel scales alpha/lambda; FleXOR's XOR matrices M+,
 counted once per distinct matrix and included in the memory total) apart from what only training
 needs (RBNN's R1, R2, theta, by name). binexp simulates binarization with float tensors: these
-are the sizes and operation counts a deployment would have, not what training uses."""
+are the sizes and operation counts a deployment would have, not what training uses.
+
+Operation counts, per image, follow Bi-Real Net (arXiv 1808.00278, Sec. 4.4) and ReActNet
+(arXiv 2003.03488, Table; README of liuzechun/ReActNet): BOPs = the multiply-accumulates of every
+layer whose weights *and* inputs are binary (conv: C_in k^2 C_out H_out W_out; linear: in out
+tokens); FLOPs = the multiply-accumulates of every other convolution and linear layer (FP stem,
+FP shortcuts, classifier, binary-weight layers with real inputs); OPs = FLOPs + BOPs/64. As in
+those papers, BatchNorm, activations, pooling, additions, the scales and a ViT's attention
+products (q k^T, p v) are not counted. With it ReActNet-A at 224x224 gives 0.87e8 OPs and
+Bi-Real Net ResNet-18 1.63e8, the published figures."""
 
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from binexp.quant.layers import QuantConv2d
+from binexp.quant.layers import QuantLayer
 from binexp.quant.sign import Surrogate
 
 
@@ -56,8 +65,8 @@ def xor_planes(layer: nn.Module) -> dict[str, int]:
     }
 
 
-def binarizes_input(layer: QuantConv2d) -> bool:
-    """A binarized conv whose input also goes through a sign (an activation surrogate)."""
+def binarizes_input(layer: QuantLayer) -> bool:
+    """A binarized layer whose input also goes through a sign (an activation surrogate)."""
     return any(isinstance(m, Surrogate) and m.role == "activation" for m in layer.modules())
 
 
@@ -74,10 +83,12 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                 return
             handled.add(id(module))
             out_shape = tuple(output.shape[1:])
-            if isinstance(module, QuantConv2d):
+            if isinstance(module, QuantLayer):
                 s = module.storage()
-                macs = s.weights * output.shape[-1] * output.shape[-2]
+                # every weight is used once per output position: H_out*W_out (conv), tokens (linear)
+                macs = s.weights * (output[0].numel() // module.out_channels)
                 binary = binarizes_input(module)
+                bias = getattr(module, "bias", None)
                 rows.append(
                     LayerRow(
                         name,
@@ -85,7 +96,7 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                         out_shape,
                         s.weights,
                         s.weight_bits,
-                        s.inference_floats,
+                        s.inference_floats + (bias.numel() if isinstance(bias, torch.Tensor) else 0),
                         sum(s.training_floats.values()),
                         macs if binary else 0,
                         0 if binary else macs,
@@ -105,7 +116,7 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                         "linear",
                         out_shape,
                         fp32_params=sum(p.numel() for p in module.parameters()),
-                        fp_macs=module.weight.numel(),
+                        fp_macs=module.weight.numel() * (output[0].numel() // module.out_features),
                     )
                 )
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -114,7 +125,7 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
         return fn
 
     for name, module in model.named_modules():
-        if isinstance(module, (QuantConv2d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
+        if isinstance(module, (QuantLayer, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)):
             hooks.append(module.register_forward_hook(hook(name)))
     was_training = model.training
     model.eval()
@@ -128,7 +139,7 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
     owned = {
         id(p)
         for name, m in model.named_modules()
-        if isinstance(m, (QuantConv2d, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm))
+        if isinstance(m, (QuantLayer, nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm))
         for p in m.parameters()
     }
     loose = sum(p.numel() for p in model.parameters() if id(p) not in owned)
@@ -168,6 +179,8 @@ def totals(rows: list[LayerRow]) -> dict:
         if t["binarized_weights"]
         else None,
         binary_mac_share=round(t["binary_macs"] / max(t["binary_macs"] + t["fp_macs"], 1), 4),
+        bops=t["binary_macs"],
+        flops=t["fp_macs"],
         ops=t["binary_macs"] / 64 + t["fp_macs"],
         training_only_kib=round(32 * t["training_only"] / 8 / 1024, 2),
     )
@@ -250,7 +263,8 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
         f"{': ' + named if named else ''}), not needed at inference",
         f"MACs:                   {t['binary_macs']:,} binary + {t['fp_macs']:,} full precision "
         f"(binary share {100 * t['binary_mac_share']:.1f} %)",
-        f"OPs = BOPs/64 + FLOPs:  {t['ops']:,.0f}",
+        f"OPs = BOPs/64 + FLOPs:  {t['ops']:,.0f} = {t['ops']:.3e} per image "
+        f"(BOPs {t['bops']:.4e}, FLOPs {t['flops']:.4e}; Bi-Real Net / ReActNet convention)",
     ]
     return "\n".join(lines)
 

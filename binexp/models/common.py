@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from binexp.quant.layers import QuantConv2d
+from binexp.quant.layers import QuantLayer
 
 
 class OptionAShortcut(nn.Module):
@@ -31,7 +31,7 @@ def init_kaiming(model: nn.Module, bn_gamma: float) -> None:
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight)
-        elif isinstance(m, QuantConv2d):
+        elif isinstance(m, QuantLayer):
             m.reset_latent_weight(nn.init.kaiming_normal_)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.constant_(m.weight, bn_gamma)

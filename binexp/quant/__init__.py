@@ -6,8 +6,16 @@ Every module in this package is imported here, so a new method registers itself 
 import importlib
 import pkgutil
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage, quantized_layers
-from binexp.quant.registry import QUANTIZERS, ConvFactory, get_quantizer, quantizer_names, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage, quantized_layers
+from binexp.quant.registry import (
+    QUANTIZERS,
+    ConvFactory,
+    get_quantizer,
+    linear_quantizer_names,
+    quantizer_names,
+    register_linear,
+    register_quantizer,
+)
 
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
@@ -15,11 +23,16 @@ for _info in pkgutil.iter_modules(__path__):
 __all__ = [
     "ConvFactory",
     "ConvSpec",
+    "LinearSpec",
     "QUANTIZERS",
     "QuantConv2d",
+    "QuantLayer",
+    "QuantLinear",
     "Storage",
     "get_quantizer",
+    "linear_quantizer_names",
     "quantized_layers",
     "quantizer_names",
+    "register_linear",
     "register_quantizer",
 ]

@@ -23,6 +23,12 @@ With the default ``weight_surrogate=clipped_ste`` (clip 1), F'(W) = 1{|W| <= 1}:
 clamp(W, -1, 1) also passes nothing at exactly |W| = 1 (PyTorch 2.x scalar-clamp backward);
 the two differ only on that measure-zero set.
 
+Linear layers (:class:`BiRealLinear`): the same rule per output row, as BiBench's
+``BiRealLinear`` (htqin/BiBench ``bibench/models/layers/bireal.py``): y = sign(x) @ (alpha *
+sign(W))^T + b, alpha = mean|W| per row, ApproxSign on every input feature; the bias b stays full
+precision (added after the binary matmul). BiBench's linear uses the ``official_pytorch`` weight
+gradient; ``weight_grad`` selects it for convolutions and linear layers alike.
+
 Block structure (one binary conv per shortcut, AvgPool -> real 1x1 conv downsample) belongs to
 the model: use ``model=resnet20_bireal`` on CIFAR, ``model=resnet18|resnet34
 model.downsample=avgpool_conv`` on ImageNet.
@@ -34,8 +40,8 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 WEIGHT_GRADS = ("paper", "official_pytorch", "caffe", "exact")
@@ -77,8 +83,8 @@ class BiRealConfig:
             )
 
 
-class BiRealConv2d(QuantConv2d):
-    """Bi-Real Net binary convolution.
+class BiRealBinary(QuantLayer):
+    """Bi-Real Net binarization, whatever the geometry (:class:`BiRealConv2d`, :class:`BiRealLinear`).
 
     Forward: y = conv(sign(x), alpha * sign(W)), sign(0) = +1 for both, alpha = mean|W| over
     the C_in*k*k weights of each output channel (so W_b keeps each filter's L1 magnitude).
@@ -92,16 +98,8 @@ class BiRealConv2d(QuantConv2d):
     Paper: Liu et al., "Bi-Real Net: Enhancing the Performance of 1-bit CNNs with Improved
     Representational Capability and Advanced Training Algorithm", ECCV 2018, Secs. 3.2-3.3."""
 
-    def __init__(
-        self,
-        cfg: BiRealConfig,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+    def __init__(self, cfg: BiRealConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.weight_grad = cfg.weight_grad
         self.binary_weights = cfg.binary_weights
         self._make_latent_weight()
@@ -113,8 +111,9 @@ class BiRealConv2d(QuantConv2d):
         )
 
     def alpha(self) -> Tensor:
-        """Per-output-channel scale mean|W|, shape (C_out, 1, 1, 1), with its autograd graph."""
-        return self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+        """Per-output-channel scale mean|W|, shape (C_out, 1, 1, 1) ((out, 1) for a linear
+        layer), with its autograd graph."""
+        return self.weight.abs().mean(dim=self.weight_dims, keepdim=True)
 
     def quantized_weight(self) -> Tensor:
         w = self.weight
@@ -152,8 +151,36 @@ class BiRealConv2d(QuantConv2d):
         return f"{super().extra_repr()}, {w}, {a}"
 
 
+class BiRealConv2d(BiRealBinary, QuantConv2d):
+    """Bi-Real Net binary convolution (the rule of :class:`BiRealBinary`)."""
+
+    def __init__(
+        self,
+        cfg: BiRealConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
+        super().__init__(cfg, in_channels, out_channels, kernel_size, stride, padding)
+
+
+class BiRealLinear(BiRealBinary, QuantLinear):
+    """Bi-Real Net binary linear layer: y = sign(x) @ (alpha * sign(W))^T + b, alpha = mean|W|
+    per output row, b full precision (the rule of :class:`BiRealBinary`)."""
+
+    def __init__(self, cfg: BiRealConfig, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(cfg, in_features, out_features, bias)
+
+
 @register_quantizer(
     "bireal", BiRealConfig, "Bi-Real Net: ApproxSign activations, magnitude-aware sign weights (alpha=mean|W|)"
 )
 def build_bireal_conv(cfg: BiRealConfig, spec: ConvSpec) -> BiRealConv2d:
     return BiRealConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+@register_linear("bireal")
+def build_bireal_linear(cfg: BiRealConfig, spec: LinearSpec) -> BiRealLinear:
+    return BiRealLinear(cfg, spec.in_features, spec.out_features, spec.bias)

@@ -1,13 +1,16 @@
 """The quantized-layer interface every method implements.
 
-A model never knows which method it runs: it asks the quantizer's ``conv`` factory
-(:class:`binexp.quant.registry.ConvFactory`) for each binarizable convolution; the factory
-describes that convolution as a :class:`ConvSpec` (channels, kernel, stride, padding, stage,
-and its index in the network) and hands it to the method's builder, so no method counts layers
-itself. Full precision returns a plain ``nn.Conv2d``; every binary method returns a
-:class:`QuantConv2d` subclass, which provides
+A model never knows which method it runs: it asks the quantizer's factory
+(:class:`binexp.quant.registry.ConvFactory`) for each binarizable convolution (``conv(...)``)
+and each binarizable linear layer (``conv.linear(...)``); the factory describes the layer as a
+:class:`ConvSpec` (channels, kernel, stride, padding, stage, index) or a :class:`LinearSpec`
+(features, bias, role, stage, index; one index space per network) and hands it to the method's
+conv or linear builder, so no method counts layers itself. Full precision returns a plain
+``nn.Conv2d`` / ``nn.Linear``; every binary method returns a :class:`QuantConv2d` /
+:class:`QuantLinear` subclass. Both derive from :class:`QuantLayer`, which provides
 
-* ``forward``: input quantizer -> convolution with the quantized weight -> output scaling;
+* ``forward``: input quantizer -> convolution (or matmul) with the quantized weight -> output
+  scaling (-> full-precision bias, linear layers only);
 * ``epoch_start(epoch, max_epochs)`` / ``step_start(epoch, step)``: per-epoch and per-step
   method work (surrogate schedules, RBNN's rotation), called by
   :class:`binexp.lit.callbacks.QuantizerSchedule` outside ``forward``, never in validation;
@@ -17,6 +20,13 @@ itself. Full precision returns a plain ``nn.Conv2d``; every binary method return
 
 All method state is parameters or buffers of the layer, so it moves with ``.to()``, is saved
 in checkpoints and is identical on every DDP rank.
+
+A method writes its rule once, geometry-free, in a class deriving from :class:`QuantLayer`
+(statistics "per output channel" reduce over ``self.weight_dims``: (1, 2, 3) for a conv weight
+(C_out, C_in, k, k), (1,) for a linear weight (out, in); statistics "per sample" of the input
+reduce over ``self.input_dims``: (1, 2, 3) of an (N, C, H, W) conv input, the last dim (per
+token) of an (..., in) linear input), and gets both layers by mixing it with the geometry:
+``class XnorConv2d(XnorBinary, QuantConv2d)``, ``class XnorLinear(XnorBinary, QuantLinear)``.
 """
 
 from __future__ import annotations
@@ -51,6 +61,23 @@ class ConvSpec:
     index: int = 0
 
 
+@dataclass(frozen=True)
+class LinearSpec:
+    """One binarizable linear layer of a network, as its method's linear builder receives it.
+
+    ``bias``: a full-precision bias added after the binary matmul and the method's output scale
+    (BiBench and BiT keep it full precision). ``role``: what the layer is in its block (qkv,
+    proj, fc1, fc2, mlp), for diagnostics only. ``stage``, ``index``: as :class:`ConvSpec`; the
+    index continues the network's conv numbering (one index space per network)."""
+
+    in_features: int
+    out_features: int
+    bias: bool = True
+    role: str = "mlp"
+    stage: int = 0
+    index: int = 0
+
+
 @dataclass
 class Storage:
     """What a layer stores, in bits, split by role.
@@ -71,24 +98,21 @@ class Storage:
         return self.weight_bits / self.weights
 
 
-class QuantConv2d(nn.Module):
-    """Base class of binarized convolutions (no bias: every one is followed by BatchNorm)."""
+class QuantLayer(nn.Module):
+    """Base class of binarized layers: the hooks and diagnostics every method provides, whatever
+    the geometry (:class:`QuantConv2d`, :class:`QuantLinear`). ``weight_dims``: the dims of the
+    weight a per-output statistic reduces over; ``input_dims``: those of the input a per-sample
+    (per-token) statistic reduces over."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
-    ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = (kernel_size, kernel_size)
-        self.stride = (stride, stride)
-        self.padding = (padding, padding)
+    weight: nn.Parameter
+    in_channels: int
+    out_channels: int
+    weight_dims: tuple[int, ...] = (1, 2, 3)
+    input_dims: tuple[int, ...] = (1, 2, 3)
 
-    # -- construction helpers -------------------------------------------------------------
-    def _make_latent_weight(self) -> None:
-        """A latent real-valued weight, initialised like ``nn.Conv2d`` (kaiming-uniform, a=sqrt5)."""
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, *self.kernel_size))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+    def _make_latent_weight(self) -> None:  # pragma: no cover - abstract
+        """Create ``self.weight`` in the geometry's shape, with the matching ``nn`` layer's init."""
+        raise NotImplementedError
 
     def reset_latent_weight(self, init_fn) -> None:
         """Apply an architecture's weight init (e.g. kaiming-normal) to the latent weight.
@@ -106,9 +130,10 @@ class QuantConv2d(nn.Module):
     def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
         return out
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.conv2d(self.quantize_input(x), self.quantized_weight(), None, self.stride, self.padding)
-        return self.scale_output(out, x)
+    def weight_shape_of(self, per_output: Tensor) -> Tensor:
+        """``per_output`` (C_out,) viewed so it broadcasts against the weight: (C_out, 1, 1, 1)
+        for a conv, (out, 1) for a linear layer."""
+        return per_output.view(-1, *([1] * len(self.weight_dims)))
 
     # -- schedules ------------------------------------------------------------------------
     def surrogates(self) -> list[Surrogate]:
@@ -146,11 +171,11 @@ class QuantConv2d(nn.Module):
 
     # -- diagnostics ----------------------------------------------------------------------
     def latent_weight(self) -> Tensor:
-        """The real-valued tensor whose sign is the binary weight, conv-shaped."""
+        """The real-valued tensor whose sign is the binary weight, shaped like the weight."""
         return self.weight
 
     def weight_signs(self) -> Tensor:
-        """The binary weight in {-1,+1}, conv-shaped."""
+        """The binary weight in {-1,+1}, shaped like the weight."""
         from binexp.quant.sign import sign_pm1
 
         return sign_pm1(self.latent_weight())
@@ -163,9 +188,9 @@ class QuantConv2d(nn.Module):
     def penalty_weight(self) -> Tensor | None:
         """The real tensor whose sign is the binary weight, *with* its autograd graph (what an
         angle penalty differentiates); None when the layer has no conv-shaped latent weight
-        (FleXOR) or keeps real weights."""
+        (FleXOR) or keeps real weights; conv (4-D) or linear (2-D) shaped."""
         w = getattr(self, "weight", None)
-        if not isinstance(w, nn.Parameter) or w.dim() != 4 or getattr(self, "weight_sign", True) is None:
+        if not isinstance(w, nn.Parameter) or w.dim() not in (2, 4) or getattr(self, "weight_sign", True) is None:
             return None
         return w
 
@@ -186,11 +211,38 @@ class QuantConv2d(nn.Module):
         return {"latent_weight": self.latent_weight()}
 
     @property
-    def num_weights(self) -> int:
-        return self.out_channels * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+    def num_weights(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def storage(self) -> Storage:
         return Storage(weights=self.num_weights, weight_bits=self.num_weights, inference_floats=self.out_channels)
+
+
+class QuantConv2d(QuantLayer):
+    """Base class of binarized convolutions (no bias: every one is followed by BatchNorm)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (stride, stride)
+        self.padding = (padding, padding)
+
+    def _make_latent_weight(self) -> None:
+        """A latent real-valued weight, initialised like ``nn.Conv2d`` (kaiming-uniform, a=sqrt5)."""
+        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, *self.kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.conv2d(self.quantize_input(x), self.quantized_weight(), None, self.stride, self.padding)
+        return self.scale_output(out, x)
+
+    @property
+    def num_weights(self) -> int:
+        return self.out_channels * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
     def extra_repr(self) -> str:
         return (
@@ -199,6 +251,47 @@ class QuantConv2d(nn.Module):
         )
 
 
-def quantized_layers(model: nn.Module) -> list[tuple[str, QuantConv2d]]:
-    """All binarized layers of a model, with their qualified names, in definition order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, QuantConv2d)]
+class QuantLinear(QuantLayer):
+    """Base class of binarized linear layers, ``(..., in) -> (..., out)``:
+    ``y = scale_output(quantize_input(x) @ quantized_weight()^T, x) + bias``.
+
+    The weight is (out, in); per-output statistics (the methods' alpha) are per row
+    (``weight_dims = (1,)``); per-sample input statistics are per token, over the last dim
+    (``input_dims = (-1,)``). The bias (``spec.bias``) stays full precision and is added after the
+    method's output scale, so a scale never multiplies it. ``in_channels``/``out_channels`` are
+    ``in_features``/``out_features`` under the names the methods' shared code uses."""
+
+    weight_dims = (1,)
+    input_dims = (-1,)
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features = self.in_channels = in_features
+        self.out_features = self.out_channels = out_features
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+
+    def _make_latent_weight(self) -> None:
+        """A latent real-valued weight and the bias, initialised like ``nn.Linear``
+        (kaiming-uniform a=sqrt5; bias U(-1/sqrt(in), 1/sqrt(in)))."""
+        self.weight = nn.Parameter(torch.empty(self.out_features, self.in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.scale_output(F.linear(self.quantize_input(x), self.quantized_weight()), x)
+        return out if self.bias is None else out + self.bias
+
+    @property
+    def num_weights(self) -> int:
+        return self.out_features * self.in_features
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def quantized_layers(model: nn.Module) -> list[tuple[str, QuantLayer]]:
+    """All binarized layers of a model (convolutions and linear layers), with their qualified
+    names, in definition order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, QuantLayer)]

@@ -1,18 +1,22 @@
 """Name -> quantizer registry. A quantizer is a config schema (a dataclass) plus a builder
 ``build(cfg, spec: ConvSpec) -> nn.Module`` for one binarizable convolution, registered with
-:func:`register_quantizer`. Adding one touches its own module in ``binexp/quant/`` (imported by
-the package's ``__init__``, which imports every module it finds there) and its YAML file in
+:func:`register_quantizer`, and optionally a *linear rule* ``build_linear(cfg, spec: LinearSpec)
+-> nn.Module`` for one binarizable linear layer, registered with :func:`register_linear` (a
+quantizer without one cannot build a model with binarized linear layers, e.g. ``vit_cifar``, and
+says so in one line). Adding one touches its own module in ``binexp/quant/`` (imported by the
+package's ``__init__``, which imports every module it finds there) and its YAML file in
 ``conf/quantizer/`` — nothing else."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
 
-from binexp.quant.layers import ConvSpec
+from binexp.errors import BinexpError
+from binexp.quant.layers import ConvSpec, LinearSpec
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class QuantizerEntry:
     schema: type
     build: Callable[..., nn.Module]
     summary: str
+    build_linear: Callable[..., nn.Module] | None = None  # the linear rule; None: convolutions only
 
 
 QUANTIZERS: dict[str, QuantizerEntry] = {}
@@ -37,6 +42,27 @@ def register_quantizer(name: str, schema: type, summary: str = ""):
         return build
 
     return deco
+
+
+def register_linear(name: str):
+    """Decorator: register ``build_linear(cfg, spec: LinearSpec) -> nn.Module`` as the linear rule
+    of the already registered quantizer ``name`` (put it below the conv builder in the method's
+    module)."""
+
+    def deco(build_linear):
+        if name not in QUANTIZERS:
+            raise ValueError(f"register the quantizer {name!r} before its linear rule")
+        if QUANTIZERS[name].build_linear is not None:
+            raise ValueError(f"quantizer {name!r} has two linear rules")
+        QUANTIZERS[name] = replace(QUANTIZERS[name], build_linear=build_linear)
+        return build_linear
+
+    return deco
+
+
+def linear_quantizer_names() -> list[str]:
+    """The quantizers with a linear rule (those that can binarize ``nn.Linear``)."""
+    return sorted(n for n, e in QUANTIZERS.items() if e.build_linear is not None)
 
 
 def quantizer_names() -> list[str]:
@@ -57,16 +83,18 @@ def check_choice(key: str, value: object, choices) -> None:
 
 
 class ConvFactory:
-    """Builds the binarizable convolutions of one network from one validated quantizer config.
+    """Builds the binarizable layers of one network from one validated quantizer config.
 
     A model calls ``conv(in_ch, out_ch, kernel_size, stride, padding, stage=...)`` for each
-    binarizable convolution; the factory numbers them in call order and passes the method's
-    builder a :class:`ConvSpec`. ``specs`` lists what was built. Use one factory per network."""
+    binarizable convolution and ``conv.linear(in_features, out_features, bias=..., role=...,
+    stage=...)`` for each binarizable linear layer; the factory numbers them in call order (one
+    index space for both) and passes the method's conv builder a :class:`ConvSpec`, its linear
+    rule a :class:`LinearSpec`. ``specs`` lists what was built. Use one factory per network."""
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.entry = get_quantizer(cfg.name)
-        self.specs: list[ConvSpec] = []
+        self.specs: list[ConvSpec | LinearSpec] = []
 
     def __call__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, stage: int = 0
@@ -74,3 +102,17 @@ class ConvFactory:
         spec = ConvSpec(in_channels, out_channels, kernel_size, stride, padding, stage, index=len(self.specs))
         self.specs.append(spec)
         return self.entry.build(self.cfg, spec)
+
+    def linear(
+        self, in_features: int, out_features: int, bias: bool = True, role: str = "mlp", stage: int = 0
+    ) -> nn.Module:
+        """A binarizable linear layer ``(..., in_features) -> (..., out_features)`` from the
+        quantizer's linear rule; a quantizer without one is refused in one line."""
+        if self.entry.build_linear is None:
+            raise BinexpError(
+                f"quantizer {self.entry.name} has no linear rule, and this model binarizes linear layers; "
+                f"fix: quantizer=<one of: {', '.join(linear_quantizer_names())}>, or a convolution-only model"
+            )
+        spec = LinearSpec(in_features, out_features, bias, role, stage, index=len(self.specs))
+        self.specs.append(spec)
+        return self.entry.build_linear(self.cfg, spec)

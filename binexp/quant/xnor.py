@@ -4,6 +4,13 @@ Weights: W ~ alpha * sign(W) per output channel with alpha = mean|W| (the L1 nor
 C_in*k*k filter divided by n). Activations: sign(x), optionally rescaled by the paper's K map
 (``act_scale=K``; off by default, as in the official Torch code and most reproductions: the
 following BatchNorm absorbs the scale).
+
+Linear layers (:class:`XnorLinear`, the paper treats a fully connected layer as a convolution
+whose filter covers the whole input): W ~ alpha * sign(W) with alpha = mean|W| per output row;
+``act_scale=K`` is then the per-token mean|x| over the input features (K's window is the whole
+token); ``center_weights=true`` binarizes each row after subtracting its mean, as BiBench's
+``XNORLinear`` does (htqin/BiBench ``bibench/models/layers/xnor.py``). The bias stays full
+precision, added after the binary matmul; activations and weights are the only binarized tensors.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from binexp.quant.layers import ConvSpec, QuantConv2d
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 WEIGHT_GRADS = ("exact", "paper", "detached")
@@ -35,7 +42,9 @@ class XnorConfig:
     # exact: autograd through alpha (the coupled term jiecaoyu's correction derives);
     # paper: the paper's printed rule g * (1/n + alpha * F'(W)); detached: g * alpha * F'(W)
     weight_grad: str = "exact"
-    act_scale: str = "none"  # none | K (the paper's per-position activation scale)
+    act_scale: str = "none"  # none | K (the paper's per-position activation scale; per token in a linear layer)
+    # binarize W - mean(W) per output channel / row (BiBench's XNORLinear); false: W itself (the paper)
+    center_weights: bool = False
 
     def __post_init__(self) -> None:
         check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
@@ -50,7 +59,7 @@ class _PaperXnorWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w: Tensor, surrogate) -> Tensor:
-        alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
+        alpha = w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
         ctx.save_for_backward(w, alpha)
         ctx.surrogate = surrogate
         return alpha * sign_pm1(w)
@@ -62,43 +71,58 @@ class _PaperXnorWeight(torch.autograd.Function):
         return grad * (1.0 / n + alpha * ctx.surrogate.derivative(w)), None
 
 
-class XnorConv2d(QuantConv2d):
-    """XNOR-Net binary convolution.
+class XnorBinary(QuantLayer):
+    """XNOR-Net binarization, whatever the geometry (:class:`XnorConv2d`, :class:`XnorLinear`).
 
-    Forward: y = conv(sign(x), alpha * sign(W)) [* K], sign(0) = +1, alpha = mean|W| per
-    output channel, K = box-filtered channel mean of |x| when ``act_scale=K``.
+    Forward: y = conv(sign(x), alpha * sign(W)) [* K] (a matmul for a linear layer), sign(0) =
+    +1, alpha = mean|W| per output channel (row), K = box-filtered channel mean of |x| when
+    ``act_scale=K`` (per-token mean|x| in a linear layer); with ``center_weights`` W is replaced
+    by W - mean(W) per output channel first.
     Backward (defaults): clipped STE, dL/dx = g * 1{|x| <= 1}; for the weight, autograd through
     alpha*sign(W): dL/dW_i = alpha * F'(W_i) g_i + sign(W_i)/n * sum_j g_j sign(W_j)
     (``weight_grad=exact``), or the paper's printed g_i (1/n + alpha F'(W_i)) (``paper``), or
     alpha F'(W_i) g_i with alpha treated as a constant (``detached``).
-    Paper: Rastegari et al., "XNOR-Net", ECCV 2016, Sec. 3.1-3.2."""
+    Paper: Rastegari et al., "XNOR-Net", ECCV 2016, arXiv 1603.05279, Sec. 3.1-3.2."""
 
-    def __init__(
-        self, cfg: XnorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+    def __init__(self, cfg: XnorConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.weight_grad = cfg.weight_grad
         self.act_scale = cfg.act_scale
+        self.center_weights = cfg.center_weights
         self._make_latent_weight()
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
         self.act_sign = (
             make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         )
 
+    def latent_weight(self) -> Tensor:
+        """W, or W - mean(W) per output channel with ``center_weights``: the tensor whose sign is used."""
+        w = self.weight
+        return w - w.mean(dim=self.weight_dims, keepdim=True) if self.center_weights else w
+
     def alpha(self) -> Tensor:
-        return self.weight.abs().mean(dim=(1, 2, 3), keepdim=True)
+        return self.latent_weight().abs().mean(dim=self.weight_dims, keepdim=True)
 
     def quantized_weight(self) -> Tensor:
-        w = self.weight
+        w = self.latent_weight()
         if self.weight_grad == "paper":
             return _PaperXnorWeight.apply(w, self.weight_sign)
-        alpha = w.abs().mean(dim=(1, 2, 3), keepdim=True)
+        alpha = w.abs().mean(dim=self.weight_dims, keepdim=True)
         if self.weight_grad == "detached":
             alpha = alpha.detach()
         return alpha * self.weight_sign(w)
 
     def quantize_input(self, x: Tensor) -> Tensor:
         return self.act_sign(x) if self.act_sign is not None else x
+
+
+class XnorConv2d(XnorBinary, QuantConv2d):
+    """XNOR-Net binary convolution (the rule of :class:`XnorBinary`)."""
+
+    def __init__(
+        self, cfg: XnorConfig, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__(cfg, in_channels, out_channels, kernel_size, stride, padding)
 
     def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
         if self.act_scale != "K":
@@ -108,6 +132,22 @@ class XnorConv2d(QuantConv2d):
         return out * k
 
 
+class XnorLinear(XnorBinary, QuantLinear):
+    """XNOR-Net binary linear layer: y = (sign(x) @ (alpha * sign(W))^T) [* K] + b, alpha per
+    row, K = mean|x| over the token's input features (``act_scale=K``), b full precision."""
+
+    def __init__(self, cfg: XnorConfig, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(cfg, in_features, out_features, bias)
+
+    def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
+        return out * x.abs().mean(dim=-1, keepdim=True) if self.act_scale == "K" else out
+
+
 @register_quantizer("xnor", XnorConfig, "XNOR-Net: sign with per-channel alpha=mean|W|, clipped STE")
 def build_xnor_conv(cfg: XnorConfig, spec: ConvSpec) -> XnorConv2d:
     return XnorConv2d(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+@register_linear("xnor")
+def build_xnor_linear(cfg: XnorConfig, spec: LinearSpec) -> XnorLinear:
+    return XnorLinear(cfg, spec.in_features, spec.out_features, spec.bias)
