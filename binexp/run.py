@@ -248,9 +248,9 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
 
     callbacks = [
         QuantizerSchedule(),
+        EpochLine(),  # before the configured callbacks, so a divergence line follows its epoch's line
         *build_callbacks(cfg, run_dir),
         *(make() for make in EXTRA_CALLBACKS),
-        EpochLine(),
         TensorBoardViews(static),
         *bars,
         record,

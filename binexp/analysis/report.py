@@ -174,8 +174,25 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
                 note = f"{note + '; ' if note else ''}continue with binexp train resume={run.path}"
             rec["status"] = f"{row.status}: {note}" if note else row.status
             rec["run"] = str(run.path)
+        marked = divergence_note(row.runs)
+        if marked:
+            rec["status"] = f"{rec['status']}; {marked}"
         records.append(rec)
     return records
+
+
+def divergence_note(runs: list[Run]) -> str:
+    """What :class:`binexp.lit.divergence.DivergenceMonitor` recorded for these runs:
+    "collapsed at epoch 16", "diverged at epoch 3" or "2 of 3 runs collapsed (epochs 16, 17)"."""
+    events = [r.metrics["divergence"] for r in runs if isinstance(r.metrics.get("divergence"), dict)]
+    if not events:
+        return ""
+    verbs = {"collapsed" if e.get("kind") == "collapse" else "diverged" for e in events}
+    verb = verbs.pop() if len(verbs) == 1 else "collapsed or diverged"
+    epochs = ", ".join(str(e.get("epoch")) for e in events)
+    if len(runs) == 1:
+        return f"{verb} at epoch {epochs}"
+    return f"{len(events)} of {len(runs)} runs {verb} (epoch{'s' if len(events) > 1 else ''} {epochs})"
 
 
 def _fmt(value) -> str:

@@ -119,7 +119,10 @@ class LayerDiagnostics(Callback):
             self._previous_signs[name] = signs
             if self.histograms and writer is not None:
                 for hist, tensor in layer.histograms().items():
-                    writer.add_histogram(f"{hist}/{name}", tensor.detach().float().cpu(), step)
+                    values = tensor.detach().float().cpu().flatten()
+                    values = values[torch.isfinite(values)]  # a diverged run: TensorBoard refuses NaN/inf
+                    if values.numel():
+                        writer.add_histogram(f"{hist}/{name}", values, step)
         for stat, values in shared.items():
             scalars[f"method/{stat}"] = values[0]
         # model-level aggregates of a method (FleXOR's bits per weight, effective bits...): ``model/<key>``

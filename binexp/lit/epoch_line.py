@@ -11,7 +11,6 @@ is the mean epoch time of this process times the epochs left; the LR is the one 
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import lightning.pytorch as L
@@ -28,7 +27,7 @@ def _metric(value) -> float | None:
         v = float(value.compute() if hasattr(value, "compute") else value)
     except Exception:  # noqa: BLE001 - a metric with no update yet
         return None
-    return v if math.isfinite(v) else None
+    return v  # NaN and inf print as such: a diverged run shows it
 
 
 def _clock(seconds: float) -> str:

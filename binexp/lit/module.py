@@ -42,8 +42,9 @@ class ClassifierModule(L.LightningModule):
         self.train_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self.train_loss = MeanMetric()
-        self.val_loss = MeanMetric()
+        # a NaN loss stays NaN (torchmetrics would drop it with a warning and hide a divergence)
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
         self.val_acc1_best = MaxMetric()
         self.val_acc1_best.persistent(True)  # the best accuracy survives resume
 
