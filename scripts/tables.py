@@ -8,20 +8,23 @@
 
 A table is one ``binexp train -m experiment=a,b,...`` sweep into
 ``outputs/tables/<name>/<time>/``, then ``binexp report`` on it (one row per experiment, the
-paper's number beside ours). ``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic
-data, one short epoch); any other argument goes to ``binexp train`` unchanged (e.g.
-``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
+paper's number beside ours), rows in the order listed here (the paper's: Table 4's XNOR, T, R,
+RT, RAT ...), each labelled by what it changes (the presets' ``meta.row``) where they say.
+``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic data, one short epoch); any other
+argument goes to ``binexp train`` unchanged (e.g. ``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
 SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
+CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 
 # name: (title, experiments, full-scale budget in image-epochs ("epochs x training images") per run)
 TABLES: dict[str, tuple[str, list[str], str]] = {
@@ -132,6 +135,13 @@ USAGE = """usage: python scripts/tables.py <table> [--smoke] [--out DIR] [--form
        python scripts/tables.py --list"""
 
 
+def row_label(experiment: str) -> str | None:
+    """The preset's ``meta.row`` (what the row changes, e.g. "XNOR + R + T"), or None."""
+    text = (CONF / f"{experiment}.yaml").read_text(encoding="utf-8")
+    found = re.search(r"^  row: *(.+)$", text, re.MULTILINE)
+    return found.group(1).strip().strip("\"'") if found else None
+
+
 def binexp(*args: str) -> list[str]:
     return [sys.executable, "-m", "binexp", *args]
 
@@ -158,7 +168,8 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     print("$", " ".join(cmd[2:]), flush=True)
     train = subprocess.run(cmd)
     print(f"\n## {title}{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n", flush=True)
-    report = subprocess.run(binexp("report", str(out), "--by", "experiment", "--format", args.format))
+    by = "experiment,meta.row" if all(row_label(e) for e in experiments) else "experiment"
+    report = subprocess.run(binexp("report", str(out), "--by", by, "--format", args.format))
     return train.returncode or report.returncode
 
 

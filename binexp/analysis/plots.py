@@ -11,16 +11,21 @@ for histograms) to its points, so tests check what was drawn, not just that a PN
 Figures of ``binexp plot``:
 
 * ``quant_error`` — RBNN (arXiv 2009.13055) Fig. 2(b): quantization error per binarized layer
-  at the last epoch (or ``--epochs``), one line per measured family (``quant_error`` and, where
-  logged, ``quant_error_rotated``, ``quant_error_mixed`` ...), one line per run of a sweep.
-* ``weight_hist`` — RBNN Fig. 5: histograms of ``latent_weight/<layer>`` for chosen layers
-  (one panel each) at chosen epochs (one line each).
-* ``alpha`` — ``rbnn_alpha_mean/<layer>`` over epochs, every layer in one picture.
-* ``angular_bias`` — ``angular_bias/<layer>`` over epochs, every layer in one picture, and a
-  second panel for ``act_angular_bias/<layer>`` where logged.
-* ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04823) Fig. 6/7: accuracy against the
-  swept ``quantizer.s_tanh`` / ``quantizer.n_tap`` of a sweep, one line per setting of the other
-  swept keys."""
+  at the last epoch (or ``--epochs``), one line per measured family, run and epoch; the
+  optimal-scale families (``quant_error``, RBNN's ``quant_error_rotated`` ...) on one axis, the
+  unscaled ``quant_error_unscaled`` on another (log where values span a decade).
+* ``weight_hist`` — RBNN Fig. 5: histograms of ``latent_weight/<layer>``, one row per run, one
+  panel per chosen layer, one line per chosen epoch (0 = before training); each row says what
+  the method's latent weight is.
+* ``alpha`` — ``rbnn_alpha_mean/<layer>`` over epochs; every run in one picture.
+* ``angular_bias`` — the angle arccos cos(x, sign x) (degrees; higher = more bias) of the
+  weights (``angular_bias/<layer>``) and, in a second panel on the same y range, of the
+  activations (``act_angular_bias/<layer>``); every run in one picture.
+* ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04823) Fig. 6/7: accuracy against
+  ``quantizer.s_tanh`` / ``quantizer.n_tap`` of a sweep (overrides or the presets' composed
+  configs), one line per setting of the other swept keys.
+
+A picture drawn from synthetic data or at smoke scale says so in red along its bottom edge."""
 
 from __future__ import annotations
 
@@ -53,7 +58,9 @@ class RunData:
     label: str = ""
 
     def epoch(self, step: int) -> int:
-        """Epochs completed when ``step`` was logged (1-based)."""
+        """Epochs completed when ``step`` was logged (1-based; global step 0 = before training = 0)."""
+        if step == 0:
+            return 0
         if self._epoch_steps:
             i = bisect.bisect_right(self._epoch_steps, step) - 1
             return self._epoch_values[max(i, 0)] + 1
@@ -125,11 +132,40 @@ def _plt():
     return plt
 
 
-def _epoch_axis(ax) -> None:
+def _epoch_axis(ax, epochs=()) -> None:
+    """Whole epochs only: the drawn epochs as ticks when few (one epoch would otherwise get
+    0.96, 0.98 ...), else integer ticks."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = sorted(set(epochs))
+    if 0 < len(epochs) <= 12:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("epoch")
+
+
+def data_note(records: list[dict]) -> str:
+    """ "" for runs on real data at their recipe's scale; else one line saying the picture comes
+    from synthetic data and/or smoke scale (``debug=smoke`` or a cut ``limit_train_batches``)."""
+    from binexp.analysis.runs import parse_overrides
+
+    parts = []
+    if any(m.get("data") == "synthetic" for m in records):
+        parts.append("synthetic data")
+    limits = sorted(
+        {
+            str(v)
+            for m in records
+            for k, v in parse_overrides(m.get("overrides")).items()
+            if k.endswith("limit_train_batches")
+        }
+    )
+    if any((m.get("choices") or {}).get("debug") == "smoke" for m in records):
+        parts.append("smoke scale (debug=smoke: a few batches per epoch)")
+    elif limits:
+        parts.append(f"trainer.limit_train_batches={','.join(limits)}")
+    return f"drawn from {' and '.join(parts)}: only the shape means something" if parts else ""
 
 
 def _legend(ax, n: int) -> None:
@@ -137,9 +173,12 @@ def _legend(ax, n: int) -> None:
         ax.legend(fontsize=7 if n <= 12 else 5, ncol=1 if n <= 10 else 2, loc="best")
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, note: str = "", h_pad: float | None = None) -> Path:
+    """Write ``fig``; ``note`` (see :func:`data_note`) goes in red along its bottom edge."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if note:
+        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7.5, color="firebrick")
+    fig.tight_layout(rect=(0, 0.045 if note else 0, 1, 1), h_pad=h_pad)
     fig.savefig(path, dpi=110)
     _plt().close(fig)
     return path
@@ -164,70 +203,146 @@ def _need(runs: list[RunData], ok, what: str, root: Path) -> list[RunData]:
 
 
 def layer_curves(
-    runs: list[RunData], prefixes: list[str], title: str, ylabel: str, out: Path, root: Path, min_span: float = 0.0
+    runs: list[RunData],
+    panels: list[tuple[str, str]],
+    title: str,
+    out: Path,
+    root: Path,
+    min_span: float = 0.0,
+    transform=None,
 ) -> tuple[list[Path], dict]:
-    """One panel per prefix that exists, one line per layer, x in epochs; one PNG per run. The y
-    axis spans at least ``min_span`` (so float noise in a constant, e.g. RBNN's alpha at 1 - 6e-8,
-    is not drawn as a fall)."""
+    """One picture: one panel per ``(prefix, ylabel)`` that some run logs, all panels on one y
+    range, x in epochs. One run: a line per layer. Several runs: per run the mean over its layers
+    (a line) and their min–max (a band), so runs compare at a glance. ``transform`` maps each
+    logged value to the drawn one. The y axis spans at least ``min_span`` (so float noise in a
+    constant, e.g. RBNN's alpha at 1 - 6e-8, is not drawn as a fall). Series: ``(run, prefix,
+    layer)`` per layer and, for several runs, ``(run, prefix, "mean")``."""
     plt = _plt()
+    prefixes = [p for p, _ in panels]
     runs = _need(
         runs, lambda r: any(r.layers(p) for p in prefixes), " / ".join(f"{p}/<layer> scalars" for p in prefixes), root
     )
-    paths, series = [], {}
-    for run in runs:
-        present = [p for p in prefixes if run.layers(p)]
-        fig, axes = plt.subplots(1, len(present), figsize=(7.4 * len(present), 4.4), squeeze=False)
-        for ax, prefix in zip(axes[0], present):
+    present = [(p, y) for p, y in panels if any(r.layers(p) for r in runs)]
+    fig, axes = plt.subplots(
+        1, len(present), figsize=(6.6 * len(present) + (1.6 if len(runs) == 1 else 0), 4.4), squeeze=False, sharey=True
+    )
+    series: dict = {}
+    values: list[float] = []
+    for ax, (prefix, ylabel) in zip(axes[0], present):
+        epochs: set[int] = set()
+        for i, run in enumerate(runs):
             layers = run.layers(prefix)
-            cmap = plt.get_cmap("viridis")
-            for i, layer in enumerate(layers):
-                pts = run.series(f"{prefix}/{layer}")
-                series[(run.label, prefix, layer)] = pts
-                ax.plot(
-                    [e for e, _ in pts],
-                    [v for _, v in pts],
-                    "o-",
-                    markersize=2.5,
-                    linewidth=1.2,
-                    color=cmap(i / max(1, len(layers) - 1)),
-                    label=short_layer(layer),
-                )
-            _epoch_axis(ax)
-            ax.set_ylabel(ylabel if prefix == present[0] else f"{ylabel} ({prefix})")
-            ax.set_title(f"{prefix} per layer", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.ticklabel_format(axis="y", useOffset=False)
-            values = [v for layer in layers for _, v in series[(run.label, prefix, layer)]]
-            if values and max(values) - min(values) < min_span:
-                mid = (max(values) + min(values)) / 2
-                ax.set_ylim(mid - min_span / 2, mid + min_span / 2)
-            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(layers) <= 20 else 2)
-        fig.suptitle(f"{title} — {_short(run.label)}", fontsize=9)
-        name = out / (f"{title}.png" if len(runs) == 1 else f"{title}_{_file_label(run.label)}.png")
-        paths.append(_save(fig, name))
-    return paths, series
+            per_layer = {}
+            for layer in layers:
+                pts = [(e, transform(v) if transform else v) for e, v in run.series(f"{prefix}/{layer}")]
+                series[(run.label, prefix, layer)] = per_layer[layer] = pts
+                values += [v for _, v in pts]
+                epochs |= {e for e, _ in pts}
+            if not per_layer:
+                continue
+            if len(runs) == 1:
+                cmap = plt.get_cmap("viridis")
+                for j, (layer, pts) in enumerate(per_layer.items()):
+                    ax.plot(
+                        [e for e, _ in pts],
+                        [v for _, v in pts],
+                        "o-",
+                        markersize=2.5,
+                        linewidth=1.2,
+                        color=cmap(j / max(1, len(layers) - 1)),
+                        label=short_layer(layer),
+                    )
+                continue
+            by_epoch: dict[int, list[float]] = {}
+            for pts in per_layer.values():
+                for e, v in pts:
+                    by_epoch.setdefault(e, []).append(v)
+            es = sorted(by_epoch)
+            mean = [statistics.fmean(by_epoch[e]) for e in es]
+            series[(run.label, prefix, "mean")] = list(zip(es, mean))
+            color = f"C{i % 10}"
+            ax.plot(es, mean, "o-", markersize=3, linewidth=1.6, color=color, label=f"{_short(run.label, 40)} (mean)")
+            ax.fill_between(
+                es,
+                [min(by_epoch[e]) for e in es],
+                [max(by_epoch[e]) for e in es],
+                color=color,
+                alpha=0.18,
+                linewidth=0,
+                label=f"{_short(run.label, 40)} (min–max over {len(per_layer)} layers)",
+            )
+        _epoch_axis(ax, epochs)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.tick_params(axis="y", labelleft=True)
+        if len(runs) == 1:
+            n = len(run.layers(prefix))
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if n <= 20 else 2)
+        else:
+            ax.legend(fontsize=7, loc="best")
+    if values and max(values) - min(values) < min_span:
+        mid = (max(values) + min(values)) / 2
+        axes[0][0].set_ylim(mid - min_span / 2, mid + min_span / 2)
+    fig.suptitle(title if len(runs) > 1 else f"{title} — {_short(runs[0].label)}", fontsize=9)
+    return [_save(fig, out / f"{title.split()[0]}.png", data_note([r.metrics for r in runs]))], series
+
+
+QUANT_ERROR_AXES = (
+    (
+        "scaled",
+        "‖αb − w‖² / ‖w‖², α = mean|w| per channel\n(lower = w closer to its binary vertex)",
+        "RBNN Fig. 2(b): at the optimal scale",
+    ),
+    (
+        "unscaled",
+        "‖b − w‖² / ‖w‖², no scale\n(lower = w closer to ±1; what Fig. 5 shows)",
+        "without a scale (b = sign w)",
+    ),
+)
+FAMILY_STYLE = {"quant_error": "-", "quant_error_mixed": "-", "quant_error_rotated": "--", "quant_error_unrotated": ":"}
+
+
+def _log_if_decades(ax, values: list[float]) -> None:
+    pos = [v for v in values if v > 0]
+    if pos and max(pos) / min(pos) >= 10:
+        ax.set_yscale("log")
 
 
 def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | None = None) -> tuple[list[Path], dict]:
-    """RBNN Fig. 2(b): quantization error per layer; one line per family, run and epoch."""
+    """RBNN Fig. 2(b): quantization error per layer, one line per family, run and epoch; the
+    optimal-scale families (``quant_error``, RBNN's ``_rotated`` / ``_unrotated`` / ``_mixed``)
+    on one axis, the unscaled one (``quant_error_unscaled``, which spans decades between
+    methods) on its own, log where values span a decade. A run's colour is the same on both."""
     plt = _plt()
 
     def families(r: RunData) -> list[str]:
         return sorted({t.split("/", 1)[0] for t in r.scalars if re.match(r"quant_error(_\w+)?/", t)})
 
     runs = _need(runs, families, "quant_error/<layer> scalars", root)
-    fig, ax = plt.subplots(figsize=(8, 4.4))
+    kinds = [
+        k
+        for k in ("scaled", "unscaled")
+        if any((f == "quant_error_unscaled") == (k == "unscaled") for r in runs for f in families(r))
+    ]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(7.2 * len(kinds), 4.8), squeeze=False)
+    ax_of = dict(zip(kinds, axes[0]))
     series, layer_order = {}, []
     for run in runs:
         for fam in families(run):
-            layers = run.layers(fam)
-            for layer in layers:
+            for layer in run.layers(fam):
                 if layer not in layer_order:
                     layer_order.append(layer)
+    drawn: dict[str, list[float]] = {k: [] for k in kinds}
+    for i, run in enumerate(runs):
+        for fam in families(run):
+            kind = "unscaled" if fam == "quant_error_unscaled" else "scaled"
+            layers = run.layers(fam)
             last = max(
                 (run.series(f"{fam}/{layer}")[-1][0] for layer in layers if run.series(f"{fam}/{layer}")), default=None
             )
-            for ep in epochs or [last]:
+            want = epochs or [last]
+            for n, ep in enumerate(want):
                 pts = []
                 for layer in layers:
                     vals = dict(run.series(f"{fam}/{layer}"))
@@ -235,33 +350,58 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
                         pts.append((layer, vals[ep]))
                 if not pts:
                     continue
-                label = f"{fam} (epoch {ep})"
-                label = label if len(runs) == 1 else f"{run.label}: {label}"
+                label = f"{fam.removeprefix('quant_error').lstrip('_') or 'w'} (epoch {ep})"
+                label = label if len(runs) == 1 else f"{_short(run.label, 40)}: {label}"
                 series[(run.label, fam, ep)] = pts
-                ax.plot(
+                drawn[kind] += [v for _, v in pts]
+                ax_of[kind].plot(
                     [layer_order.index(lay) for lay, _ in pts],
                     [v for _, v in pts],
                     marker="o",
                     markersize=3,
                     label=label,
-                    linestyle="-" if fam == "quant_error" else "--",
+                    color=f"C{i % 10}",
+                    alpha=1.0 if n == len(want) - 1 else 0.45,
+                    linestyle=FAMILY_STYLE.get(fam, "-."),
                 )
     if not series:
         raise BinexpError(f"plot: quant_error: no values at epoch(s) {epochs} under {root}; fix: choose logged epochs")
-    ax.set_xticks(range(len(layer_order)))
-    ax.set_xticklabels([short_layer(lay) for lay in layer_order], rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("binarized layer")
-    ax.set_ylabel("quantization error ‖αb − w‖² / ‖w‖²")
-    ax.set_title("quantization error per layer (RBNN Fig. 2(b))", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return [_save(fig, out / "quant_error.png")], series
+    for kind, ylabel, title in QUANT_ERROR_AXES:
+        if kind not in ax_of:
+            continue
+        ax = ax_of[kind]
+        ax.set_xticks(range(len(layer_order)))
+        ax.set_xticklabels([short_layer(lay) for lay in layer_order], rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("binarized layer")
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_title(title, fontsize=10)
+        _log_if_decades(ax, drawn[kind])
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("quantization error per binarized layer (RBNN Fig. 2(b)); w = each method's latent weight", fontsize=9)
+    return [_save(fig, out / "quant_error.png", data_note([r.metrics for r in runs]))], series
+
+
+LATENT_MEANING = {
+    "rbnn": "RBNN: w̃, the rotated, mixed, standardised weight (zero mean, unit variance per channel); b = sign w̃",
+    "xnor": "XNOR: the raw latent weight w; b = mean|w| · sign w",
+    "bireal": "Bi-Real: the raw latent weight w; b = mean|w| · sign w",
+    "flexor": "FleXOR: Σ α_i · XOR-decrypted tanh(S_tanh · x_e), the analog weight; b = its sign",
+}
+
+
+def latent_meaning(quantizer: str | None) -> str:
+    """What ``latent_weight/<layer>`` holds for a run of ``quantizer`` (the tensor whose sign is
+    the binary weight: ``QuantConv2d.latent_weight``)."""
+    return LATENT_MEANING.get(str(quantizer), f"{quantizer}: the real tensor whose sign is the binary weight")
 
 
 def weight_hist(
     runs: list[RunData], out: Path, root: Path, layers: list[str] | None = None, epochs: list[int] | None = None
 ) -> tuple[list[Path], dict]:
-    """RBNN Fig. 5: one panel per chosen layer, one histogram per chosen epoch."""
+    """RBNN Fig. 5: one row per run, one panel per chosen layer, one histogram per chosen epoch
+    (default: before training, epoch 0, where logged, and the last); each row says what that
+    method's latent weight is."""
     plt = _plt()
     runs = _need(
         runs,
@@ -269,7 +409,7 @@ def weight_hist(
         "latent_weight/<layer> histograms",
         root,
     )
-    paths, series = [], {}
+    chosen_by_run = []
     for run in runs:
         all_layers = [t.split("/", 1)[1] for t in run.histograms if t.startswith("latent_weight/")]
         if layers:
@@ -279,11 +419,14 @@ def weight_hist(
                     f"plot: weight_hist: no layer {', '.join(unknown)} in {run.path}; "
                     f"choose from: {', '.join(all_layers)}"
                 )
-            chosen = list(layers)
+            chosen_by_run.append(list(layers))
         else:  # first, middle and last binarized layer
-            chosen = list(dict.fromkeys([all_layers[0], all_layers[len(all_layers) // 2], all_layers[-1]]))
-        fig, axes = plt.subplots(1, len(chosen), figsize=(4 * len(chosen), 3.4), squeeze=False)
-        for ax, layer in zip(axes[0], chosen):
+            chosen_by_run.append(list(dict.fromkeys([all_layers[0], all_layers[len(all_layers) // 2], all_layers[-1]])))
+    ncol = max(len(c) for c in chosen_by_run)
+    fig, axes = plt.subplots(len(runs), ncol, figsize=(4 * ncol, 3.5 * len(runs) + 0.4), squeeze=False)
+    series = {}
+    for row, (run, chosen) in enumerate(zip(runs, chosen_by_run)):
+        for ax, layer in zip(axes[row], chosen):
             by_epoch = {run.epoch(step): h for step, h in run.histograms[f"latent_weight/{layer}"]}
             avail = sorted(by_epoch)
             want = epochs or list(dict.fromkeys([avail[0], avail[-1]]))
@@ -293,17 +436,28 @@ def weight_hist(
             for ep in want:
                 xs, dens = uniform_density(by_epoch[ep])
                 series[(run.label, layer, ep)] = list(zip(xs, dens))
-                ax.plot(xs, dens, drawstyle="steps-mid", linewidth=1.2, label=f"epoch {ep}")
-            ax.set_title(short_layer(layer), fontsize=9)
-            ax.set_xlabel("latent weight")
+                label = "before training" if ep == 0 else f"epoch {ep}"
+                ax.plot(xs, dens, drawstyle="steps-mid", linewidth=1.2, label=label)
+            ax.set_title(
+                f"{_short(run.label, 30)}: {short_layer(layer)}" if len(runs) > 1 else short_layer(layer), fontsize=9
+            )
+            ax.set_xlabel("latent weight" if run.metrics.get("quantizer") != "rbnn" else "latent weight w̃")
             ax.set_ylabel("density")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle(f"weight histograms — {_short(run.label)}", fontsize=9)
-        paths.append(
-            _save(fig, out / ("weight_hist.png" if len(runs) == 1 else f"weight_hist_{_file_label(run.label)}.png"))
+        for ax in axes[row][len(chosen) :]:
+            ax.axis("off")
+        meaning = axes[row][0].annotate(
+            latent_meaning(run.metrics.get("quantizer")),
+            xy=(0, 1.12),
+            xycoords="axes fraction",
+            fontsize=8,
+            ha="left",
+            color="0.25",
         )
-    return paths, series
+        meaning.set_in_layout(False)  # a long line must not squeeze the panels
+    fig.suptitle("latent-weight histograms (RBNN Fig. 5)", fontsize=10, y=0.995)
+    return [_save(fig, out / "weight_hist.png", data_note([r.metrics for r in runs]), h_pad=2.5)], series
 
 
 def uniform_density(h, bins: int = 60) -> tuple[list[float], list[float]]:
@@ -332,56 +486,89 @@ def uniform_density(h, bins: int = 60) -> tuple[list[float], list[float]]:
     return ((edges[:-1] + edges[1:]) / 2).tolist(), dens.tolist()
 
 
-def _override_value(metrics: dict, key: str):
-    for item in metrics.get("overrides") or []:
-        k, _, v = str(item).lstrip("+~").partition("=")
-        if k == key:
-            return v
-    return None
+def swept_value(run, key: str):
+    """``key``'s value in a run: its override, else its composed config's (a table sweep sets
+    S_tanh / N_tap through ``experiment=`` presets, not overrides); None when neither has it."""
+    from binexp.analysis import paper as paper_check
+
+    if key in run.overrides:
+        return run.overrides[key]
+    if "overrides" not in run.metrics:
+        return None
+    try:
+        value = paper_check.composed(run.metrics).get(key)
+    except BinexpError:
+        return None
+    return None if value is None or (isinstance(value, str) and "${" in value) else value
+
+
+def _as_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+SETTING_KEYS = ("model.name", "quantizer.n_in", "quantizer.n_out", "quantizer.n_tap", "quantizer.s_tanh")
 
 
 def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best_val_acc1") -> tuple[list[Path], dict]:
-    """Accuracy against a swept key; one line per setting of the other swept keys, seeds
-    folded into mean ± std."""
+    """Accuracy against a swept key (from overrides or the presets' composed configs); one line
+    per setting of the other swept keys, seeds folded into mean ± std; the legend names the
+    setting (model, N_in, N_out ... common to the line); x on a log axis with a tick at each value
+    when the values span a decade."""
     from binexp.analysis.runs import differing_keys, find_runs
 
     runs = [
         r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))
     ]
-    runs = [r for r in runs if _override_value(r.metrics, key) is not None]
-    xs = {_override_value(r.metrics, key) for r in runs}
+    value_of = {id(r): _as_float(swept_value(r, key)) for r in runs}
+    runs = [r for r in runs if value_of[id(r)] is not None]
+    xs = {value_of[id(r)] for r in runs}
     if len(xs) < 2:
         raise BinexpError(
             f"plot: {title} needs a completed sweep over {key} (2+ values) under {root}; found {len(xs)}; "
-            f"fix: binexp train -m ... {key}=a,b,c and pass its sweep directory"
+            f"fix: binexp train -m ... {key}=a,b,c (or the table's presets) and pass its sweep directory"
         )
-    others = [k for k in differing_keys(runs) if k != key]
+    others = [k for k in differing_keys(runs) if k not in (key, "experiment")]
     groups: dict[tuple, dict[float, list[float]]] = {}
+    members: dict[tuple, list] = {}
     for r in runs:
         gk = tuple((k, r.overrides.get(k)) for k in others)
-        groups.setdefault(gk, {}).setdefault(float(_override_value(r.metrics, key)), []).append(
-            float(r.metrics[metric])
-        )
+        groups.setdefault(gk, {}).setdefault(value_of[id(r)], []).append(float(r.metrics[metric]))
+        members.setdefault(gk, []).append(r)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
     series = {}
     for gk, pts in sorted(groups.items(), key=lambda kv: str(kv[0])):
         xs_ = sorted(pts)
         ys = [statistics.fmean(pts[x]) for x in xs_]
         es = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs_]
-        label = ", ".join(f"{k.removeprefix('quantizer.')}={v}" for k, v in gk) or "binexp"
+        label = ", ".join(f"{k.removeprefix('quantizer.')}={v}" for k, v in gk)
+        if not label:  # name the setting the line shares
+            common = []
+            for k in SETTING_KEYS:
+                if k == key:
+                    continue
+                vals = {str(swept_value(r, k)) for r in members[gk]}
+                if len(vals) == 1 and "None" not in vals:
+                    common.append(f"{k.split('.')[-1]}={vals.pop()}" if k != "model.name" else vals.pop())
+            quantizers = {str(r.metrics.get("quantizer")) for r in members[gk]} - {"None"}
+            label = ", ".join([*sorted(quantizers), *common]) or key
         series[label] = list(zip(xs_, ys))
         ax.errorbar(xs_, ys, yerr=es, marker="o", capsize=3, label=label)
-    ax.set_xlabel(key)
-    if all(float(x).is_integer() for x in xs):
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"{metric} (%)")
+    values = sorted(xs)
+    if values[0] > 0 and values[-1] / values[0] >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xlabel(f"{key.removeprefix('quantizer.')} ({key})")
+    ax.set_ylabel(f"{metric} (%, higher is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     _legend(ax, len(series))
-    return [_save(fig, out / f"{title.split()[0]}.png")], series
+    return [_save(fig, out / f"{title.split()[0]}.png", data_note([r.metrics for r in runs]))], series
 
 
 def draw(
@@ -409,11 +596,32 @@ def draw(
         return weight_hist(runs, out, root, layers, epochs)
     if figure == "alpha":
         return layer_curves(
-            runs, ["rbnn_alpha_mean"], "alpha", "mean α = |sin θ| of the layer", out, root, min_span=0.05
+            runs,
+            [("rbnn_alpha_mean", "mean α = |sin θ| of the layer (1 = full rotation)")],
+            "alpha (RBNN Eq. 11) per layer",
+            out,
+            root,
+            min_span=0.05,
         )
     return layer_curves(
-        runs, ["angular_bias", "act_angular_bias"], "angular_bias", "angular bias cos(w, sign w)", out, root
+        runs,
+        [
+            ("angular_bias", "weights: angle(w, sign w) in degrees\n(higher = more angular bias)"),
+            ("act_angular_bias", "activations: angle(a, sign a) in degrees\n(higher = more angular bias)"),
+        ],
+        "angular_bias = arccos cos(x, sign x) per layer (RBNN Sec. 3.1)",
+        out,
+        root,
+        transform=angle_degrees,
     )
+
+
+def angle_degrees(cosine: float) -> float:
+    """The angular bias as an angle: arccos of the logged cos(x, sign x), in degrees (0 = x on a
+    binary vertex; 37.0 for Gaussian x, whose cosine is sqrt(2/pi))."""
+    import math
+
+    return math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
 
 
 # --- binexp report --plot -----------------------------------------------------------------
@@ -524,7 +732,8 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, out_dir / "acc_vs_bits.png"), series
+    note = data_note([run.metrics for row in rows for run in row.runs])
+    return _save(fig, out_dir / "acc_vs_bits.png", note), series
 
 
 def rec_key(rec: dict, by: list[str]) -> list:
@@ -552,11 +761,12 @@ def val_curves(rows: list, by: list[str], out_dir: Path) -> tuple[Path, dict]:
         pts = [(ep, statistics.fmean(vs)) for ep, vs in sorted(per_epoch.items())]
         series[label] = pts
         ax.plot([e for e, _ in pts], [v for _, v in pts], "o-", markersize=3, color=f"C{i % 10}", label=label)
-    _epoch_axis(ax)
+    _epoch_axis(ax, [e for pts in series.values() for e, _ in pts])
     ax.set_ylabel("val/acc1 (%)")
     ax.grid(alpha=0.3)
     _legend(ax, len(series))
-    return _save(fig, out_dir / "val_curves.png"), series
+    note = data_note([run.metrics for row in rows for run in row.runs])
+    return _save(fig, out_dir / "val_curves.png", note), series
 
 
 __all__ = ["FIGURES", "acc_vs_bits", "draw", "load_run", "run_dirs", "val_curves"]

@@ -4,7 +4,8 @@ It reads each run's ``metrics.json`` (and nothing else, except TensorBoard event
 ``--plot``): one row per configuration — the overrides that differ between runs, or ``--by`` —
 with seeds folded into mean ± std (n), and, where the run's experiment has a paper value in its
 ``meta``, the paper's number and our difference beside it — only for runs that are that
-experiment (same model, quantizer, data and epochs, see ``binexp.analysis.paper``), else "—" and why.
+experiment (its composed config equals the preset's except result-neutral keys, see
+``binexp.analysis.paper``), else "—" and why.
 Runs that failed, were interrupted, are still running or died (``running`` with nobody holding
 the run's lock) get rows of their own with that status; none is dropped. Columns for what other
 parts of binexp record (model size, Huffman bits per weight, RBNN's final α) appear when present."""

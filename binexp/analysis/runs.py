@@ -5,6 +5,7 @@ that stopped before training, its ``.hydra/overrides.yaml``), read as data, neve
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def natural_key(path: Path) -> list:
+    """Sort key reading digit runs as numbers: job ``2`` before job ``10``, so a sweep's rows keep
+    the order of its ``experiment=a,b,...`` list (a table's paper order)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(path)) if t]
+
+
 def find_runs(dirs: list[str]) -> list[Run]:
     runs = []
     for d in dirs:
@@ -45,7 +52,7 @@ def find_runs(dirs: list[str]) -> list[Run]:
         candidates = {p.parent for p in root.rglob("metrics.json")} | {
             p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
         }
-        for run_dir in sorted(candidates):
+        for run_dir in sorted(candidates, key=natural_key):  # a sweep's jobs 0, 1, ..., 10: the sweep's order
             if run_dir.name == "tensorboard":
                 continue
             mfile = run_dir / "metrics.json"

@@ -85,7 +85,8 @@ def _tensorboard(trainer: L.Trainer):
 class LayerDiagnostics(Callback):
     """Every ``every_n_epochs`` epochs, on rank 0 only, logs for each binarized layer:
     ``angular_bias/<layer>``, ``quant_error/<layer>``, ``flip_rate/<layer>`` (signs changed
-    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights,
+    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights
+    (also once before training, at step 0),
     and a method's model-level ``model_report`` numbers as ``model/<key>``. Scalars go to every
     configured logger (``log_metrics``: TensorBoard, CSV, ...); histograms to TensorBoard only.
     A statistic that every layer shares (RBNN's t, k, rotation count: ``tb_views.METHOD_WIDE``)
@@ -95,6 +96,16 @@ class LayerDiagnostics(Callback):
         self.every_n_epochs = max(1, int(every_n_epochs))
         self.histograms = histograms
         self._previous_signs: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Histograms of the untrained latent weights at global step 0 (epoch 0 of ``binexp plot
+        weight_hist``); a resumed run (global step > 0) logged them already."""
+        writer = _tensorboard(trainer)
+        if not trainer.is_global_zero or not self.histograms or writer is None or trainer.global_step:
+            return
+        for name, layer in quantized_layers(pl_module):
+            for hist, tensor in layer.histograms().items():
+                writer.add_histogram(f"{hist}/{name.removeprefix('net.')}", tensor.detach().float().cpu(), 0)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:

@@ -106,6 +106,40 @@ def test_every_defining_field_hides_the_paper_value(tmp_path, capsys, override, 
     assert row["paper"] == "" and expected in row["paper_note"]
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("schedule.lr=0.5", "schedule.lr=0.5 (preset 0.1)"),
+        ("data.batch_size=16", "data.batch_size=16 (preset 128)"),
+        ("angle_penalty=1.0", "angle_penalty=1.0 (preset 0.0)"),
+        ("trainer.precision=16-mixed", "trainer.precision=16-mixed (preset 32-true)"),
+    ],
+)
+def test_any_recipe_change_hides_the_paper_value(tmp_path, capsys, override, expected):
+    """The rule is inverted: everything outside the result-neutral keys is recipe."""
+    exp = "flexor_resnet20_b08"
+    write_run(tmp_path, "a", [f"experiment={exp}", override], exp, max_epochs=500)
+    _, out, _ = report(capsys, tmp_path, "--format", "csv")
+    (row,) = csv_rows(out)
+    assert row["paper"] == "" and row["paper_note"] == f"{exp}: not the preset: {expected}"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer.enable_progress_bar=false"],
+        ["data.root=/elsewhere/cifar10", "trainer.devices=2", "trainer.log_every_n_steps=1"],
+        ["callbacks.layer_diagnostics.every_n_epochs=5", "logger.csv=true", "data.eval_batch_size=512", "seed=3"],
+    ],
+)
+def test_result_neutral_overrides_keep_the_paper_value(tmp_path, capsys, overrides):
+    exp = "flexor_resnet20_b08"
+    write_run(tmp_path, "a", [f"experiment={exp}", *overrides], exp, max_epochs=500, best_val_acc1=89.0)
+    _, out, _ = report(capsys, tmp_path, "--format", "csv")
+    (row,) = csv_rows(out)
+    assert (row["paper"], row["delta"], row["paper_note"]) == ("89.91", "-0.91", "")
+
+
 def test_smoke_runs_are_marked_and_get_no_paper_value(tmp_path, capsys):
     exp = "rbnn_cifar_resnet20"
     write_run(tmp_path / "a", "a", [f"experiment={exp}", "data=synthetic", "trainer.max_epochs=1"], exp, max_epochs=1)

@@ -8,7 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-from tables import TABLES  # noqa: E402
+from tables import TABLES, row_label  # noqa: E402
 
 
 @pytest.mark.slow
@@ -25,7 +25,9 @@ def test_table_script_smoke(name, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     experiments = TABLES[name][1]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| ") and not line.startswith("| experiment")]
-    assert sorted(row.split("|")[1].strip() for row in rows) == sorted(experiments)
+    assert [row.split("|")[1].strip() for row in rows] == experiments  # the paper's order
+    if all(row_label(e) for e in experiments):  # each row says what it changes
+        assert [row.split("|")[2].strip() for row in rows] == [row_label(e) for e in experiments]
     assert all(row.rstrip(" |").endswith("completed") for row in rows), rows
     header = next(line for line in r.stdout.splitlines() if line.startswith("| experiment"))
     if any("paper_value" in (REPO / "conf" / "experiment" / f"{e}.yaml").read_text() for e in experiments):
@@ -59,8 +61,8 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
     # a smoke run is never printed beside FleXOR Table 1's number (88.23, 91.20): "—" and a footnote why
     assert md["flexor_resnet20_b04"][4].startswith("— [") and md["flexor_resnet32_b08"][4].startswith("— [")
     assert (
-        "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2 "
-        "(paper: cifar10, 500 epochs)" in stdout
+        "no paper value: flexor_resnet20_b04: smoke: synthetic data, 1 epoch, limit_train_batches=2, "
+        "limit_val_batches=1 (paper: cifar10, 500 epochs)" in stdout
     )
     r = run_cli(["report", str(sweep), "--by", "experiment", "--format", "csv"], cwd)
     assert r.returncode == 0, r.stderr
@@ -81,6 +83,20 @@ def test_readme_lists_every_table_script_with_its_wall_time():
         line = next((x for x in readme if x.startswith(f"| `scripts/tables.py {name}` |")), None)
         assert line is not None, name
         assert line.rstrip(" |").split("|")[-1].strip().startswith("≈"), line  # the expected wall time column
+
+
+def test_rbnn_ablation_rows_in_table_4_order_with_what_each_changes():
+    """RBNN (arXiv 2009.13055) Table 4: XNOR, then + T, + R, + R + T, + R + A + T (the full model)."""
+    rows = TABLES["rbnn_ablation"][1]
+    assert rows[:5] == [f"rbnn_ablation_{x}" for x in ("xnor", "t", "r", "rt", "rat")]
+    assert [row_label(e) for e in rows[:5]] == [
+        "XNOR-Net baseline",
+        "XNOR + T (training-aware approximation)",
+        "XNOR + R (rotation, no approximation)",
+        "XNOR + R + T",
+        "XNOR + R + A + T (full RBNN)",
+    ]
+    assert all(row_label(e) for e in rows)
 
 
 def test_tables_list_and_unknown_table():
