@@ -173,7 +173,7 @@ def check(metrics: dict, metric: str) -> tuple[float | None, str]:
     if run.get("trainer.limit_val_batches") != preset.get("trainer.limit_val_batches"):
         smoke.append(f"limit_val_batches={run.get('trainer.limit_val_batches')}")
     for key in sorted(k for k in set(run) | set(preset) if not k.startswith("@")):
-        if neutral(key) or key in SMOKE_KEYS or (other_data and key.startswith("data.") and key != "data.batch_size"):
+        if neutral(key) or key in SMOKE_KEYS or (other_data and key.startswith("data.")):
             continue
         if run.get(key) != preset.get(key):
             changed.append(f"{key}={_show(run.get(key))} (preset {_show(preset.get(key))})")
