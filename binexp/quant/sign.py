@@ -22,6 +22,7 @@ name                      backward F'(x)                             paper
 ``swish_sign``            b(2 - bx tanh(bx/2)) / (1 + cosh(bx))      BNN+ (Darabi 2018)
 ``tanh``                  t(1 - tanh^2(tx)), t annealed per epoch    annealed tanh (IR-Net EDE family)
 ``rbnn``                  max(0, k(sqrt2 t - t^2|x|))                RBNN (Lin 2020), Sec. 3.4
+``ede``                   k t (1 - tanh^2(tx)), t, k per epoch       IR-Net (Qin 2020), EDE
 ``scaled_tanh``           S(1 - tanh^2(Sx))                          FleXOR (Lee 2020), Eq. 5-6
 ========================  =========================================  ==========================
 """
@@ -62,8 +63,8 @@ class SurrogateParams:
     beta: float = 5.0  # swish_sign
     tanh_start: float = 1.0  # tanh: temperature at epoch 0
     tanh_end: float = 10.0  # tanh: temperature approached at the last epoch
-    t_min: float = 1e-2  # rbnn: T_min
-    t_max: float = 1e1  # rbnn: T_max
+    t_min: float = 1e-2  # rbnn, ede: T_min
+    t_max: float = 1e1  # rbnn, ede: T_max
     s_tanh: float = 10.0  # scaled_tanh: S_tanh
 
     def __post_init__(self) -> None:
@@ -197,7 +198,30 @@ def rbnn_t_k(epoch: int, max_epochs: int, t_min: float, t_max: float) -> tuple[f
     return t, max(1.0 / t, 1.0)
 
 
-class RBNNTrainingAware(Surrogate):
+class LogScheduleSurrogate(Surrogate):
+    """Base of the surrogates whose (t, k) follow t = T_min (T_max/T_min)^(e/E), k = max(1/t, 1)
+    per epoch (``rbnn``, ``ede``): non-persistent buffers ``t``, ``k`` set by :meth:`set_progress`."""
+
+    t: Tensor  # buffers: the current t and k
+    k: Tensor
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__(role, params)
+        self.register_buffer("t", torch.tensor(0.0), persistent=False)
+        self.register_buffer("k", torch.tensor(0.0), persistent=False)
+        self.set_progress(0, 1)
+
+    def role_t_k(self, t: float, k: float) -> tuple[float, float]:
+        """(t, k) for this role from the schedule's (t, k); the same for both by default."""
+        return t, k
+
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        t, k = self.role_t_k(*rbnn_t_k(epoch, max_epochs, self.params.t_min, self.params.t_max))
+        self.t.fill_(t)
+        self.k.fill_(k)
+
+
+class RBNNTrainingAware(LogScheduleSurrogate):
     """RBNN's training-aware sign: forward sign(x), backward max(0, k(sqrt2 t - t^2|x|)) (Lin et al., 2020).
 
     Forward: sign(x) (sign(0)=+1).
@@ -210,29 +234,45 @@ class RBNNTrainingAware(Surrogate):
 
     Paper: Lin et al., "Rotated Binary Neural Network", NeurIPS 2020, Sec. 3.4."""
 
-    t: Tensor  # buffers: the current t and k
-    k: Tensor
-
     name = "rbnn"
 
-    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
-        super().__init__(role, params)
-        self.register_buffer("t", torch.tensor(0.0), persistent=False)
-        self.register_buffer("k", torch.tensor(0.0), persistent=False)
-        self.set_progress(0, 1)
-
-    def set_progress(self, epoch: int, max_epochs: int) -> None:
-        t, k = rbnn_t_k(epoch, max_epochs, self.params.t_min, self.params.t_max)
-        if self.role == "activation":
-            t, k = max(t, 1.0), 1.0
-        self.t.fill_(t)
-        self.k.fill_(k)
+    def role_t_k(self, t: float, k: float) -> tuple[float, float]:
+        return (max(t, 1.0), 1.0) if self.role == "activation" else (t, k)
 
     def derivative(self, x: Tensor) -> Tensor:
         t = self.t.to(x.dtype)
         k = self.k.to(x.dtype)
         # max(0, k (sqrt2 t - t^2 |x|)), in place on one temporary (x itself is left alone)
         return x.abs().mul_(-t * t).add_(math.sqrt(2.0) * t).mul_(k).clamp_(min=0.0)
+
+
+class EDE(LogScheduleSurrogate):
+    """IR-Net's Error Decay Estimator: forward sign(x), backward k t (1 - tanh^2(t x)) (Qin et al., 2020).
+
+    Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x; k, t) = k t (1 - tanh^2(t x)), the derivative of k tanh(t x).
+
+    Schedule per epoch e of E (0-based, set before the epoch's first step): t = T_min (T_max /
+    T_min)^(e/E), k = max(1/t, 1) (``surrogate_params.t_min``, ``t_max``), the same t and k for
+    weights and activations (unlike ``rbnn``, whose activation role uses k = 1). Early on
+    (t << 1, k = 1/t) F' is ~1 over a wide range: the straight-through estimator's "update
+    ability"; at the end (t = T_max, k = 1) it is the sharp derivative of tanh(T_max x): sign's
+    "accuracy". IR-Net's code uses T_min = 0.1 (VGG-small, 1W/32A ResNet-20) and 1e-3 (1W/1A
+    ResNet-20), T_max = 10.
+
+    Checked against the official code (htqin/IR-Net@f63a590,
+    ``CIFAR-10/ResNet20/1w1a/modules/binaryfunction.py:BinaryQuantize``, ``trainer.py:Log_UP``):
+    same derivative for the same (k, t), float64, to 1e-15 (tests/unit/test_irnet.py).
+
+    Paper: Qin et al., "Forward and Backward Information Retention for Accurate Binary Neural
+    Networks", CVPR 2020, Sec. 3.3 (arXiv:1909.10788)."""
+
+    name = "ede"
+
+    def derivative(self, x: Tensor) -> Tensor:
+        t = self.t.to(x.dtype)
+        k = self.k.to(x.dtype)
+        return torch.tanh(x * t).square_().neg_().add_(1.0).mul_(k * t)
 
 
 class ScaledTanh(Surrogate):
@@ -258,7 +298,7 @@ class ScaledTanh(Surrogate):
 
 
 SURROGATES: dict[str, type[Surrogate]] = {
-    cls.name: cls for cls in (STE, ClippedSTE, ApproxSign, SwishSign, AnnealedTanh, RBNNTrainingAware, ScaledTanh)
+    cls.name: cls for cls in (STE, ClippedSTE, ApproxSign, SwishSign, AnnealedTanh, RBNNTrainingAware, EDE, ScaledTanh)
 }
 
 

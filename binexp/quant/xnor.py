@@ -11,6 +11,14 @@ whose filter covers the whole input): W ~ alpha * sign(W) with alpha = mean|W| p
 token); ``center_weights=true`` binarizes each row after subtracting its mean, as BiBench's
 ``XNORLinear`` does (htqin/BiBench ``bibench/models/layers/xnor.py``). The bias stays full
 precision, added after the binary matmul; activations and weights are the only binarized tensors.
+
+BiBench's reading (``XNORConv2d``, htqin/BiBench@5a04a6d ``bibench/models/layers/xnor.py``) is
+``act_scale=sample_mean act_grad=straight weight_grad=unscaled``: x_q = beta_n sign(x) with one
+detached beta_n = mean|x_n| per sample, gradient g * 1{|x| <= 1} without beta; W_q = alpha_c
+sign(W) with alpha_c detached, gradient g * 1{|W| <= 1} without alpha. Checked against that
+layer (same weights and inputs, float64, no value at |.| = 1 where BiBench's clamp blocks the
+edge and binexp passes it): output, dL/dx, dL/dW agree to 1e-15 (tests/unit/test_xnor.py). In a
+linear layer beta is per token (mean over the input features).
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, Q
 from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
-WEIGHT_GRADS = ("exact", "paper", "detached")
-ACT_SCALES = ("none", "K")
+WEIGHT_GRADS = ("exact", "paper", "detached", "unscaled")
+ACT_SCALES = ("none", "K", "sample_mean")
+ACT_GRADS = ("scaled", "straight")
 
 
 @dataclass
@@ -40,15 +49,26 @@ class XnorConfig:
     act_surrogate: str = "clipped_ste"
     surrogate_params: SurrogateParams = field(default_factory=SurrogateParams)
     # exact: autograd through alpha (the coupled term jiecaoyu's correction derives);
-    # paper: the paper's printed rule g * (1/n + alpha * F'(W)); detached: g * alpha * F'(W)
+    # paper: the paper's printed rule g * (1/n + alpha * F'(W)); detached: g * alpha * F'(W);
+    # unscaled: g * F'(W), no alpha (BiBench)
     weight_grad: str = "exact"
-    act_scale: str = "none"  # none | K (the paper's per-position activation scale; per token in a linear layer)
+    # none | K (the paper's per-position activation scale; per token in a linear layer) | sample_mean
+    # (BiBench: one detached beta_n = mean|x_n| per sample - per token in a linear layer - x_q = beta_n sign(x))
+    act_scale: str = "none"
+    # with act_scale=sample_mean, dL/dx = beta_n F'(x) g (scaled) or F'(x) g (straight, BiBench)
+    act_grad: str = "scaled"
     # binarize W - mean(W) per output channel / row (BiBench's XNORLinear); false: W itself (the paper)
     center_weights: bool = False
 
     def __post_init__(self) -> None:
         check_choice("weight_grad", self.weight_grad, WEIGHT_GRADS)
         check_choice("act_scale", self.act_scale, ACT_SCALES)
+        check_choice("act_grad", self.act_grad, ACT_GRADS)
+        if self.act_grad == "straight" and self.act_scale != "sample_mean":
+            raise ValueError(
+                f"quantizer.act_grad=straight applies to act_scale=sample_mean only (got act_scale={self.act_scale}); "
+                "fix: quantizer.act_scale=sample_mean, or leave act_grad=scaled"
+            )
         check_choice("weight_surrogate", self.weight_surrogate, surrogate_names())
         check_choice("act_surrogate", self.act_surrogate, surrogate_names())
 
@@ -81,7 +101,10 @@ class XnorBinary(QuantLayer):
     Backward (defaults): clipped STE, dL/dx = g * 1{|x| <= 1}; for the weight, autograd through
     alpha*sign(W): dL/dW_i = alpha * F'(W_i) g_i + sign(W_i)/n * sum_j g_j sign(W_j)
     (``weight_grad=exact``), or the paper's printed g_i (1/n + alpha F'(W_i)) (``paper``), or
-    alpha F'(W_i) g_i with alpha treated as a constant (``detached``).
+    alpha F'(W_i) g_i with alpha treated as a constant (``detached``), or F'(W_i) g_i
+    (``unscaled``, BiBench). ``act_scale=sample_mean``: x_q = beta_n sign(x), beta_n = mean|x_n|
+    per sample (per token in a linear layer; detached), dL/dx = beta_n F'(x) g
+    (``act_grad=scaled``) or F'(x) g (``straight``).
     Paper: Rastegari et al., "XNOR-Net", ECCV 2016, arXiv 1603.05279, Sec. 3.1-3.2."""
 
     def __init__(self, cfg: XnorConfig, *geometry, **kw) -> None:
@@ -89,6 +112,7 @@ class XnorBinary(QuantLayer):
         self.weight_grad = cfg.weight_grad
         self.act_scale = cfg.act_scale
         self.center_weights = cfg.center_weights
+        self.act_grad = cfg.act_grad
         self._make_latent_weight()
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
         self.act_sign = (
@@ -110,10 +134,22 @@ class XnorBinary(QuantLayer):
         alpha = w.abs().mean(dim=self.weight_dims, keepdim=True)
         if self.weight_grad == "detached":
             alpha = alpha.detach()
+        elif self.weight_grad == "unscaled":
+            s = self.weight_sign(w)  # value sign(W), gradient F'(W) * g
+            return alpha.detach() * s.detach() + (s - s.detach())  # value alpha*sign(W) exactly
         return alpha * self.weight_sign(w)
 
     def quantize_input(self, x: Tensor) -> Tensor:
-        return self.act_sign(x) if self.act_sign is not None else x
+        if self.act_sign is None:
+            return x
+        s = self.act_sign(x)
+        if self.act_scale != "sample_mean":
+            return s
+        dims = (-1,) if isinstance(self, QuantLinear) else tuple(range(1, x.dim()))
+        beta = x.detach().abs().mean(dim=dims, keepdim=True)
+        if self.act_grad == "straight":
+            return beta * s.detach() + (s - s.detach())  # value beta*sign(x), gradient F'(x) * g
+        return beta * s
 
 
 class XnorConv2d(XnorBinary, QuantConv2d):

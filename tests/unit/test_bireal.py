@@ -212,3 +212,15 @@ def test_yaml_defaults_equal_the_schema_and_build_a_bireal_resnet20():
     layers = quantized_layers(net)
     assert len(layers) == 18 and all(isinstance(m, BiRealConv2d) for _, m in layers)
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_official_pytorch_weight_grad_is_bibench_bireal():
+    # BiBench's BiRealConv2d weights = alpha_c sign(W) detached + clamp STE without alpha:
+    # the same numbers as BiBench's XNOR weights (W, G of tests/unit/test_xnor.py's BiBench cases)
+    conv = BiRealConv2d(BiRealConfig(weight_grad="official_pytorch"), 1, 2, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([0.3, -0.6, 0.9, -1.2, -0.05, 0.15, 0.4, 0.25]).view(2, 1, 2, 2))
+    q = conv.quantized_weight()
+    assert q.flatten().tolist() == pytest.approx([0.75, -0.75, 0.75, -0.75, -0.2125, 0.2125, 0.2125, 0.2125])
+    (q * torch.tensor([1.0, -2.0, 0.5, 1.0, 2.0, 1.0, -1.0, 0.5]).view_as(q)).sum().backward()
+    assert conv.weight.grad.flatten().tolist() == [1.0, -2.0, 0.5, 0.0, 2.0, 1.0, -1.0, 0.5]

@@ -24,7 +24,7 @@ def test_forward_is_sign_with_zero_positive(name, role):
 
 
 # One table for every surrogate, at their default knobs and at epoch 0 of their schedules
-# (tanh: t = 1; rbnn weights: t = 0.01, k = 100); values from each formula by hand (math module).
+# (tanh: t = 1; rbnn and ede weights: t = 0.01, k = 100); values from each formula by hand (math module).
 XS = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
 GRAD_TABLE = {
     "ste": [1, 1, 1, 1, 1, 1, 1],
@@ -34,6 +34,7 @@ GRAD_TABLE = {
     "tanh": [0.180707, 0.419974, 0.786448, 1.0, 0.786448, 0.419974, 0.180707],  # 1 - tanh^2(x)
     "rbnn": [1.399214, 1.404214, 1.409214, 1.414214, 1.409214, 1.404214, 1.399214],  # 100(0.01 sqrt2 - 1e-4 |x|)
     "scaled_tanh": [0.0, 0.0, 0.001816, 10.0, 0.001816, 0.0, 0.0],  # 10 (1 - tanh^2(10 x))
+    "ede": [0.999775, 0.9999, 0.999975, 1.0, 0.999975, 0.9999, 0.999775],  # t = 0.01, k = 100: 1 - tanh^2(x/100)
 }
 
 

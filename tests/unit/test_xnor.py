@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from binexp.quant.xnor import XnorConfig, XnorConv2d
+from tests.unit.official_golden import GOLDEN, SPEC, assert_matches, run, with_weight
 
 W = [0.5, -1.5, 1.0, -0.2]
 G = [1.0, 2.0, 3.0, 4.0]
@@ -95,3 +96,44 @@ def test_surrogate_is_selectable():
 def test_bad_choices_are_rejected(bad):
     with pytest.raises(ValueError, match="choose one of"):
         XnorConfig(**bad)
+
+
+# -- BiBench's XNOR reading: act_scale=sample_mean act_grad=straight weight_grad=unscaled ------
+BIBENCH = {"act_scale": "sample_mean", "act_grad": "straight", "weight_grad": "unscaled"}
+W2 = [0.3, -0.6, 0.9, -1.2, -0.05, 0.15, 0.4, 0.25]  # (2, 1, 2, 2)
+G2 = [1.0, -2.0, 0.5, 1.0, 2.0, 1.0, -1.0, 0.5]
+
+
+def two_channel(**kw) -> XnorConv2d:
+    conv = XnorConv2d(XnorConfig(**kw), 1, 2, 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(W2).view(2, 1, 2, 2))
+    return conv
+
+
+def test_bibench_weights_alpha_detached_gradient_without_alpha():
+    conv = two_channel(**BIBENCH)
+    q = conv.quantized_weight()
+    assert q.flatten().tolist() == pytest.approx([0.75, -0.75, 0.75, -0.75, -0.2125, 0.2125, 0.2125, 0.2125])
+    (q * torch.tensor(G2).view_as(q)).sum().backward()
+    assert conv.weight.grad.flatten().tolist() == [1.0, -2.0, 0.5, 0.0, 2.0, 1.0, -1.0, 0.5]
+
+
+@pytest.mark.parametrize("act_grad,expected", [("straight", [1.0, 0.0, 1.0, 1.0]), ("scaled", [1.0, 0.0, 0.3, 0.3])])
+def test_sample_mean_activation_scale(act_grad, expected):
+    conv = two_channel(act_scale="sample_mean", act_grad=act_grad)
+    x = torch.tensor([[[[0.5, -1.5]]], [[[0.2, 0.4]]]], requires_grad=True)  # beta = [1.0, 0.3]
+    y = conv.quantize_input(x)
+    assert y.flatten().tolist() == pytest.approx([1.0, -1.0, 0.3, 0.3])
+    y.sum().backward()
+    assert x.grad.flatten().tolist() == pytest.approx(expected)
+
+
+def test_straight_activation_gradient_needs_sample_mean():
+    with pytest.raises(ValueError, match="act_grad=straight applies to act_scale=sample_mean only"):
+        XnorConfig(act_grad="straight")
+
+
+def test_bibench_reading_matches_bibench_golden():
+    conv = XnorConv2d(XnorConfig(**BIBENCH), SPEC.in_channels, SPEC.out_channels, SPEC.kernel_size, 1, SPEC.padding)
+    assert_matches(run(with_weight(conv)), GOLDEN["xnor_bibench"])
