@@ -18,6 +18,10 @@ verbs:
                         binexp train quantizer=xnor model=resnet20 data=synthetic trainer.max_epochs=2)
                         -v (or verbose=true) shows Lightning's own output and warnings too
                         resume=<run dir> continues a run from its checkpoints/last.ckpt
+  evaluate <run> [data overrides]
+                        evaluate a trained run (or .ckpt) on its data, another dataset or split
+                        (--split train) without training: top-1/top-5, loss, per-class accuracy into
+                        <run>/evaluations/<name>.json; data=cifar10c: every corruption and severity
   report <dir>...       the runs under these run/sweep directories as one table (seeds folded,
                         the paper's number beside ours): --by, --metric, --format md|csv|latex, --plot DIR, --alpha
   summary [overrides]   bit-aware model summary of the same config as train: parameters by bit
@@ -83,7 +87,7 @@ def _verb(module: str):
     return run
 
 
-VERBS = {name: _verb(name) for name in ("train", "report", "summary", "plot", "export", "status", "list")}
+VERBS = {name: _verb(name) for name in ("train", "evaluate", "report", "summary", "plot", "export", "status", "list")}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,6 +54,7 @@ def _swept_dirname(*, _root_) -> str:
     import os
 
     keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+    keys |= set(OmegaConf.select(_root_, "hydra.sweeper.params", default=None) or {})  # a preset's sweep
     keys -= set(_root_.hydra.job.config.override_dirname.exclude_keys)  # e.g. data.root: paths never name a job
     full = str(_root_.hydra.job.override_dirname)
     if not keys:

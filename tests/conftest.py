@@ -78,6 +78,27 @@ def cifar_root(tmp_path: Path) -> Path:
     return write_cifar_fixture(tmp_path / "cifar")
 
 
+def write_cifar10c_fixture(
+    root: Path, per_severity: int = 20, corruptions: tuple[str, ...] | None = None, seed: int = 0
+) -> Path:
+    """A CIFAR-10-C-format folder: ``labels.npy`` (5 x N uint8 labels, the release's layout) and
+    per corruption ``<name>.npy``, uint8 (5 x N, 32, 32, 3), severity s in rows N(s-1)..Ns-1. The
+    images are the synthetic set's validation images (so a run trained on data=synthetic scores
+    above chance) with noise growing with the severity and the corruption's position."""
+    from binexp.data.cifar10c import CORRUPTIONS
+    from binexp.data.synthetic import make_synthetic
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    images, labels = make_synthetic(per_severity, 10, 32, 1.0, 1)
+    clean = images.permute(0, 2, 3, 1).numpy().astype(np.int64)
+    np.save(root / "labels.npy", np.tile(labels.numpy().astype(np.uint8), 5))
+    for i, name in enumerate(corruptions or CORRUPTIONS):
+        stack = [clean + rng.normal(0, 8 * s * (1 + i / 8), clean.shape) for s in range(1, 6)]
+        np.save(root / f"{name}.npy", np.clip(np.concatenate(stack), 0, 255).astype(np.uint8))
+    return root
+
+
 def write_imagefolder_fixture(root: Path, classes: int = 3, per_class: int = 6, size: int = 40, seed: int = 0) -> Path:
     """train/ and val/ folders of small PNGs, one colour family per class."""
     from PIL import Image

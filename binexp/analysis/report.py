@@ -31,10 +31,14 @@ EXTRA_COLUMNS = {
     "huffman_bits_per_weight": "Huffman bits/w",
     "alpha_final_mean": "α final",
 }
+# statistics of the row's runs' own --metric values: "worst" (the minimum over the row's runs,
+# i.e. over seeds and every setting the row folds, e.g. BiBench's eight recipes with --by quantizer)
+STAT_COLUMNS = {"worst": "worst"}
 COLUMN_NAMES = {
     "size": "model_size_kib",
     "huffman": "huffman_bits_per_weight",
     "alpha": "alpha_final_mean",
+    "worst": "worst",
 }  # --columns
 
 
@@ -163,6 +167,7 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
         for key in EXTRA_COLUMNS:
             vals = [v for v in (extra_values(r)[key] for r in row.runs) if v is not None]
             rec[key] = round(statistics.fmean(vals), 4) if vals else None
+        rec["worst"] = round(min(values), 2) if values and row.status == "completed" else None
         if row.status != "completed":
             run = row.runs[0]
             note = run.metrics.get("error") or ""
@@ -218,12 +223,14 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
     has_paper = any(r["paper"] is not None or r.get("paper_note") for r in records)
     wanted = {COLUMN_NAMES[c] for c in columns}
     extras = [k for k in EXTRA_COLUMNS if k in wanted and any(r.get(k) is not None for r in records)]
+    stats = [k for k in STAT_COLUMNS if k in wanted and any(r.get(k) is not None for r in records)]
     if fmt == "csv":
         cols = by + [
             "bits_per_weight",
             *extras,
             f"{metric}_mean",
             f"{metric}_std",
+            *stats,
             "n",
             "paper",
             "delta",
@@ -239,7 +246,10 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
         return buf.getvalue().rstrip("\n")
     unit = " (%)" if "acc" in metric else ""
     header = (
-        list(by) + (["bits/weight"] if has_bits else []) + [EXTRA_COLUMNS[k] for k in extras] + [f"{metric}{unit}", "n"]
+        list(by)
+        + (["bits/weight"] if has_bits else [])
+        + [EXTRA_COLUMNS[k] for k in extras]
+        + [f"{metric}{unit}", *(STAT_COLUMNS[k] + unit for k in stats), "n"]
     )
     header += (["paper", "Δ"] if has_paper else []) + ["epochs", "status"]
     lines, notes = [], {}
@@ -256,6 +266,7 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
         cells = [str(r.get(k)) for k in by] + ([_fmt_bits(r["bits_per_weight"])] if has_bits else [])
         cells += [("–" if r[k] is None else f"{r[k]:.{2 if k == 'model_size_kib' else 4}f}") for k in extras] + [
             acc,
+            *("–" if r[k] is None else f"{r[k]:.2f}" for k in stats),
             str(r["n"]),
         ]
         if has_paper:

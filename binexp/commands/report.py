@@ -28,7 +28,8 @@ def main(args: list[str]) -> int:
         "--columns",
         default="",
         help="extra columns, comma-separated: size (model KiB at the stored bits), "
-        "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha)",
+        "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha), "
+        "worst (the lowest --metric among the row's runs: seeds and every setting the row folds)",
     )
     parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
     ns = parser.parse_args(args)

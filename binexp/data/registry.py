@@ -99,6 +99,34 @@ class MNISTConfig(InMemoryConfig):
 
 
 @dataclass
+class Cifar10CConfig(InMemoryConfig):
+    """CIFAR-10-C for ``binexp evaluate`` only (binexp/data/cifar10c.py): ``root`` holds the
+    release's ``labels.npy`` and one ``<corruption>.npy`` per corruption. ``normalize`` follows
+    the evaluated run's unless set here."""
+
+    kind: str = "cifar10c"
+    name: str = "cifar10c"
+    root: str = "data/CIFAR-10-C"
+    # default: the benchmark's 15 (mean corruption accuracy is over these); the release's 4 extras
+    # (speckle_noise, gaussian_blur, spatter, saturate) may be listed too
+    corruptions: list[str] = field(default_factory=list)
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    augment: bool = False
+
+    def __post_init__(self) -> None:
+        from binexp.data.cifar10c import CORRUPTIONS, EXTRA_CORRUPTIONS
+
+        super().__post_init__()
+        self.corruptions = list(self.corruptions) or list(CORRUPTIONS)
+        known = CORRUPTIONS + EXTRA_CORRUPTIONS
+        unknown = [c for c in self.corruptions if c not in known]
+        if unknown:
+            raise ValueError(f"data.corruptions: unknown {unknown[0]!r}; choose from: {', '.join(known)}")
+        if not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities):
+            raise ValueError(f"data.severities must be a non-empty subset of 1..5, got {list(self.severities)}")
+
+
+@dataclass
 class ImageFolderConfig:
     """Any train/ + val/ tree of class folders (torchvision ImageFolder)."""
 
@@ -155,6 +183,14 @@ def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
     return MNISTDataModule(root=c.root, download=c.download, **c.loader_kwargs())
 
 
+def _build_cifar10c(c: Cifar10CConfig) -> L.LightningDataModule:
+    from binexp.data.cifar10c import CIFAR10CDataModule
+
+    return CIFAR10CDataModule(
+        root=c.root, corruptions=tuple(c.corruptions), severities=tuple(c.severities), **c.loader_kwargs()
+    )
+
+
 def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
     from binexp.data.imagefolder import ImageFolderDataModule
 
@@ -184,6 +220,7 @@ DATASETS: dict[str, DatasetEntry] = {
     "synthetic": DatasetEntry("synthetic", SyntheticConfig, _build_synthetic),
     "imagefolder": DatasetEntry("imagefolder", ImageFolderConfig, _build_imagefolder),
     "mnist": DatasetEntry("mnist", MNISTConfig, _build_mnist),
+    "cifar10c": DatasetEntry("cifar10c", Cifar10CConfig, _build_cifar10c),
 }
 
 
