@@ -43,6 +43,8 @@ def make_quiet() -> None:
     for handler in console_handlers():
         if not any(isinstance(f, _DropDetail) for f in handler.filters):
             handler.addFilter(_DropDetail())
+        # a console line starts with what matters; train.log keeps Hydra's [time][logger][level] prefix
+        handler.setFormatter(logging.Formatter("%(message)s"))
 
 
 class _CurrentStdout:

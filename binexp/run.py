@@ -286,9 +286,10 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     except OSError as e:
         raise write_error(e, run_dir) from None
     log.info(
-        "%s after %s epochs: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
+        "%s after %s epoch%s: best val acc1 %s%%, last %s%%; run directory %s (tensorboard --logdir %s)",
         final.get("status"),
         final.get("epochs"),
+        "" if final.get("epochs") == 1 else "s",
         _pct(final.get("best_val_acc1")),
         _pct(final.get("val_acc1")),
         run_dir,

@@ -13,9 +13,9 @@ def _experiment_rows() -> list[tuple[str, str]]:
     for name in config_options("experiment"):
         meta = experiment_meta(name)
         value = meta.get("paper_value")
-        source = str(meta.get("source") or "").split(";")[0].strip()
-        source = source if len(source) <= 60 else source[:59].rstrip() + "…"
-        parts = [str(meta.get("table") or "").strip(), source]
+        source = str(meta.get("source") or "").split(";")[0].split(",")[0].strip()  # the authors
+        source = source if len(source) <= 24 else source[:23].rstrip() + "…"
+        parts = [source, str(meta.get("table") or "").strip()]
         text = " | ".join(p for p in parts if p)
         if value is not None:
             text = f"{value:<6} {text}"
@@ -49,14 +49,22 @@ def sections(group: str | None = None) -> dict[str, list[tuple[str, str]]]:
     return {name: build() for name, build in builders.items() if group in (None, name)}
 
 
+def _fit(line: str, width: int) -> str:
+    line = line.rstrip()
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
 def print_listing(group: str | None = None) -> None:
+    import shutil
+
+    width = max(shutil.get_terminal_size((100, 24)).columns, 100)  # a line per entry, cut to the terminal
     for name, rows in sections(group).items():
         if name == "experiment" and group == "experiment":
-            print("experiment:              paper value, table | paper")
+            print("experiment:                       paper value, authors | table")
         else:
             print(f"{name}:")
         for key, summary in rows:
-            print(f"  {key:<32} {summary}".rstrip() if name == "experiment" else f"  {key:<22} {summary}".rstrip())
+            print(_fit(f"  {key:<32} {summary}" if name == "experiment" else f"  {key:<22} {summary}", width))
 
 
 def main(args: list[str]) -> int:

@@ -23,7 +23,7 @@ def _ints(text: str | None) -> list[int] | None:
 def main(args: list[str]) -> int:
     from binexp.analysis.plots import FIGURES
 
-    parser = argparse.ArgumentParser(prog="binexp plot", description=__doc__.splitlines()[0].strip("`"))
+    parser = argparse.ArgumentParser(prog="binexp plot", description=" ".join(__doc__.split()).replace("``", ""))
     parser.add_argument("dir", help="a run directory or a sweep directory")
     parser.add_argument("figure", help=f"one of: {', '.join(FIGURES)}")
     parser.add_argument("--out", default=None, help="folder for the PNGs (default: <dir>/figures)")

@@ -43,10 +43,16 @@ def test_absurd_lr_diverges_cleanly_and_is_marked(tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("quantizer", ["xnor"])
-def test_a_healthy_run_gets_no_divergence_line(quantizer, tmp_path, monkeypatch):
+def test_a_healthy_run_gets_no_divergence_line(quantizer, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
     assert cli_main(["train", *TINY, "trainer.max_epochs=3", f"hydra.run.dir={run}"]) == 0
     log = (run / "train.log").read_text()
     assert "collapsed" not in log and "diverged" not in log
     assert "divergence" not in read_metrics(run)
+    # the console line starts with what matters; train.log keeps the [time][logger][level] prefix
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("epoch ")][0].startswith("epoch 1/3  train loss ")
+    assert not [line for line in out if line.startswith("[20")]
+    assert "[binexp.epoch][INFO] - epoch 1/3  train loss " in log
+    assert "completed after 3 epochs: " in out[-1]
