@@ -14,9 +14,11 @@ does not clip, and neither does the version of the authors' PyTorch code read
 the default is off;
 ``clip_latent=true`` is the algorithm as described in the paper.
 
-Checked against BiBench's ``BNNConv2d`` (same weights and inputs, float64, no input at |x| = 1
-where BiBench's clamp blocks the edge and binexp passes it): output, dL/dx and dL/dW agree to
-1e-15 (tests/unit/test_bnn.py::test_matches_bibench_golden).
+Linear layers (:class:`BnnLinear`): the same rule, the bias full precision (BiBench's ``BNNLinear``).
+
+Checked against BiBench's ``BNNConv2d`` and ``BNNLinear`` (same weights and inputs, float64, no
+input at |x| = 1 where BiBench's conv clamp blocks the edge and binexp passes it): output, dL/dx,
+dL/dW (and dL/db) agree to 1e-15 (tests/unit/test_bnn.py).
 
 Paper: Courbariaux et al., "Binarized Neural Networks: Training Deep Neural Networks with
 Weights and Activations Constrained to +1 or -1", arXiv:1602.02830 (Hubara et al., NeurIPS 2016).
@@ -29,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, surrogate_names
 
 
@@ -55,15 +57,16 @@ class BnnConfig:
             raise ValueError(f"quantizer.clip_bound must be > 0, got {self.clip_bound}")
 
 
-class BnnConv2d(QuantConv2d):
-    """BNN binary convolution: y = conv(sign(x), sign(W)), no scale.
+class BnnBinary(QuantLayer):
+    """BNN binarization, whatever the geometry (:class:`BnnConv2d`, :class:`BnnLinear`):
+    y = conv(sign(x), sign(W)) (a matmul plus the full-precision bias in a linear layer), no scale.
 
     Backward: dL/dx = g F_a'(x), dL/dW = g F_w'(W) (clipped STE by default: 1{|.| <= 1}).
     ``step_end`` clips W to [-clip_bound, clip_bound] when ``clip_latent``.
     Paper: Courbariaux et al., arXiv:1602.02830."""
 
-    def __init__(self, cfg: BnnConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    def __init__(self, cfg: BnnConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.clip_latent = cfg.clip_latent
         self.clip_bound = cfg.clip_bound
         self._make_latent_weight()
@@ -93,6 +96,26 @@ class BnnConv2d(QuantConv2d):
         return f"{super().extra_repr()}{clip}{a}"
 
 
+class BnnConv2d(BnnBinary, QuantConv2d):
+    """BNN binary convolution (the rule of :class:`BnnBinary`)."""
+
+    def __init__(self, cfg: BnnConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class BnnLinear(BnnBinary, QuantLinear):
+    """BNN binary linear layer: y = sign(x) @ sign(W)^T + b, b full precision (BiBench's
+    ``BNNLinear``; the rule of :class:`BnnBinary`)."""
+
+    def __init__(self, cfg: BnnConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("bnn", BnnConfig, "BNN: sign(W), sign(x), no scale, clipped STE (optional latent clipping)")
 def build_bnn_conv(cfg: BnnConfig, spec: ConvSpec) -> BnnConv2d:
     return BnnConv2d(cfg, spec)
+
+
+@register_linear("bnn")
+def build_bnn_linear(cfg: BnnConfig, spec: LinearSpec) -> BnnLinear:
+    return BnnLinear(cfg, spec)

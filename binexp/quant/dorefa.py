@@ -24,7 +24,8 @@ Which layers stay full precision (the code keeps the first conv and the last FC 
 to the model, as for every method here.
 
 Checked (float64, same weights and inputs): ``variant=bibench`` against BiBench's
-``DoReFaConv2d`` - output, dL/dx and dL/dW agree to 1e-15 (no input or weight at |.| = 1, where
+``DoReFaConv2d`` and ``DoReFaLinear`` (whose weight gradient keeps alpha, unlike the conv's) -
+output, dL/dx, dL/dW (dL/db) agree to 1e-15 (no input or weight at |.| = 1, where
 BiBench's clamp blocks the edge and binexp passes it); ``variant=paper`` against a
 line-by-line PyTorch transcription of tensorpack's ``fw``/``fa`` (TensorFlow is not installed):
 same numbers to 1e-15 for 1-, 2- and 3-bit weights and 1- and 2-bit activations
@@ -41,8 +42,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import Surrogate, SurrogateParams, make_surrogate, sign_pm1
 
 VARIANTS = ("paper", "bibench")
@@ -96,13 +97,20 @@ class _Clip01(torch.autograd.Function):
         return grad * ((x >= 0) & (x <= 1)).to(grad.dtype)
 
 
-class DorefaConv2d(QuantConv2d):
-    """DoReFa-Net convolution: y = conv(x_q, W_q) (module docstring for both variants).
+class DorefaBinary(QuantLayer):
+    """DoReFa-Net quantization, whatever the geometry (:class:`DorefaConv2d`, :class:`DorefaLinear`):
+    y = conv(x_q, W_q) (a matmul plus the full-precision bias in a linear layer; the module
+    docstring gives both variants; the paper applies the same fw/fa to fully connected layers,
+    BiBench's ``DoReFaLinear`` is the bibench rule with alpha per output row).
 
     Paper: Zhou et al., arXiv:1606.06160, Sec. 2.2-2.4."""
 
-    def __init__(self, cfg: DorefaConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    # bibench: BiBench's DoReFaConv2d leaves alpha out of the weight gradient, its DoReFaLinear
+    # (sign first, then times the detached alpha) keeps it
+    bibench_alpha_in_grad = False
+
+    def __init__(self, cfg: DorefaConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.variant = cfg.variant
         self.weight_bits = cfg.weight_bits
         self.act_bits = cfg.act_bits
@@ -118,8 +126,10 @@ class DorefaConv2d(QuantConv2d):
     def quantized_weight(self) -> Tensor:
         w = self.weight
         if self.weight_sign is not None:  # bibench
-            alpha = w.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
+            alpha = w.detach().abs().mean(dim=self.weight_dims, keepdim=True)
             s = self.weight_sign(w)  # value sign(W), gradient F'(W) * g
+            if self.bibench_alpha_in_grad:
+                return alpha * s  # BiBench's DoReFaLinear: gradient alpha * F'(W) * g
             return alpha * s.detach() + (s - s.detach())  # value alpha*sign(W) exactly, no alpha in the gradient
         if self.weight_bits == 1:
             e = w.detach().abs().mean()
@@ -160,6 +170,28 @@ class DorefaConv2d(QuantConv2d):
         return f"{super().extra_repr()}, variant={self.variant}, W{self.weight_bits}/{a}"
 
 
+class DorefaConv2d(DorefaBinary, QuantConv2d):
+    """DoReFa-Net convolution (the rule of :class:`DorefaBinary`)."""
+
+    def __init__(self, cfg: DorefaConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class DorefaLinear(DorefaBinary, QuantLinear):
+    """DoReFa-Net linear layer, bias full precision (the rule of :class:`DorefaBinary`); with
+    ``variant=bibench`` the weight gradient is alpha * 1{|W| <= 1} * g, as BiBench's ``DoReFaLinear``."""
+
+    bibench_alpha_in_grad = True
+
+    def __init__(self, cfg: DorefaConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("dorefa", DorefaConfig, "DoReFa-Net: E*sign(W) (layer-wise E), {0,1} activations; k-bit option")
 def build_dorefa_conv(cfg: DorefaConfig, spec: ConvSpec) -> DorefaConv2d:
     return DorefaConv2d(cfg, spec)
+
+
+@register_linear("dorefa")
+def build_dorefa_linear(cfg: DorefaConfig, spec: LinearSpec) -> DorefaLinear:
+    return DorefaLinear(cfg, spec)

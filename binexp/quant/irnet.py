@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
 from binexp.quant.rbnn import standardize
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, surrogate_names
 
 
@@ -63,13 +63,16 @@ class IrnetConfig:
         check_choice("act_surrogate", self.act_surrogate, surrogate_names())
 
 
-class IrnetConv2d(QuantConv2d):
-    """IR-Net convolution: y = conv(sign(x), s * sign(w_s)) (module docstring), EDE backward.
+class IrnetBinary(QuantLayer):
+    """IR-Net binarization, whatever the geometry (:class:`IrnetConv2d`, :class:`IrnetLinear`):
+    y = conv(sign(x), s * sign(w_s)) (module docstring), EDE backward; in a linear layer w_s and s
+    are per output row and the full-precision bias is added after the matmul (IR-Net binarizes
+    only convolutions; the row-wise reading is binexp's extension).
 
     Paper: Qin et al., arXiv:1909.10788, Secs. 3.2-3.3."""
 
-    def __init__(self, cfg: IrnetConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    def __init__(self, cfg: IrnetConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.weight_standardize = cfg.weight_standardize
         self.shift_scale = cfg.shift_scale
         self._make_latent_weight()
@@ -80,11 +83,11 @@ class IrnetConv2d(QuantConv2d):
 
     def latent_weight(self) -> Tensor:
         """w_s, the standardised weight whose sign is the binary weight."""
-        return standardize(self.weight, (1, 2, 3)) if self.weight_standardize else self.weight
+        return standardize(self.weight, self.weight_dims) if self.weight_standardize else self.weight
 
     def shift(self, ws: Tensor) -> Tensor:
         """s_c = 2^round(log2(mean|w_s,c|)), (C_out, 1, 1, 1), detached (as the code: log / log 2)."""
-        m = ws.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
+        m = ws.detach().abs().mean(dim=self.weight_dims, keepdim=True)
         return torch.pow(2.0, torch.round(torch.log(m) / math.log(2))).to(ws.dtype)
 
     def quantized_weight(self) -> Tensor:
@@ -115,6 +118,25 @@ class IrnetConv2d(QuantConv2d):
         return f"{super().extra_repr()}, libra_pb={self.weight_standardize}, shift_scale={self.shift_scale}"
 
 
+class IrnetConv2d(IrnetBinary, QuantConv2d):
+    """IR-Net convolution (the rule of :class:`IrnetBinary`)."""
+
+    def __init__(self, cfg: IrnetConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class IrnetLinear(IrnetBinary, QuantLinear):
+    """IR-Net linear layer, bias full precision (the rule of :class:`IrnetBinary`)."""
+
+    def __init__(self, cfg: IrnetConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("irnet", IrnetConfig, "IR-Net: Libra-PB standardised weights, power-of-two scale, EDE surrogate")
 def build_irnet_conv(cfg: IrnetConfig, spec: ConvSpec) -> IrnetConv2d:
     return IrnetConv2d(cfg, spec)
+
+
+@register_linear("irnet")
+def build_irnet_linear(cfg: IrnetConfig, spec: LinearSpec) -> IrnetLinear:
+    return IrnetLinear(cfg, spec)

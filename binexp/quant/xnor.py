@@ -17,8 +17,10 @@ BiBench's reading (``XNORConv2d``, htqin/BiBench@5a04a6d ``bibench/models/layers
 detached beta_n = mean|x_n| per sample, gradient g * 1{|x| <= 1} without beta; W_q = alpha_c
 sign(W) with alpha_c detached, gradient g * 1{|W| <= 1} without alpha. Checked against that
 layer (same weights and inputs, float64, no value at |.| = 1 where BiBench's clamp blocks the
-edge and binexp passes it): output, dL/dx, dL/dW agree to 1e-15 (tests/unit/test_xnor.py). In a
-linear layer beta is per token (mean over the input features).
+edge and binexp passes it): output, dL/dx, dL/dW agree to 1e-15 (tests/unit/test_xnor.py).
+BiBench's ``XNORLinear`` is another reading: ``center_weights=true weight_grad=detached
+act_scale=sample_mean`` (beta per token, act_grad=scaled: sign first, then times both detached
+scales, so both stay in the gradient) - checked the same way, to 1e-15.
 """
 
 from __future__ import annotations
@@ -145,8 +147,7 @@ class XnorBinary(QuantLayer):
         s = self.act_sign(x)
         if self.act_scale != "sample_mean":
             return s
-        dims = (-1,) if isinstance(self, QuantLinear) else tuple(range(1, x.dim()))
-        beta = x.detach().abs().mean(dim=dims, keepdim=True)
+        beta = x.detach().abs().mean(dim=self.input_dims, keepdim=True)
         if self.act_grad == "straight":
             return beta * s.detach() + (s - s.detach())  # value beta*sign(x), gradient F'(x) * g
         return beta * s

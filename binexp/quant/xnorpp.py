@@ -22,7 +22,8 @@ alpha_c = mean|W - mean_c W| per output channel, detached, on top of Gamma. Defa
 Checked against BiBench's ``XNORPlusPlusConv2d`` (htqin/BiBench@5a04a6d
 ``bibench/models/layers/xnorplusplus.py``; same weights, scales and inputs, float64, no input or
 weight at |.| = 1 where BiBench's clamp blocks the edge and binexp passes it): output, dL/dx,
-dL/dW, dL/do, dL/dh, dL/dw agree to 1e-15 (tests/unit/test_xnorpp.py).
+dL/dW, dL/do, dL/dh, dL/dw agree to 1e-15; the linear rule (:class:`XnorPPLinear`, o per output
+feature only) against ``XNORPlusPlusLinear`` the same way (tests/unit/test_xnorpp.py).
 
 Paper: Bulat & Tzimiropoulos, "XNOR-Net++: Improved Binary Neural Networks", BMVC 2019,
 arXiv:1909.13863, Sec. 3.
@@ -35,8 +36,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, surrogate_names
 
 SCALES = ("channel", "height", "width")
@@ -72,36 +73,50 @@ class XnorPPConfig:
         check_choice("act_surrogate", self.act_surrogate, surrogate_names())
 
 
-class XnorPPConv2d(QuantConv2d):
-    """XNOR-Net++ convolution: y = conv(sign(x), [alpha] sign(W)) * o * h[:H] * w[:W] (module docstring).
+class XnorPPBinary(QuantLayer):
+    """XNOR-Net++ binarization, whatever the geometry (:class:`XnorPPConv2d`, :class:`XnorPPLinear`):
+    sign(x), [alpha] sign(W), clipped STE; the learned output scale is the geometry's.
 
     Paper: Bulat & Tzimiropoulos, arXiv:1909.13863, Sec. 3."""
 
-    def __init__(self, cfg: XnorPPConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    o_scale: nn.Parameter | None
+
+    def __init__(self, cfg: XnorPPConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.weight_scale = cfg.weight_scale
-        self.max_spatial = cfg.max_spatial
         self._make_latent_weight()
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
         self.act_sign = (
             make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         )
-        scales = set(cfg.scales)
-        self.o_scale = nn.Parameter(torch.ones(1, spec.out_channels, 1, 1)) if "channel" in scales else None
-        self.h_scale = nn.Parameter(torch.ones(1, 1, cfg.max_spatial, 1)) if "height" in scales else None
-        self.w_scale = nn.Parameter(torch.ones(1, 1, 1, cfg.max_spatial)) if "width" in scales else None
-        self._out_hw: tuple[int, int] | None = None  # the output size seen last (storage counts it)
 
     def quantized_weight(self) -> Tensor:
         w = self.weight
         if self.weight_scale == "none":
             return self.weight_sign(w)
-        c = w - w.mean(dim=(1, 2, 3), keepdim=True)
-        alpha = c.detach().abs().mean(dim=(1, 2, 3), keepdim=True)
+        c = w - w.mean(dim=self.weight_dims, keepdim=True)
+        alpha = c.detach().abs().mean(dim=self.weight_dims, keepdim=True)
         return alpha * self.weight_sign(c)
 
     def quantize_input(self, x: Tensor) -> Tensor:
         return self.act_sign(x) if self.act_sign is not None else x
+
+    def extra_stats(self) -> dict[str, Tensor]:
+        """Mean of the channel factor o (the learned per-channel scale)."""
+        return {"xnorpp_o": self.o_scale.detach().mean()} if self.o_scale is not None else {}
+
+
+class XnorPPConv2d(XnorPPBinary, QuantConv2d):
+    """XNOR-Net++ convolution: y = conv(sign(x), [alpha] sign(W)) * o * h[:H] * w[:W] (module docstring)."""
+
+    def __init__(self, cfg: XnorPPConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+        self.max_spatial = cfg.max_spatial
+        scales = set(cfg.scales)
+        self.o_scale = nn.Parameter(torch.ones(1, spec.out_channels, 1, 1)) if "channel" in scales else None
+        self.h_scale = nn.Parameter(torch.ones(1, 1, cfg.max_spatial, 1)) if "height" in scales else None
+        self.w_scale = nn.Parameter(torch.ones(1, 1, 1, cfg.max_spatial)) if "width" in scales else None
+        self._out_hw: tuple[int, int] | None = None  # the output size seen last (storage counts it)
 
     def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
         h, w = out.shape[-2], out.shape[-1]
@@ -118,13 +133,6 @@ class XnorPPConv2d(QuantConv2d):
         if self.w_scale is not None:
             out = out * self.w_scale[:, :, :, :w]
         return out
-
-    def act_latent(self, x: Tensor) -> Tensor | None:
-        return x if self.act_sign is not None else None
-
-    def extra_stats(self) -> dict[str, Tensor]:
-        """Mean of the channel factor o (the learned per-channel scale)."""
-        return {"xnorpp_o": self.o_scale.detach().mean()} if self.o_scale is not None else {}
 
     def storage(self) -> Storage:
         """1 bit per weight; inference floats: the factors' entries the layer uses (C_out, and
@@ -151,6 +159,31 @@ class XnorPPConv2d(QuantConv2d):
         return f"{super().extra_repr()}, gamma={'*'.join(names)}, weight_scale={self.weight_scale}"
 
 
+class XnorPPLinear(XnorPPBinary, QuantLinear):
+    """XNOR-Net++ linear layer: y = (sign(x) @ [alpha] sign(W)^T) * o + b, o per output feature
+    (init 1) when ``channel`` is among ``scales`` (the height and width factors have no linear
+    counterpart), b full precision - BiBench's ``XNORPlusPlusLinear``."""
+
+    def __init__(self, cfg: XnorPPConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+        self.o_scale = nn.Parameter(torch.ones(spec.out_features)) if "channel" in cfg.scales else None
+
+    def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
+        return out * self.o_scale if self.o_scale is not None else out
+
+    def storage(self) -> Storage:
+        """1 bit per weight; inference floats: o (out) and alpha (out) where used."""
+        floats = (self.out_features if self.o_scale is not None else 0) + (
+            self.out_features if self.weight_scale != "none" else 0
+        )
+        return Storage(self.num_weights, self.num_weights, inference_floats=floats)
+
+
 @register_quantizer("xnorpp", XnorPPConfig, "XNOR-Net++: sign(W), sign(x), learned output scale o*h*w, clipped STE")
 def build_xnorpp_conv(cfg: XnorPPConfig, spec: ConvSpec) -> XnorPPConv2d:
     return XnorPPConv2d(cfg, spec)
+
+
+@register_linear("xnorpp")
+def build_xnorpp_linear(cfg: XnorPPConfig, spec: LinearSpec) -> XnorPPLinear:
+    return XnorPPLinear(cfg, spec)

@@ -11,6 +11,8 @@ gradient (``dx``, ``dW``, the scale factors'), flattened in PyTorch's row-major 
   ``XNORPlusPlusConv2d`` -> ``xnorpp`` (scales in ``xnorpp_scales``).
 * IR-Net (htqin/IR-Net@f63a590, ``CIFAR-10/ResNet20/1w1a/modules/ir_1w1a.py:IRConv2d``, ``.cuda()``
   removed): ``irnet`` at five schedule points ``"<t_min>_<epoch>_<epochs>"`` with the (k, t) used.
+* BiBench's linear layers (``BNNLinear``, ``DoReFaLinear``, ``XNORPlusPlusLinear``, ``XNORLinear``):
+  ``bnn_linear``, ``dorefa_linear``, ``xnorpp_linear`` (o in ``linear_inputs``), ``xnor_linear``.
 * DoReFa ``variant=paper``: a line-by-line PyTorch transcription of tensorpack's
   ``examples/DoReFa-Net/dorefa.py:get_dorefa`` (``fw``, ``fa``, Round/Sign gradients overridden
   with the identity) after ``clip_by_value(x, 0, 1)`` (TensorFlow itself was not run):
@@ -69,3 +71,27 @@ def assert_matches(got: dict[str, torch.Tensor], golden: dict) -> None:
         expected = torch.tensor(golden[key], dtype=torch.float64)
         flat = value.flatten()[: expected.numel()]
         torch.testing.assert_close(flat, expected, **TOL, msg=lambda m, key=key: f"{key}: {m}")
+
+
+# -- linear rules: BiBench's BNNLinear, DoReFaLinear, XNORPlusPlusLinear (tokens (2, 3, 6)) and
+# XNORLinear (rows (6, 6): its per-token scale only works on 2-D inputs), weight (4, 6), FP bias
+IN, OUT = 6, 4
+LW = wave((OUT, IN), 1.3, 1.7, 0.3)
+LB = wave((OUT,), 0.5, 0.8, 0.1)
+LX = wave((2, 3, IN), 1.6, 0.9, 0.2)
+LG = wave((2, 3, OUT), 1.0, 0.55, 0.7)
+
+
+def run_linear(layer: nn.Module, rows: bool = False, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``y``, ``dx``, ``dW``, ``db`` (and ``d<name>``) of ``sum(layer(LX) * LG)`` with weight LW, bias LB;
+    ``rows``: the input as (6, 6) rows instead of (2, 3, 6) tokens."""
+    layer = layer.double()
+    with torch.no_grad():
+        layer.weight.copy_(LW)
+        layer.bias.copy_(LB)
+    x = (LX.reshape(-1, IN) if rows else LX).clone().requires_grad_(True)
+    y = layer(x)
+    (y * (LG.reshape(-1, OUT) if rows else LG)).sum().backward()
+    out = {"y": y.detach(), "dx": x.grad, "dW": layer.weight.grad, "db": layer.bias.grad}
+    out.update({f"d{name}": p.grad for name, p in params.items()})
+    return out

@@ -11,7 +11,7 @@ from binexp.config import validate
 from binexp.preflight import compose
 from binexp.quant.bnn import BnnConfig, BnnConv2d
 from binexp.quant.layers import ConvSpec
-from tests.unit.official_golden import GOLDEN, SPEC, assert_matches, run, with_weight
+from tests.unit.official_golden import GOLDEN, IN, OUT, SPEC, assert_matches, run, run_linear, with_weight
 
 # (2, 1, 2, 2): |W| = 1.2 is outside the clip, the rest inside
 W = [0.3, -0.6, 0.9, -1.2, -0.05, 0.15, 0.4, 0.25]
@@ -82,3 +82,12 @@ def test_bad_config_is_refused(kw, message):
 def test_yaml_states_only_what_differs_and_composes():
     run_cfg = validate(compose(["quantizer=bnn", "data=synthetic"]))
     assert asdict(run_cfg.quantizer) == asdict(BnnConfig())
+
+
+def test_linear_rule_matches_bibench_golden():
+    from binexp.quant.bnn import BnnLinear
+    from binexp.quant.layers import LinearSpec
+
+    layer = BnnLinear(BnnConfig(), LinearSpec(IN, OUT))
+    assert layer.storage().inference_floats == 0
+    assert_matches(run_linear(layer), GOLDEN["bnn_linear"])

@@ -11,7 +11,7 @@ from binexp.config import validate
 from binexp.preflight import compose
 from binexp.quant.dorefa import DorefaConfig, DorefaConv2d
 from binexp.quant.layers import ConvSpec
-from tests.unit.official_golden import GOLDEN, SPEC, assert_matches, run, with_weight
+from tests.unit.official_golden import GOLDEN, IN, OUT, SPEC, assert_matches, run, run_linear, with_weight
 
 W = [0.3, -0.6, 0.9, -1.2, -0.05, 0.15, 0.4, 0.25]  # (2, 1, 2, 2)
 G = [1.0, -2.0, 0.5, 1.0, 2.0, 1.0, -1.0, 0.5]
@@ -109,3 +109,16 @@ def test_bad_config_is_refused(kw, message):
 def test_yaml_states_only_what_differs_and_composes():
     run_cfg = validate(compose(["quantizer=dorefa", "data=synthetic"]))
     assert asdict(run_cfg.quantizer) == asdict(DorefaConfig())
+
+
+def test_bibench_linear_rule_keeps_alpha_in_the_weight_gradient_as_bibench():
+    from binexp.quant.dorefa import DorefaLinear
+    from binexp.quant.layers import LinearSpec
+
+    layer = DorefaLinear(DorefaConfig(variant="bibench"), LinearSpec(IN, OUT))
+    assert_matches(run_linear(layer), GOLDEN["dorefa_linear"])
+    paper = DorefaLinear(DorefaConfig(), LinearSpec(2, 1))
+    with torch.no_grad():
+        paper.weight.copy_(torch.tensor([[0.5, -1.5]]))
+        paper.bias.zero_()
+    assert paper(torch.tensor([[0.7, 0.2]])).item() == pytest.approx(1.0)  # x_q = [1, 0], W_q = [1, -1]

@@ -121,3 +121,19 @@ def test_yaml_states_only_what_differs_and_composes():
     run_cfg = validate(compose(["quantizer=irnet", "data=synthetic"]))
     assert asdict(run_cfg.quantizer) == asdict(IrnetConfig())
     assert run_cfg.quantizer.surrogate_params.t_min == 0.1
+
+
+def test_linear_rule_standardises_each_row():
+    from binexp.quant.irnet import IrnetLinear
+    from binexp.quant.layers import LinearSpec
+
+    layer = IrnetLinear(IrnetConfig(), LinearSpec(4, 2)).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(W, dtype=torch.float64).view(2, 4))  # the rows are the conv's filters
+        layer.bias.zero_()
+    conv = IrnetConv2d(IrnetConfig(), ConvSpec(1, 2, 2)).double()
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(W, dtype=torch.float64).view(2, 1, 2, 2))
+    assert torch.equal(layer.latent_weight().flatten(), conv.latent_weight().flatten())
+    assert layer.quantized_weight().flatten().tolist() == [1.0, -1.0, 1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
+    assert layer(torch.tensor([[0.5, -0.2, 0.3, -0.9]], dtype=torch.float64)).flatten().tolist() == [4.0, 0.0]

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from binexp.quant.xnor import XnorConfig, XnorConv2d
-from tests.unit.official_golden import GOLDEN, SPEC, assert_matches, run, with_weight
+from tests.unit.official_golden import GOLDEN, IN, OUT, SPEC, assert_matches, run, run_linear, with_weight
 
 W = [0.5, -1.5, 1.0, -0.2]
 G = [1.0, 2.0, 3.0, 4.0]
@@ -137,3 +137,11 @@ def test_straight_activation_gradient_needs_sample_mean():
 def test_bibench_reading_matches_bibench_golden():
     conv = XnorConv2d(XnorConfig(**BIBENCH), SPEC.in_channels, SPEC.out_channels, SPEC.kernel_size, 1, SPEC.padding)
     assert_matches(run(with_weight(conv)), GOLDEN["xnor_bibench"])
+
+
+def test_bibench_xnor_linear_is_centred_with_both_scales_in_the_gradient():
+    # BiBench's XNORLinear differs from its XNORConv2d: sign first, then times the detached scales
+    from binexp.quant.xnor import XnorLinear
+
+    cfg = XnorConfig(act_scale="sample_mean", act_grad="scaled", weight_grad="detached", center_weights=True)
+    assert_matches(run_linear(XnorLinear(cfg, IN, OUT), rows=True), GOLDEN["xnor_linear"])

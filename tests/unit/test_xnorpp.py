@@ -10,7 +10,7 @@ from binexp.config import validate
 from binexp.preflight import compose
 from binexp.quant.layers import ConvSpec
 from binexp.quant.xnorpp import XnorPPConfig, XnorPPConv2d
-from tests.unit.official_golden import GOLDEN, SPEC, H, assert_matches, run, with_weight
+from tests.unit.official_golden import GOLDEN, IN, OUT, SPEC, H, assert_matches, run, run_linear, with_weight
 
 
 def test_scale_output_values_and_factor_gradients():
@@ -95,3 +95,14 @@ def test_bad_config_is_refused(kw, message):
 def test_yaml_states_only_what_differs_and_composes():
     run_cfg = validate(compose(["quantizer=xnorpp", "data=synthetic"]))
     assert asdict(run_cfg.quantizer) == asdict(XnorPPConfig())
+
+
+def test_linear_rule_matches_bibench_golden():
+    from binexp.quant.layers import LinearSpec
+    from binexp.quant.xnorpp import XnorPPLinear
+
+    layer = XnorPPLinear(XnorPPConfig(), LinearSpec(IN, OUT)).double()
+    with torch.no_grad():
+        layer.o_scale.copy_(torch.tensor(GOLDEN["linear_inputs"]["o"], dtype=torch.float64))
+    assert_matches(run_linear(layer, o=layer.o_scale), GOLDEN["xnorpp_linear"])
+    assert XnorPPLinear(XnorPPConfig(scales=["height"]), LinearSpec(IN, OUT)).o_scale is None
