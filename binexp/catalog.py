@@ -19,7 +19,10 @@ def conf_dir() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec("binexp.conf")
-    return Path(list(spec.submodule_search_locations)[0])
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations:
+        raise RuntimeError("binexp.conf (the YAML configs) is not installed; reinstall binexp")
+    return Path(list(locations)[0])
 
 
 def _const(node: ast.AST):

@@ -32,7 +32,7 @@ def _option_keys(group: str) -> dict[str, set[str]]:
     from binexp.config import SCHEMA_GROUP, schemas
 
     known = schemas().get(group, {})
-    out = {}
+    out: dict[str, set[str]] = {}
     for option in config_options(group):
         try:
             data = yaml.safe_load((resources.files(CONFIG_MODULE) / group / f"{option}.yaml").read_text()) or {}
@@ -180,7 +180,7 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
                 return [overrides]
             choices.append([f"{pre}{ov.get_key_element()}={v}" for v in values])
         else:
-            choices.append([ov.input_line])
+            choices.append([ov.input_line or f"{pre}{ov.get_key_element()}={ov.value()}"])
     base = [c[0] for c in choices]
     variants = [base]
     for i, c in enumerate(choices):
@@ -247,10 +247,10 @@ def preflight(overrides: list[str], multirun: bool) -> None:
                 raise
             failures.append((variant, e))
     if failures:  # name the sweep job (the values it sweeps) whose config is wrong
-        variant, e = failures[0]
-        job = " ".join(o for o in variant if o.split("=", 1)[0].lstrip("+~") in swept)
+        failed, error = failures[0]
+        job = " ".join(o for o in failed if o.split("=", 1)[0].lstrip("+~") in swept)
         more = f" ({len(failures)} of the {len(variants)} sweep jobs checked fail)" if len(failures) > 1 else ""
-        raise BinexpError(f"in the sweep job {job}: {e}{more}")
+        raise BinexpError(f"in the sweep job {job}: {error}{more}")
     explicit = [
         o.split("=", 1)[1].strip("'\"")
         for o in overrides

@@ -64,7 +64,7 @@ class _CurrentStdout:
 def follow_stdout() -> None:
     """Point the console log handlers that write to stdout at :class:`_CurrentStdout`."""
     for handler in console_handlers():
-        if handler.stream in (sys.stdout, sys.__stdout__):
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
             handler.setStream(_CurrentStdout())
 
 

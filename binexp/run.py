@@ -70,10 +70,15 @@ if not OmegaConf.has_resolver("binexp_swept"):
 register_schemas()  # the option YAMLs start from the schemas' defaults (binexp.config)
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def _rank() -> int:
+    """This process's global rank (Lightning sets ``rank_zero_only.rank`` from the launcher's environment)."""
+    return int(getattr(rank_zero_only, "rank", 0))
 
-    loggers = []
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+    loggers: list[Logger] = []
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
         # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
@@ -143,7 +148,7 @@ def run_training(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     lock = RunLock(run_dir)
-    if rank_zero_only.rank == 0 and not lock.acquire():
+    if _rank() == 0 and not lock.acquire():
         raise BinexpError(
             f"{run_dir} is being trained by another live process; fix: wait for it to end or stop it first"
         )
@@ -171,7 +176,7 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         ckpt_path = str(ckpt)
         if note:
             log.warning(note)
-        if rank_zero_only.rank == 0:  # what a killed write left behind
+        if _rank() == 0:  # what a killed write left behind
             for folder in (run_dir, run_dir / CHECKPOINT_DIR):
                 checkpoint.remove_stale_temps(folder)
     elif hc.mode == RunMode.MULTIRUN:  # a sweep re-run into its own directory: skip, resume or start
@@ -189,6 +194,7 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     if hasattr(datamodule, "check"):
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)  # the composed config is a mapping
     module = ClassifierModule(
         run.model,
         run.quantizer,

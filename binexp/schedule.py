@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    import lightning.pytorch as L
 
 LR_SCHEDULES = ("rbnn_cosine", "cosine", "multistep", "linear", "constant")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -87,6 +91,14 @@ def lr_decays_before(cfg: ScheduleConfig, epoch: int) -> int:
     if cfg.lr_schedule != "multistep":
         return 0
     return sum(1 for m in cfg.milestones if m <= epoch)
+
+
+def max_epochs(trainer: L.Trainer) -> int:
+    """E, the run's epoch count (the schedule and per-epoch quantizer updates are functions of e / E).
+    Lightning fills ``max_epochs`` at construction (1000 when it is null), so a fitting Trainer has one."""
+    if trainer.max_epochs is None:
+        raise RuntimeError("trainer.max_epochs is unset outside a fit")
+    return trainer.max_epochs
 
 
 def build_optimizer(cfg: ScheduleConfig, params) -> torch.optim.Optimizer:

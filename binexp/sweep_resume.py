@@ -27,7 +27,7 @@ def read_record(run_dir: str | Path) -> dict | None:
 
 def is_completed(run_dir: str | Path) -> bool:
     record = read_record(run_dir)
-    return bool(record) and record.get("status") == "completed"
+    return record is not None and record.get("status") == "completed"
 
 
 def plan(run_dir: str | Path) -> tuple[str, str | None, str | None]:

@@ -18,6 +18,7 @@ DEFAULT_MLFLOW_DB = Path("outputs") / "mlflow.db"  # MLflow 3 refuses new file s
 
 def _fields(node, allowed: set[str], group: str) -> dict:
     values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    assert isinstance(values, dict)  # a DictConfig's container is a dict
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise BinexpError(

@@ -341,7 +341,7 @@ def quant_error(runs: list[RunData], out: Path, root: Path, epochs: list[int] | 
             last = max(
                 (run.series(f"{fam}/{layer}")[-1][0] for layer in layers if run.series(f"{fam}/{layer}")), default=None
             )
-            want = epochs or [last]
+            want = epochs or ([] if last is None else [last])
             for n, ep in enumerate(want):
                 pts = []
                 for layer in layers:
@@ -668,7 +668,8 @@ def acc_vs_bits(records: list[dict], rows: list, by: list[str], metric: str, out
     """Accuracy against bits per weight: one line per distinct setting of every field that is
     not the one along x (N_out = 10 and N_out = 20 are two lines), per model and quantizer;
     full-precision rows are horizontal reference lines, never joined to binary points."""
-    points, fp = [], []
+    points: list[dict] = []
+    fp: list[dict] = []
     for rec, row in zip(records, rows):
         if rec["status"] != "completed" or rec[f"{metric}_mean"] is None or rec["bits_per_weight"] is None:
             continue

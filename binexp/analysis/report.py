@@ -142,7 +142,7 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
         values = [float(r.metrics[metric]) for r in row.runs if isinstance(r.metrics.get(metric), (int, float))]
         mean, std = mean_std(values if row.status == "completed" else [])
         bits = [
-            r.metrics.get("bits_per_weight")
+            float(r.metrics["bits_per_weight"])
             for r in row.runs
             if isinstance(r.metrics.get("bits_per_weight"), (int, float))
         ]
@@ -252,7 +252,8 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
         + [f"{metric}{unit}", *(STAT_COLUMNS[k] + unit for k in stats), "n"]
     )
     header += (["paper", "Δ"] if has_paper else []) + ["epochs", "status"]
-    lines, notes = [], {}
+    lines: list[list[str]] = []
+    notes: dict[str, int] = {}
     for r in records:
         acc = (
             "–"
@@ -305,9 +306,10 @@ def render(records: list[dict], by: list[str], metric: str, fmt: str, columns: t
 
 def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
     """RBNN's final α per layer (mean over a row's seeds), one column per row."""
-    cols, layers = [], {}
+    cols: list[str] = []
+    layers: dict[str, dict[int, list[float]]] = {}
     for row in rows:
-        dicts = [r.metrics.get("alpha_final") for r in row.runs if isinstance(r.metrics.get("alpha_final"), dict)]
+        dicts = [r.metrics["alpha_final"] for r in row.runs if isinstance(r.metrics.get("alpha_final"), dict)]
         if not dicts:
             continue
         cols.append(", ".join(f"{k}={v}" for k, v in zip(by, row.key)) or row.runs[0].metrics.get("name", "run"))

@@ -80,7 +80,7 @@ def _summarize_run(ns) -> int:
     module = checkpoint.build_module(checkpoint.load(path, "summary"), path, "summary")
     cfg = OmegaConf.create(module.hparams.get("run_config") or {})
     data = cfg.get("data") or {}
-    size = ns.input_size or {"cifar": 32, "mnist": 28}.get(data.get("kind")) or int(data.get("image_size", 32))
+    size = ns.input_size or {"cifar": 32, "mnist": 28}.get(str(data.get("kind"))) or int(data.get("image_size", 32))
     title = f"{cfg.get('name', path)} (trained, {path}): {size}x{size} input"
     _print(module.net, size, title, ns.json)
     return 0

@@ -8,12 +8,16 @@ normalised there as tensor ops, which takes decoding off the CPU workers when tr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning.pytorch as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from binexp.data.base import ClassifierData
 from binexp.errors import BinexpError
+
+if TYPE_CHECKING:
+    from binexp.data.seeding import ResumableDataLoader
 
 # the extensions torchvision's ImageFolder loads (torchvision.datasets.folder.IMG_EXTENSIONS)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -30,7 +34,7 @@ def _has_image(folder: Path) -> bool:
     return False
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class ImageFolderDataModule(ClassifierData):
     """Train: RandomResizedCrop(image_size, scale) + horizontal flip. Val: resize the short side
     to image_size/crop_ratio, center-crop image_size. ImageNet mean/std normalisation."""
 
@@ -49,15 +53,17 @@ class ImageFolderDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root = root
-        self.image_size, self.crop_ratio, self.scale = image_size, crop_ratio, tuple(scale)
+        self.image_size, self.crop_ratio = image_size, crop_ratio
+        self.scale: tuple[float, float] = (float(scale[0]), float(scale[1]))
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.name = name
         self.decode = decode
         self.expected_classes = num_classes
         self.num_classes = num_classes or len(self._classes("train"))
-        self.train_set = self.val_set = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
         self.run_seed: int | None = None  # set by build_datamodule(seed=...)
-        self._train_loader = None
+        self._train_loader: ResumableDataLoader | None = None
 
     def _classes(self, split: str) -> list[str]:
         d = Path(self.root).expanduser() / split
@@ -147,7 +153,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             batch_size = max(1, batch_size // self.trainer.world_size)
         seed = default_seed(self.run_seed)
         pil = self.decode == "pil"
-        self._train_loader = train_loader(
+        if self.train_set is None:
+            raise RuntimeError("ImageFolderDataModule.setup() must run before its data loaders")
+        loader = train_loader(
             SeededSamples(self.train_set, seed) if pil else self.train_set,
             batch_size,
             seed,
@@ -159,7 +167,8 @@ class ImageFolderDataModule(L.LightningDataModule):
             drop_last=True,
             collate_fn=None if pil else _encoded_batch,
         )
-        return self._train_loader
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, False)

@@ -8,13 +8,13 @@ position) (``binexp.data.seeding``), so a resumed run, even mid-epoch, sees the 
 
 from __future__ import annotations
 
-import lightning.pytorch as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8, random_crop_flip
-from binexp.data.seeding import augment_generator, default_seed, train_loader
+from binexp.data.base import ClassifierData
+from binexp.data.seeding import ResumableDataLoader, augment_generator, default_seed, train_loader
 
 
 class TensorImages(Dataset):
@@ -44,7 +44,7 @@ def _keep_batch(batch):
     return batch
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class InMemoryDataModule(ClassifierData):
     """Subclasses implement :meth:`load` -> (train_images, train_labels, val_images, val_labels)."""
 
     num_classes: int = 10
@@ -68,21 +68,27 @@ class InMemoryDataModule(L.LightningDataModule):
         self.train_set: TensorImages | None = None
         self.val_set: TensorImages | None = None
         self.run_seed: int | None = None  # set by build_datamodule(seed=...); null: this process's torch seed
-        self._train_loader = None
+        self._train_loader: ResumableDataLoader | None = None
 
     def load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
+        if self.train_set is None or self.val_set is None:
             xtr, ytr, xva, yva = self.load()
             self.train_set = TensorImages(xtr, ytr)
             self.val_set = TensorImages(xva, yva)
+        train_set, val_set = self._sets()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.resident_on_device and device.type != "cpu":
             # the whole uint8 set lives on the accelerator: batches never cross the host bus
-            self.train_set.to(device)
-            self.val_set.to(device)
+            train_set.to(device)
+            val_set.to(device)
+
+    def _sets(self) -> tuple[TensorImages, TensorImages]:
+        if self.train_set is None or self.val_set is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before its data loaders")
+        return self.train_set, self.val_set
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         per_rank = batch_size
@@ -96,13 +102,14 @@ class InMemoryDataModule(L.LightningDataModule):
         per_rank = self.batch_size
         if self.trainer is not None and self.trainer.world_size > 1:
             per_rank = max(1, self.batch_size // self.trainer.world_size)
-        self._train_loader = train_loader(
-            self.train_set, per_rank, default_seed(self.run_seed), self.trainer, num_workers=0, collate_fn=_keep_batch
+        loader = train_loader(
+            self._sets()[0], per_rank, default_seed(self.run_seed), self.trainer, num_workers=0, collate_fn=_keep_batch
         )
-        return self._train_loader
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, shuffle=False)
+        return self._loader(self._sets()[1], self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

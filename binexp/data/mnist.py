@@ -120,7 +120,9 @@ class MNISTDataModule(InMemoryDataModule):
     def load(self):
         self.check()
         paths = self._paths()
-        arrays = {k: read_idx(p) for k, p in paths.items()}
+        if not all(paths.values()):  # download=true, but prepare_data() did not fetch them
+            raise BinexpError(missing_message(self.root))
+        arrays = {k: read_idx(p) for k, p in paths.items() if p is not None}
         for split in ("train", "test"):
             x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, cast
 
-import lightning.pytorch as L
+from binexp.data.base import ClassifierData
 
 
 def _positive(prefix: str, **values) -> None:
@@ -157,13 +156,13 @@ class ImageFolderConfig:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
 
 
-def _build_cifar(c: CifarConfig) -> L.LightningDataModule:
+def _build_cifar(c: CifarConfig) -> ClassifierData:
     from binexp.data.cifar import CIFARDataModule
 
     return CIFARDataModule(root=c.root, variant=c.variant, download=c.download, **c.loader_kwargs())
 
 
-def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
+def _build_synthetic(c: SyntheticConfig) -> ClassifierData:
     from binexp.data.synthetic import SyntheticDataModule
 
     return SyntheticDataModule(
@@ -177,13 +176,13 @@ def _build_synthetic(c: SyntheticConfig) -> L.LightningDataModule:
     )
 
 
-def _build_mnist(c: MNISTConfig) -> L.LightningDataModule:
+def _build_mnist(c: MNISTConfig) -> ClassifierData:
     from binexp.data.mnist import MNISTDataModule
 
     return MNISTDataModule(root=c.root, download=c.download, **c.loader_kwargs())
 
 
-def _build_cifar10c(c: Cifar10CConfig) -> L.LightningDataModule:
+def _build_cifar10c(c: Cifar10CConfig) -> ClassifierData:
     from binexp.data.cifar10c import CIFAR10CDataModule
 
     return CIFAR10CDataModule(
@@ -191,7 +190,7 @@ def _build_cifar10c(c: Cifar10CConfig) -> L.LightningDataModule:
     )
 
 
-def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
+def _build_imagefolder(c: ImageFolderConfig) -> ClassifierData:
     from binexp.data.imagefolder import ImageFolderDataModule
 
     return ImageFolderDataModule(
@@ -212,7 +211,7 @@ def _build_imagefolder(c: ImageFolderConfig) -> L.LightningDataModule:
 class DatasetEntry:
     kind: str
     schema: type
-    build: Callable[..., L.LightningDataModule]
+    build: Callable[..., ClassifierData]
 
 
 DATASETS: dict[str, DatasetEntry] = {
@@ -228,15 +227,8 @@ def dataset_kinds() -> list[str]:
     return sorted(DATASETS)
 
 
-class _SeededDataModule(Protocol):
-    """What :func:`build_datamodule` sets on every binexp datamodule (``InMemoryDataModule``,
-    ``ImageFolderDataModule``): the run seed their epoch order and augmentation derive from."""
-
-    run_seed: int | None
-
-
-def build_datamodule(cfg, seed: int | None = None) -> L.LightningDataModule:
+def build_datamodule(cfg, seed: int | None = None) -> ClassifierData:
     """``seed``: the run seed, from which every epoch's order and augmentation derive."""
     datamodule = DATASETS[cfg.kind].build(cfg)
-    cast(_SeededDataModule, datamodule).run_seed = seed
+    datamodule.run_seed = seed
     return datamodule

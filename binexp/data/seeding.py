@@ -19,7 +19,9 @@ Nothing here touches the global RNGs."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sized
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -155,7 +157,7 @@ class SeededSamples(Dataset):
         self.dataset, self.seed = dataset, int(seed)
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))  # map-style datasets with a length (ImageFolder)
 
     def __getitem__(self, key):
         if not isinstance(key, tuple):
@@ -178,6 +180,13 @@ def train_loader(
     ``batch_size`` is per rank."""
     world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
     sampler = EpochSampler(
-        len(dataset), seed, batch_size, BatchProgress(), shuffle=True, num_replicas=world, rank=rank, keyed=keyed
+        len(cast(Sized, dataset)),
+        seed,
+        batch_size,
+        BatchProgress(),
+        shuffle=True,
+        num_replicas=world,
+        rank=rank,
+        keyed=keyed,
     )
     return ResumableDataLoader(dataset, sampler=sampler, **kwargs)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch import nn
 
 from binexp.analysis.diagnostics import activation_angular_bias, angular_bias
 from binexp.quant.layers import quantized_layers
@@ -75,7 +76,9 @@ class ActivationDiagnostics(Callback):
             return
         if trainer.current_epoch % self.every_n_epochs:
             return
-        values = measure_act_angular_bias(pl_module.net, self._batch, bool(pl_module.__dict__.get("channels_last")))
+        net = pl_module.net
+        assert isinstance(net, nn.Module)
+        values = measure_act_angular_bias(net, self._batch, bool(pl_module.__dict__.get("channels_last")))
         if not values:
             return
         self.latest = {name.removeprefix("net."): v for name, v in values.items()}
@@ -98,7 +101,8 @@ def run_records(trainer: L.Trainer) -> dict:
     ``{key: {layer: value}}`` (RBNN: ``alpha_final``), and ``angular_bias_final`` (weights,
     per layer) with its mean over layers."""
     out: dict = {}
-    for cb in trainer.callbacks:
+    callbacks: list[Callback] = getattr(trainer, "callbacks", [])  # set by Lightning's callback connector
+    for cb in callbacks:
         hook = getattr(cb, "run_record", None)
         if callable(hook):
             out.update(hook())

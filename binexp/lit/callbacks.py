@@ -20,7 +20,7 @@ from binexp.checkpoint import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import run_records
 from binexp.quant.layers import quantized_layers
-from binexp.schedule import lr_decays_before
+from binexp.schedule import lr_decays_before, max_epochs
 from binexp.targets import check_targets
 
 
@@ -52,12 +52,12 @@ class QuantizerSchedule(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.epoch_started is not None and self.epoch_started == trainer.current_epoch:
             for _, layer in quantized_layers(pl_module):
-                layer.resume_epoch(trainer.current_epoch, trainer.max_epochs, self._decays(trainer, pl_module))
+                layer.resume_epoch(trainer.current_epoch, max_epochs(trainer), self._decays(trainer, pl_module))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         decays = self._decays(trainer, pl_module)
         for _, layer in quantized_layers(pl_module):
-            layer.epoch_start(trainer.current_epoch, trainer.max_epochs, decays)
+            layer.epoch_start(trainer.current_epoch, max_epochs(trainer), decays)
         self.epoch_started = trainer.current_epoch
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
@@ -162,8 +162,8 @@ class RunRecord(Callback):
         self.train_time_s = 0.0
         self.train_images = 0
         self.epochs_done = 0
-        self._fit_t0 = None
-        self._epoch_t0 = None
+        self._fit_t0: float | None = None
+        self._epoch_t0: float | None = None
         self.last: dict = {}
 
     # stateful across resume

@@ -15,7 +15,7 @@ from binexp.lit.angle_penalty import angle_penalty
 from binexp.lit.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
 from binexp.models import build_model
 from binexp.quant import ConvFactory, quantized_layers
-from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler
+from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler, max_epochs
 
 
 class ClassifierModule(L.LightningModule):
@@ -182,5 +182,5 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.schedule_cfg, self.optimizer_params())
-        scheduler = build_scheduler(self.schedule_cfg, optimizer, self.trainer.max_epochs)
+        scheduler = build_scheduler(self.schedule_cfg, optimizer, max_epochs(self.trainer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
