@@ -134,8 +134,8 @@ class LayerDiagnostics(Callback):
                     values = values[torch.isfinite(values)]  # a diverged run: TensorBoard refuses NaN/inf
                     if values.numel():
                         writer.add_histogram(f"{hist}/{name}", values, step)
-        for stat, values in shared.items():
-            scalars[f"method/{stat}"] = values[0]
+        for stat, per_layer in shared.items():
+            scalars[f"method/{stat}"] = per_layer[0]
         # model-level aggregates of a method (FleXOR's bits per weight, effective bits...): ``model/<key>``
         layers = [layer for _, layer in quantized_layers(pl_module)]
         for cls in dict.fromkeys(type(layer) for layer in layers):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+from typing import Any
 
 import lightning.pytorch as L
 import torch
@@ -92,7 +93,7 @@ def snapshot(pl_module: nn.Module, previous_signs: dict[str, torch.Tensor]) -> d
 
 def movers(now: dict[str, float], history: dict[str, list[float]], top: int = 10) -> list[dict]:
     """The statistics of ``now`` that moved most against the median of their ``history``."""
-    moved = []
+    moved: list[dict[str, Any]] = []
     for key, value in now.items():
         past = [v for v in history.get(key, []) if _finite(v)]
         if not past:
