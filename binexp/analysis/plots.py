@@ -522,8 +522,12 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     runs = [
         r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))
     ]
-    value_of = {id(r): _as_float(swept_value(r, key)) for r in runs}
-    runs = [r for r in runs if value_of[id(r)] is not None]
+    value_of: dict[int, float] = {}
+    for r in runs:
+        value = _as_float(swept_value(r, key))
+        if value is not None:
+            value_of[id(r)] = value
+    runs = [r for r in runs if id(r) in value_of]
     xs = {value_of[id(r)] for r in runs}
     if len(xs) < 2:
         raise BinexpError(

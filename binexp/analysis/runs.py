@@ -26,7 +26,7 @@ class Run:
         return effective_status(self.path, self.metrics)
 
 
-def parse_overrides(items: list[str]) -> dict:
+def parse_overrides(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:
         if "=" in item:

@@ -116,12 +116,14 @@ def data_config(config: dict, overrides: list[str]):
     switch = [o for o in overrides if o.startswith("data=")]
     fields = [o for o in overrides if o.startswith("data.")]
     run_data = dict(config.get("data") or {})
+    node: dict
     if switch:
         from binexp.preflight import compose
 
         cfg = compose([switch[-1], *fields])  # an unknown option or key: Hydra's one line
-        node = OmegaConf.to_container(cfg.data, resolve=True)
-        assert isinstance(node, dict)
+        composed = OmegaConf.to_container(cfg.data, resolve=True)
+        assert isinstance(composed, dict)
+        node = composed
         given = {o.split("=", 1)[0].removeprefix("data.") for o in fields}
         if "normalize" in run_data and "normalize" in node and "normalize" not in given:
             node["normalize"] = run_data["normalize"]  # the statistics the network was trained with
@@ -134,9 +136,11 @@ def data_config(config: dict, overrides: list[str]):
                     f"evaluate: data.{key} is not a key of the run's data config ({node.get('name')}); "
                     f"choose from: {', '.join(sorted(node))}"
                 )
-        node = OmegaConf.to_container(
+        merged = OmegaConf.to_container(
             OmegaConf.merge(node, OmegaConf.from_dotlist([o.removeprefix("data.") for o in fields])), resolve=True
         )
+        assert isinstance(merged, dict)  # a merge of mappings
+        node = merged
     kind = node.get("kind") if isinstance(node, dict) else None
     if kind not in DATASETS:
         raise BinexpError(

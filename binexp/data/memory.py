@@ -74,21 +74,20 @@ class InMemoryDataModule(ClassifierData):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None or self.val_set is None:
+        if self.train_set is None:
             xtr, ytr, xva, yva = self.load()
             self.train_set = TensorImages(xtr, ytr)
             self.val_set = TensorImages(xva, yva)
-        train_set, val_set = self._sets()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.resident_on_device and device.type != "cpu":
             # the whole uint8 set lives on the accelerator: batches never cross the host bus
-            train_set.to(device)
-            val_set.to(device)
+            self._ready(self.train_set).to(device)
+            self._ready(self.val_set).to(device)
 
-    def _sets(self) -> tuple[TensorImages, TensorImages]:
-        if self.train_set is None or self.val_set is None:
+    def _ready(self, dataset: TensorImages | None) -> TensorImages:
+        if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its data loaders")
-        return self.train_set, self.val_set
+        return dataset
 
     def _loader(self, ds: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         per_rank = batch_size
@@ -103,13 +102,18 @@ class InMemoryDataModule(ClassifierData):
         if self.trainer is not None and self.trainer.world_size > 1:
             per_rank = max(1, self.batch_size // self.trainer.world_size)
         loader = train_loader(
-            self._sets()[0], per_rank, default_seed(self.run_seed), self.trainer, num_workers=0, collate_fn=_keep_batch
+            self._ready(self.train_set),
+            per_rank,
+            default_seed(self.run_seed),
+            self.trainer,
+            num_workers=0,
+            collate_fn=_keep_batch,
         )
         self._train_loader = loader
         return loader
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._sets()[1], self.eval_batch_size, shuffle=False)
+        return self._loader(self._ready(self.val_set), self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
