@@ -5,6 +5,7 @@
     python scripts/tables.py rbnn_cifar                 # full scale (needs the dataset; see README)
     python scripts/tables.py rbnn_cifar --smoke         # the same sweep at smoke scale (debug=smoke)
     python scripts/tables.py flexor_table1 trainer=ddp seed=1,2,3
+    python scripts/tables.py cifar10c outputs/multiruns/<sweep> data.root=/datasets/CIFAR-10-C
 
 A table is one ``binexp train -m experiment=a,b,...`` sweep into
 ``outputs/tables/<name>/<time>/``, then ``binexp report`` on it (one row per experiment, the
@@ -16,6 +17,7 @@ argument goes to ``binexp train`` unchanged (e.g. ``trainer=ddp``, ``seed=1,2,3`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -132,7 +134,52 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
 
 
 USAGE = """usage: python scripts/tables.py <table> [--smoke] [--out DIR] [--format md|csv|latex] [train overrides...]
+       python scripts/tables.py cifar10c <run or sweep dir>... [--again] [data overrides...]
        python scripts/tables.py --list"""
+
+# tables made from runs that exist rather than from a sweep: name -> title
+EVALUATIONS = {
+    "cifar10c": "BiBench robustness track: trained runs side by side on CIFAR-10-C (clean, per corruption, mCA, drop)",
+}
+
+
+def cifar10c_table(argv: list[str]) -> int:
+    """Evaluate each run under the given directories on CIFAR-10-C (``binexp evaluate <run>
+    data=cifar10c``, skipped where ``<run>/evaluations/cifar10c.json`` exists unless --again),
+    then print the runs side by side, one column per run labelled by what differs between them."""
+    from binexp.analysis.report import value_of
+    from binexp.analysis.robustness import side_by_side
+    from binexp.analysis.runs import differing_keys, find_runs
+    from binexp.cli import main as cli
+    from binexp.errors import BinexpError
+
+    parser = argparse.ArgumentParser(prog="tables.py cifar10c", description=cifar10c_table.__doc__)
+    parser.add_argument("dirs", nargs="+", help="run or sweep directories, then data overrides (data.root=...)")
+    parser.add_argument("--again", action="store_true", help="re-evaluate runs that already have cifar10c.json")
+    args = parser.parse_args(argv)
+    dirs = [d for d in args.dirs if not d.startswith("data")]
+    overrides = [d for d in args.dirs if d.startswith("data")]
+    try:
+        runs = [r for r in find_runs(dirs) if (r.path / "checkpoints" / "last.ckpt").is_file()]
+    except BinexpError as e:
+        print(f"tables.py: error: {e}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"tables.py: error: no run with checkpoints/last.ckpt under {', '.join(dirs)}", file=sys.stderr)
+        return 2
+    for run in runs:
+        if args.again or not (run.path / "evaluations" / "cifar10c.json").is_file():
+            code = cli(["evaluate", str(run.path), "data=cifar10c", *overrides])
+            if code:
+                return code
+    by = differing_keys(runs) or ["name"]
+    labels = [", ".join(str(value_of(r, k)) for k in by) if by != ["name"] else r.path.name for r in runs]
+    if len(set(labels)) < len(labels):  # e.g. seeds of one configuration: one column each, named
+        labels = [f"{label}, {r.path.name}" for label, r in zip(labels, runs)]
+    records = [json.loads((r.path / "evaluations" / "cifar10c.json").read_text()) for r in runs]
+    print(f"\n## {EVALUATIONS['cifar10c']}\n")
+    print(side_by_side(records, labels))
+    return 0
 
 
 def row_label(experiment: str) -> str | None:
@@ -181,8 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         width = max(map(len, TABLES))
         for name, (title, experiments, budget) in TABLES.items():
             print(f"{name:<{width}}  {title} ({len(experiments)} runs, {budget})")
+        for name, title in EVALUATIONS.items():
+            print(f"{name:<{width}}  {title} (evaluates existing runs)")
         return 0
     name, rest = argv[0], argv[1:]
+    if name == "cifar10c":
+        return cifar10c_table(rest)
     if name not in TABLES:
         print(f"tables.py: error: unknown table {name!r}; choose one of: {', '.join(TABLES)}", file=sys.stderr)
         return 2

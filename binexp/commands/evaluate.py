@@ -153,13 +153,13 @@ def _datamodule(data_cfg, num_classes: int, path: Path):
     from binexp.data import build_datamodule
 
     datamodule = build_datamodule(data_cfg)
-    if hasattr(datamodule, "check"):
-        datamodule.check()
     if datamodule.num_classes != num_classes:
         raise BinexpError(
             f"evaluate: {path} was trained on {num_classes} classes, data={data_cfg.name} has "
             f"{datamodule.num_classes}; fix: evaluate on data with the same classes"
         )
+    if hasattr(datamodule, "check"):
+        datamodule.check()
     return datamodule
 
 

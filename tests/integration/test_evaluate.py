@@ -219,3 +219,32 @@ def test_bad_input_is_one_line_and_writes_nothing(make, expected, cli, tmp_path,
     assert got == 2 and len(lines) == 1 and lines[0].startswith("binexp: error: "), (got, err)
     assert expected in lines[0], lines[0]
     assert tree(tmp_path) == before
+
+
+def test_tables_script_puts_methods_side_by_side(cli, tmp_path, capsys):
+    """scripts/tables.py cifar10c: evaluates the runs of a sweep that lack cifar10c.json, then one
+    column per method with clean, each corruption's mean, mCA and drop (the runs' own numbers)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import tables
+
+    sweep = tmp_path / "sweep"
+    for i, q in enumerate(("fp", "xnor")):
+        fake_run(sweep / str(i), [f"quantizer={q}", "data.val_size=16"])
+    root = write_cifar10c_fixture(tmp_path / "c", per_severity=4, corruptions=("fog", "snow"))
+    extra = [f"data.root={root}", "data.corruptions=[fog,snow]", "data.severities=[1,5]"]
+    assert cli(["evaluate", str(sweep / "0"), "data=cifar10c", *extra]) == 0  # the other one tables.py evaluates
+    capsys.readouterr()
+    assert tables.main(["cifar10c", str(sweep), *extra]) == 0
+    out = capsys.readouterr().out
+    recs = [json.loads((sweep / str(i) / "evaluations" / "cifar10c.json").read_text()) for i in (0, 1)]
+    assert [r["quantizer"] for r in recs] == ["fp", "xnor"]
+    assert "wrote " + str(sweep / "1" / "evaluations" / "cifar10c.json") in out
+    table = out.split("## BiBench robustness track")[1]
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| top-1 (%) | fp | xnor |"
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]] for line in lines[1:]}
+    assert cells["clean"] == [f"{r['clean']['acc1']:.2f}" for r in recs]
+    assert cells["fog"] == [f"{r['per_corruption_acc1']['fog']:.2f}" for r in recs]
+    assert cells["**mCA**"] == [f"{r['mean_corruption_acc1']:.2f}" for r in recs]
+    assert cells["**drop (points)**"] == [f"{r['drop']:.2f}" for r in recs]
+    assert list(cells) == ["clean", "fog", "snow", "**mCA**", "**drop (points)**"]
