@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import lightning.pytorch as L
 
 LR_SCHEDULES = ("rbnn_cosine", "cosine", "multistep", "linear", "constant")
+WEIGHT_DECAY_ON = ("all", "conv_weights")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
@@ -42,6 +43,9 @@ class ScheduleConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     label_smoothing: float = 0.0  # cross-entropy label smoothing (Bi-Real PyTorch recipe: 0.1)
+    # which parameters get weight_decay: all | conv_weights (ReActNet's official train.py: every
+    # 4-D parameter or one with "conv" in its name; BatchNorm, PReLU, biases and the classifier get none)
+    weight_decay_on: str = "all"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -61,6 +65,10 @@ class ScheduleConfig:
         if self.lr_schedule == "rbnn_cosine" and self.warmup_epochs < 1:
             raise ValueError(
                 "schedule.lr_schedule=rbnn_cosine needs warmup_epochs >= 1; use lr_schedule=cosine for no warm-up"
+            )
+        if self.weight_decay_on not in WEIGHT_DECAY_ON:
+            raise ValueError(
+                f"schedule.weight_decay_on={self.weight_decay_on!r}; choose one of: {', '.join(WEIGHT_DECAY_ON)}"
             )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"schedule.label_smoothing must be in [0, 1), got {self.label_smoothing}")

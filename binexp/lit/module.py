@@ -166,19 +166,24 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.on_validation_epoch_end()
 
-    def optimizer_params(self):
-        """All parameters, one group; when a binarized layer names the only parameters to decay
-        (``weight_decay_only()``, FleXOR's ``weight_decay_on=encrypted``), two groups: those
-        with the schedule's weight decay, everything else with none."""
+    def optimizer_params(self) -> list[dict]:
+        """The trainable parameters (``requires_grad``; FDA's ``act_noise=frozen`` modules stay
+        out) in one group, or in two when only some are decayed: those with the schedule's
+        weight decay, then everything else with none. Who is decayed: the parameters a
+        binarized layer names (``weight_decay_only()``, FleXOR's ``weight_decay_on=encrypted``),
+        else ``schedule.weight_decay_on=conv_weights``: ReActNet's rule (official ``train.py``),
+        every 4-D parameter or one with ``conv`` in its name."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         only = [getattr(layer, "weight_decay_only", lambda: None)() for _, layer in quantized_layers(self.net)]
-        if all(o is None for o in only):
-            return self.parameters()
-        decayed = {id(p) for o in only if o for p in o}
-        params = list(self.parameters())
-        return [
-            {"params": [p for p in params if id(p) in decayed]},
-            {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
-        ]
+        if any(o is not None for o in only):
+            ids = {id(p) for o in only if o for p in o}
+            decayed = [p for _, p in named if id(p) in ids]
+        elif self.schedule_cfg.weight_decay_on == "conv_weights":
+            decayed = [p for n, p in named if p.ndim == 4 or "conv" in n]
+        else:
+            return [{"params": [p for _, p in named]}]
+        ids = {id(p) for p in decayed}
+        return [{"params": decayed}, {"params": [p for _, p in named if id(p) not in ids], "weight_decay": 0.0}]
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.schedule_cfg, self.optimizer_params())

@@ -24,6 +24,7 @@ name                      backward F'(x)                             paper
 ``rbnn``                  max(0, k(sqrt2 t - t^2|x|))                RBNN (Lin 2020), Sec. 3.4
 ``ede``                   k t (1 - tanh^2(tx)), t, k per epoch       IR-Net (Qin 2020), EDE
 ``scaled_tanh``           S(1 - tanh^2(Sx))                          FleXOR (Lee 2020), Eq. 5-6
+``fda``                   4w/pi sum_{i<=n} cos((2i+1)wx), |x|<=clip  FDA (Xu 2021), BiBench code
 ========================  =========================================  ==========================
 """
 
@@ -66,9 +67,13 @@ class SurrogateParams:
     t_min: float = 1e-2  # rbnn, ede: T_min
     t_max: float = 1e1  # rbnn, ede: T_max
     s_tanh: float = 10.0  # scaled_tanh: S_tanh
+    fda_omega: float = 0.1  # fda: base frequency omega of the Fourier series
+    fda_n0: int = 9  # fda: terms beyond the first at epoch 0 (n rises from n0 to 2 n0 - 1 over training)
 
     def __post_init__(self) -> None:
-        for key in ("clip", "beta", "tanh_start", "tanh_end", "t_min", "t_max", "s_tanh"):
+        if self.fda_n0 < 0:
+            raise ValueError(f"surrogate_params.fda_n0 must be >= 0, got {self.fda_n0}")
+        for key in ("clip", "beta", "tanh_start", "tanh_end", "t_min", "t_max", "s_tanh", "fda_omega"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"surrogate_params.{key} must be > 0, got {getattr(self, key)}")
         if self.t_min > self.t_max:
@@ -297,8 +302,55 @@ class ScaledTanh(Surrogate):
         return s * (1.0 - torch.tanh(s * x) ** 2)
 
 
+def fda_terms(epoch: int, max_epochs: int, n0: int) -> int:
+    """FDA's per-epoch series length (BiBench ``FDAConv2d.model_params_update``):
+    n = n0 + floor(n0 * e / E), so 9 -> 17 over training for n0 = 9."""
+    return n0 + int(epoch / max(max_epochs, 1) * n0)
+
+
+class FourierSign(Surrogate):
+    """FDA Fourier-series sign: forward sign(x), backward the derivative of n + 1 sine terms (Xu et al., 2021).
+
+    Forward: sign(x) (sign(0)=+1).
+    Backward: F'(x) = (4 w / pi) sum_{i=0}^{n} cos((2i+1) w x) for |x| <= clip, 0 outside: the
+    derivative of the truncated series sign(x) ~ (4/pi) sum sin((2i+1) w x)/(2i+1), with
+    w = ``fda_omega`` (0.1) and the edges |x| = clip passing, as BiBench's ``FDA_BinaryQuantize``
+    (which zeroes only x > 1 and x < -1). The sum is evaluated in closed form,
+    sum_{i=0}^{n} cos((2i+1) t) = sin(2(n+1) t) / (2 sin t) (limit n + 1 at t = 0), so a new n
+    neither loops nor recompiles. Late in training the truncated derivative is negative near
+    |x| -> 1 (-0.184 at x = 0.95, n = 17); that is the method, not clamped.
+
+    Schedule per epoch e of E: n = n0 + floor(n0 e / E) (n0 = ``fda_n0`` = 9: 9 -> 17), the same
+    for weights and activations (BiBench ``FDAConv2d.model_params_update``).
+
+    Paper: Xu, Han, Xu, Tang, Xu, Wang, "Learning Frequency Domain Approximation for Binary
+    Neural Networks", NeurIPS 2021, arXiv:2103.00841; the rule above is BiBench's code
+    (htqin/BiBench ``bibench/models/layers/fda.py``), the only public training implementation."""
+
+    n: Tensor  # buffer: the current number of terms beyond the first
+
+    name = "fda"
+
+    def __init__(self, role: str = "weight", params: SurrogateParams | None = None) -> None:
+        super().__init__(role, params)
+        self.register_buffer("n", torch.tensor(float(self.params.fda_n0)), persistent=False)
+
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        self.n.fill_(fda_terms(epoch, max_epochs, self.params.fda_n0))
+
+    def derivative(self, x: Tensor) -> Tensor:
+        n1 = self.n.to(x.dtype) + 1.0
+        theta = x * self.params.fda_omega
+        sin_theta = torch.sin(theta)
+        small = sin_theta.abs() < 1e-6
+        series = torch.where(small, n1, torch.sin(2.0 * n1 * theta) / (2.0 * torch.where(small, 1.0, sin_theta)))
+        inside = (x.abs() <= self.params.clip).to(x.dtype)
+        return series.mul_(4.0 * self.params.fda_omega / math.pi).mul_(inside)
+
+
 SURROGATES: dict[str, type[Surrogate]] = {
-    cls.name: cls for cls in (STE, ClippedSTE, ApproxSign, SwishSign, AnnealedTanh, RBNNTrainingAware, EDE, ScaledTanh)
+    cls.name: cls
+    for cls in (STE, ClippedSTE, ApproxSign, SwishSign, AnnealedTanh, RBNNTrainingAware, EDE, ScaledTanh, FourierSign)
 }
 
 
