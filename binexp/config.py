@@ -30,6 +30,8 @@ from binexp.models.registry import ModelConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
 from binexp.schedule import ScheduleConfig
 
+MAX_SEED = 2**32 - 1  # numpy's (and Lightning's seed_everything's) range
+
 
 @dataclass
 class DistillConfig:
@@ -128,11 +130,27 @@ def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
     return BinexpError(f"{err}")
 
 
+def check_finite(value: Any, where: str) -> None:
+    """No ``inf`` or ``nan`` anywhere in a config value: no binexp setting means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BinexpError(f"bad value for {where}: {value} is not a finite number; fix: give a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}[{i}]")
+
+
 def to_schema(schema: type, node: DictConfig | dict, group: str) -> Any:
     """Merge ``node`` into ``schema`` and build the dataclass (runs its ``__post_init__`` checks)."""
     try:
         # resolve ${...} against the whole config first (e.g. seed: ${seed})
         values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    except (OmegaConfBaseException, ValueError, TypeError) as e:
+        raise _schema_error(group, e, schema) from None
+    check_finite(values, group)
+    try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), values)
         return OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ValueError, TypeError) as e:
@@ -155,8 +173,16 @@ def trainer_kwargs(node: DictConfig) -> dict:
                 f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
                 "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)"
             )
+    check_finite(kwargs, "trainer")
+    hints = _trainer_hints()
+    for key, value in kwargs.items():
+        _check_trainer_type(key, value, hints.get(key))
     if kwargs.get("max_epochs") is not None and kwargs["max_epochs"] < 1:
         raise BinexpError(f"trainer.max_epochs must be >= 1, got {kwargs['max_epochs']}")
+    for key, low in _TRAINER_MINIMUM.items():
+        value = kwargs.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+            raise BinexpError(f"trainer.{key} must be >= {low}, got {value}; fix: trainer.{key}=<a number >= {low}>")
     limit = kwargs.get("limit_train_batches")
     if limit is not None and not isinstance(limit, bool) and limit == 0:
         raise BinexpError(
@@ -164,6 +190,45 @@ def trainer_kwargs(node: DictConfig) -> dict:
             "fix: a fraction in (0, 1], a number of batches >= 1, or null for all"
         )
     return kwargs
+
+
+# Trainer arguments whose value has a floor Lightning itself does not check before training
+# (check_val_every_n_epoch=0 divides by zero; gradient_clip_val=-1 clips nothing, silently)
+_TRAINER_MINIMUM = {
+    "check_val_every_n_epoch": 1,
+    "accumulate_grad_batches": 1,
+    "num_nodes": 1,
+    "log_every_n_steps": 0,
+    "min_epochs": 0,
+    "gradient_clip_val": 0,
+    "reload_dataloaders_every_n_epochs": 0,
+}
+
+
+def _trainer_hints() -> dict:
+    import typing
+
+    from lightning.pytorch import Trainer
+
+    try:
+        return typing.get_type_hints(Trainer.__init__)
+    except Exception:  # noqa: BLE001 - an annotation this Python cannot evaluate: Lightning checks alone
+        return {}
+
+
+def _check_trainer_type(key: str, value: Any, hint: Any) -> None:
+    """An int or bool argument of ``Trainer`` gets an int or bool (``max_epochs=1.5`` is not an
+    epoch count; Lightning would fail on it mid-run or read it as something else)."""
+    import typing
+
+    if hint is None or value is None:
+        return
+    options = set(typing.get_args(hint)) if typing.get_origin(hint) is typing.Union else {hint}
+    options.discard(type(None))
+    if options == {int} and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BinexpError(f"bad value for trainer.{key}: {value!r} is not a whole number; fix: trainer.{key}=<integer>")
+    if options == {bool} and not isinstance(value, bool):
+        raise BinexpError(f"bad value for trainer.{key}: {value!r} is not true or false; fix: trainer.{key}=true|false")
 
 
 def check_trainer(kwargs: dict) -> None:
@@ -233,11 +298,12 @@ def validate(cfg: DictConfig) -> RunConfig:
     schedule = to_schema(ScheduleConfig, cfg.schedule, "schedule")
     trainer = trainer_kwargs(cfg.trainer)
     distill = to_schema(DistillConfig, cfg.get("distill") or {}, "distill")
-    if cfg.get("verbose") not in (None, True, False):
-        raise BinexpError(f"verbose must be true or false, got {cfg.get('verbose')!r}")
+    for flag in ("verbose", "compile", "channels_last"):
+        if cfg.get(flag) not in (None, True, False):
+            raise BinexpError(f"{flag} must be true or false, got {cfg.get(flag)!r}; fix: {flag}=true or {flag}=false")
     seed = cfg.get("seed")
-    if seed is not None and (not isinstance(seed, int) or seed < 0):
-        raise BinexpError(f"seed must be a non-negative integer or null, got {seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise BinexpError(f"seed must be a non-negative integer (at most {MAX_SEED}) or null, got {seed!r}")
     from binexp.lit.angle_penalty import check_angle_penalty
 
     penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)

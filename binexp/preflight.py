@@ -8,7 +8,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from omegaconf import ListConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
 from binexp.errors import BinexpError, did_you_mean
 
@@ -66,7 +66,10 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
     parent, _, leaf = key.rpartition(".")
     group = key.split(".", 1)[0]
     if "." in key and "." not in parent:  # a key of a group option: does another option have it?
-        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
+        # the option in force is the last one given (data=cifar10 data=synthetic selects synthetic)
+        choice = next(
+            (o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0].lstrip("+~") == group), None
+        )
         owners = sorted(opt for opt, keys in _option_keys(group).items() if leaf in keys and opt != choice)
         if owners and choice is not None:
             return BinexpError(
@@ -155,6 +158,39 @@ def compose(overrides: list[str]):
         GlobalHydra.instance().clear()
 
 
+MAX_SWEEP_JOBS = 10_000  # a sweep larger than this is a typo (range(0,100000000)), not a plan
+
+
+def sweep_length(ov) -> int:
+    """How many values a parsed sweep override has, counted without listing them."""
+    import math
+
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    value = ov.value()
+    if isinstance(value, RangeSweep):
+        start, stop, step = value.start, value.stop, value.step
+        if not step or not all(math.isfinite(float(x)) for x in (start, stop, step)):
+            return 0
+        return max(0, math.ceil((stop - start) / step))
+    if isinstance(value, ChoiceSweep):
+        return len(value.list)
+    return 1
+
+
+def check_sweep_size(parsed, where: str) -> None:
+    """The number of jobs of a sweep (the product of its swept values), before expanding it."""
+    total = 1
+    for ov in parsed:
+        if ov.is_sweep_override():
+            total *= sweep_length(ov)
+            if total > MAX_SWEEP_JOBS:
+                raise BinexpError(
+                    f"{where}: {ov.input_line} makes the sweep more than {MAX_SWEEP_JOBS:,} jobs; "
+                    f"fix: sweep fewer values (or split it into several sweeps)"
+                )
+
+
 def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override lists to check: one per value of each swept key (others at their first
     value), at most ``MAX_SWEEP_CHECKS``."""
@@ -165,6 +201,8 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:  # noqa: BLE001
         raise BinexpError(f"cannot parse overrides: {_first_line(e)}") from None
+    if multirun:
+        check_sweep_size(parsed, "sweep")
     prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~"}
     choices: list[list[str]] = []
     for ov in parsed:
@@ -202,6 +240,12 @@ def check_config(overrides: list[str]):
     datamodule = build_datamodule(run.data)
     if hasattr(datamodule, "check"):
         datamodule.check()
+    if datamodule.num_classes < 2:
+        raise BinexpError(
+            f"data={run.data.name} has {datamodule.num_classes} class; classification needs at least 2; "
+            f"fix: data.num_classes=<2 or more> (or a dataset with 2 or more classes)"
+        )
+    check_model(run, datamodule.num_classes)
     build_callbacks(cfg, None)
     from binexp.trackers import check as check_trackers
 
@@ -219,6 +263,63 @@ def check_config(overrides: list[str]):
 
         load_teacher(run.distill.teacher, datamodule.num_classes)
     return cfg, run, hydra_node
+
+
+def _strided_inputs(net, size: int) -> list[tuple[str, int, int]]:
+    """(layer, stride, input height) of every strided conv or pooling layer in a forward pass of
+    one ``size`` x ``size`` image."""
+    import torch
+
+    seen: list[tuple[str, int, int]] = []
+    hooks = []
+    for name, layer in net.named_modules():
+        stride = getattr(layer, "stride", None)  # convs (binexp's binarized ones too) and poolings
+        if stride is None or not hasattr(layer, "kernel_size"):
+            continue
+        s = stride[0] if isinstance(stride, (tuple, list)) else int(stride)
+        if s > 1:
+            hooks.append(layer.register_forward_pre_hook(lambda m, a, n=name, s=s: seen.append((n, s, a[0].shape[-2]))))
+    first = next((m for m in net.modules() if hasattr(m, "in_channels")), None)
+    channels = int(getattr(first, "in_channels", 3))
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, channels, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def check_model(run, num_classes: int) -> None:
+    """The network builds from this config and every strided layer of it sees at least as
+    many pixels as its stride (``data.image_size=1`` into a ResNet trains on nothing)."""
+    from binexp.data.registry import DATASETS  # noqa: F401 - the data schemas are registered
+    from binexp.lit.module import ClassifierModule
+
+    try:
+        module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
+    except BinexpError:
+        raise
+    except (ValueError, TypeError, OverflowError, RuntimeError) as e:
+        raise BinexpError(f"model={run.model.name} cannot be built from this config: {_first_line(e)}") from None
+    from binexp.analysis.summary import data_input_size
+
+    size = data_input_size(run.data)
+    try:
+        strided = _strided_inputs(module.net, size)
+        small = next(((n, s, h) for n, s, h in strided if h < s), None)
+    except RuntimeError as e:  # e.g. a kernel larger than what is left of the image
+        small, strided = ("", 0, 0), []
+        detail = _first_line(e)
+    if small is None:
+        return
+    probe = 256
+    needed = max((s * probe // h for _, s, h in _strided_inputs(module.net, probe)), default=probe)
+    where = f"its layer {small[0]} (stride {small[1]}) gets a {small[2]}x{small[2]} input" if small[0] else detail
+    raise BinexpError(
+        f"images of {size}x{size} pixels are too small for model={run.model.name}: {where}; "
+        f"fix: data.image_size >= {needed} (or another model)"
+    )
 
 
 def swept_keys(overrides: list[str]) -> list[str]:
@@ -258,10 +359,10 @@ def preflight(overrides: list[str], multirun: bool) -> None:
     ]
     resuming = any(o.startswith("resume=") for o in overrides)
     target = Path(explicit[-1]).expanduser() if explicit else Path("outputs")
-    check_writable(target)
     ddp_child = int(os.environ.get("LOCAL_RANK") or 0) > 0 or int(os.environ.get("NODE_RANK") or 0) > 0
     if explicit and not multirun and not resuming and not ddp_child:  # a DDP child joins the run rank 0 started
         check_new_run_dir(target)
+    check_writable(target)
 
 
 def check_writable(d: Path) -> None:
@@ -273,11 +374,25 @@ def check_writable(d: Path) -> None:
         raise BinexpError(
             f"{probe} is a file, not a folder; fix: choose another output directory (hydra.run.dir / hydra.sweep.dir)"
         )
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not os.access(probe, os.W_OK | os.X_OK) or not _can_make_folder(probe):
         raise BinexpError(
             f"cannot write to {probe} (read-only or no permission); fix: choose a writable output directory "
             f"with hydra.run.dir=<folder> (or run from a writable folder)"
         )
+
+
+def _can_make_folder(parent: Path) -> bool:
+    """A folder can be created in ``parent`` (tried, then removed): ``os.access`` says yes for
+    /proc and /sys, where nothing can be created."""
+    import tempfile
+
+    try:
+        before = os.stat(parent)
+        os.rmdir(tempfile.mkdtemp(prefix=".binexp-probe-", dir=parent))
+        os.utime(parent, ns=(before.st_atime_ns, before.st_mtime_ns))  # as it was: the probe left no trace
+    except OSError:
+        return False
+    return True
 
 
 def check_new_run_dir(d: Path) -> None:
@@ -309,6 +424,21 @@ def check_checkpoint(path: Path) -> None:
         )
 
 
+# what a run directory holds that binexp opens by name: each a regular file (or absent), each
+# folder a real folder, so nothing is read or written through a link, a FIFO or a device
+RUN_FILES = (".lock", "train.log", "metrics.json", "summary.txt", "summary.json", ".hydra/overrides.yaml")
+RUN_FOLDERS = (".hydra", "checkpoints", "tensorboard", "figures")
+
+
+def check_run_files(run_dir: Path) -> None:
+    from binexp.safeio import check_real_dir, check_regular_or_absent
+
+    for name in RUN_FOLDERS:
+        check_real_dir(run_dir / name)
+    for name in RUN_FILES:
+        check_regular_or_absent(run_dir / name)
+
+
 def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
     """``resume=<run dir>`` -> the run's saved overrides + ``hydra.run.dir=<run dir>``.
     Extra overrides may only touch ``trainer.*`` (e.g. more epochs or another device)."""
@@ -328,16 +458,20 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
             f"fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
         )
     saved_file = run_dir / ".hydra" / "overrides.yaml"
+    check_run_files(run_dir)
     if not saved_file.is_file():
         raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
     from binexp.resume import resume_checkpoint
+    from binexp.safeio import read_yaml
     from binexp.targets import check_saved_overrides
 
     try:
-        loaded = OmegaConf.load(saved_file)
-        if not isinstance(loaded, ListConfig):
+        loaded = read_yaml(saved_file)
+        if not isinstance(loaded, list) or not all(isinstance(o, (str, int, float, bool)) for o in loaded):
             raise TypeError(f"a {type(loaded).__name__}")
         saved = [str(o) for o in loaded]
+    except BinexpError:
+        raise
     except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
         raise BinexpError(
             f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); "

@@ -7,7 +7,6 @@ of them ends in the same network as the uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from binexp.checkpoint import CHECKPOINT_DIR, LAST, load
@@ -80,11 +79,12 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
 
 def previous_record(run_dir: str | Path) -> dict:
     """The run's ``metrics.json`` as a dict ({} when missing or unreadable)."""
+    from binexp.safeio import read_record
+
     try:
-        record = json.loads((Path(run_dir) / "metrics.json").read_text())
-    except (OSError, ValueError):
+        return read_record(run_dir)
+    except (OSError, BinexpError):  # missing, a link, a FIFO, damaged: the run starts a fresh record
         return {}
-    return record if isinstance(record, dict) else {}
 
 
 def already_complete(record: dict, max_epochs) -> bool:

@@ -27,8 +27,10 @@ class RunLock:
         """Take the lock; False if another live process holds it."""
         import fcntl
 
+        from binexp.safeio import open_regular
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)  # never through a link (it would truncate the target)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -52,10 +54,13 @@ def is_held(run_dir: str | Path) -> bool:
     """True while a live process holds the run's lock (no lock file: not held)."""
     import fcntl
 
+    from binexp.errors import BinexpError
+    from binexp.safeio import open_regular
+
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_regular(path, os.O_RDONLY)
+    except (OSError, BinexpError):  # none, or a link / FIFO: no live binexp process holds it
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

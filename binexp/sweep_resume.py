@@ -14,14 +14,16 @@ A job whose run a live process is still training (its ``.lock`` is held) is not 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
 def read_record(run_dir: str | Path) -> dict | None:
+    from binexp.errors import BinexpError
+    from binexp.safeio import read_record
+
     try:
-        return json.loads((Path(run_dir) / "metrics.json").read_text())
-    except (OSError, ValueError):
+        return read_record(run_dir)
+    except (OSError, BinexpError):
         return None
 
 

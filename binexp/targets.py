@@ -52,11 +52,31 @@ def check_targets(node: Any, where: str) -> None:
             check_targets(value, f"{where}[{i}]")
 
 
+def _literal(value: Any) -> bool:
+    """A plain value: a number, bool, null, or string without ``${`` (no interpolation, no
+    resolver), or a list/dict of those without a ``_target_`` key."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return "${" not in value
+    if isinstance(value, (list, tuple)):
+        return all(_literal(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k != "_target_" and "${" not in k and _literal(v) for k, v in value.items())
+    return False
+
+
 def check_saved_overrides(overrides: list[str], where: str) -> None:
-    """The overrides saved in a run directory (``.hydra/overrides.yaml``): any ``_target_`` in
-    a key or inside a value must be allowed, and none may touch ``hydra.*`` (Hydra's own
-    launcher, callbacks and search path are not part of a run's config)."""
+    """The overrides saved in a run directory (``.hydra/overrides.yaml``) are replayed only if
+    each is what ``binexp train`` itself records: ``<key>=<literal value>`` where the key is a
+    config group (and the value one of its registered options, never a path) or a field of the
+    config (``+`` only for a Trainer argument), and the value is plain data. Nothing else passes:
+    no interpolation or resolver (``${...}``), no ``hydra.*``, no ``_target_``, no added
+    callbacks, no deletion, no sweep. The composed config is then validated like any other."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    from binexp.catalog import config_groups, config_options
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -65,14 +85,46 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
         raise BinexpError(
             f"{where} cannot be parsed ({first}); fix: restore the run directory's saved overrides"
         ) from None
+    groups = set(config_groups()) - {"hydra"}
+    fields = _config_fields()
     for ov in parsed:
-        key = ov.get_key_element()
-        if key.lstrip("+~").startswith("hydra") or key.startswith("hydra/"):
-            raise BinexpError(
-                f"{where}: {ov.input_line!r} changes Hydra itself, which a run's saved config never does; "
-                f"fix: remove it from {where}"
+        line = ov.input_line
+        key = ov.get_key_element().lstrip("+~")
+
+        def refuse(why: str, line: str = line) -> BinexpError:
+            return BinexpError(
+                f"{where}: {line!r} {why}, which a run's saved config never does; fix: remove it from {where}"
             )
-        value = ov.value()
-        if key.split(".")[-1] == "_target_" or key.split("@")[0].split(".")[-1] == "_target_":
-            check_target(value, f"{where}: {key}")
-        check_targets(value, f"{where}: {key}")
+
+        if key.split(".")[0].split("/")[0] == "hydra":
+            raise refuse("changes Hydra itself")
+        if key.split(".")[-1] == "_target_":
+            check_target(ov.value(), f"{where}: {key}")
+        check_targets(ov.value(), f"{where}: {key}")  # the message names a refused class
+        if "_target_" in key.split(".") or not _literal(ov.value()):
+            raise refuse("is not a plain value (an interpolation ${...} or a _target_)")
+        if ov.is_sweep_override():
+            raise refuse("is a sweep")
+        if "/" in key or "@" in key or ov.package is not None:
+            raise refuse("selects a config outside binexp's groups")
+        if ov.type == OverrideType.DEL:
+            raise refuse("deletes a key")
+        top = key.split(".")[0]
+        if key in groups:
+            if ov.type != OverrideType.CHANGE or ov.value() not in config_options(key):
+                raise refuse(f"is not a registered {key} option (binexp list {key})")
+            continue
+        if ov.type != OverrideType.CHANGE and not (top == "trainer" and key.count(".") == 1):
+            raise refuse("adds a key")
+        if top not in fields:
+            raise refuse("sets no known config field")
+
+
+def _config_fields() -> set[str]:
+    """The top-level keys of the train config and its groups (``binexp train --cfg job``)."""
+    import yaml
+
+    from binexp.catalog import conf_dir, config_groups
+
+    data = yaml.safe_load((conf_dir() / "train.yaml").read_text()) or {}
+    return ({str(k) for k in data} | set(config_groups())) - {"hydra", "defaults"}

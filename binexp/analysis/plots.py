@@ -30,7 +30,6 @@ A picture drawn from synthetic data or at smoke scale says so in red along its b
 from __future__ import annotations
 
 import bisect
-import json
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -89,11 +88,14 @@ def event_files(run_dir: Path) -> list[Path]:
 def load_run(run_dir: Path) -> RunData:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    mfile = run_dir / "metrics.json"
+    from binexp.safeio import read_record
+
     try:
-        metrics = json.loads(mfile.read_text()) if mfile.is_file() else {}
-    except json.JSONDecodeError:
+        metrics = read_record(run_dir)
+    except FileNotFoundError:
         metrics = {}
+    except (OSError, BinexpError) as e:
+        raise BinexpError(f"plot: {e}; fix: restore it, or remove that run directory") from None
     data = RunData(run_dir, metrics, label=str(metrics.get("name") or run_dir.name))
     for ev in event_files(run_dir):
         acc = EventAccumulator(str(ev), size_guidance={"scalars": 0, "histograms": 0})
@@ -174,13 +176,21 @@ def _legend(ax, n: int) -> None:
 
 
 def _save(fig, path: Path, note: str = "", h_pad: float | None = None) -> Path:
-    """Write ``fig``; ``note`` (see :func:`data_note`) goes in red along its bottom edge."""
+    """Write ``fig``; ``note`` (see :func:`data_note`) goes in red along its bottom edge. Written to
+    a temporary file in the same folder, then renamed over ``path``: a ``path`` that is a
+    symbolic link is replaced, never written through."""
+    import io
+
+    from binexp.checkpoint import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if note:
         fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7.5, color="firebrick")
     fig.tight_layout(rect=(0, 0.045 if note else 0, 1, 1), h_pad=h_pad)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=110, format="png")
     _plt().close(fig)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
     return path
 
 

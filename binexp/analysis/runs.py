@@ -4,13 +4,14 @@ that stopped before training, its ``.hydra/overrides.yaml``), read as data, neve
 
 from __future__ import annotations
 
-import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from binexp.errors import BinexpError
 from binexp.runstate import effective_status
+from binexp.safeio import read_record
 
 FOLDED = {"seed"}  # keys folded into mean ± std, never columns
 
@@ -41,6 +42,23 @@ def natural_key(path: Path) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(path)) if t]
 
 
+def _reason(e: Exception, path: Path) -> str:
+    """Why a metrics.json could not be read, without repeating its path."""
+    return str(e).removeprefix(str(path)).lstrip(": ")
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    """The run's ``.hydra/overrides.yaml`` as plain strings: read as YAML data (bounded, no
+    aliases), never resolved, so a ``${oc.env:...}`` in it stays text."""
+    from binexp.safeio import read_yaml
+
+    where = run_dir / ".hydra" / "overrides.yaml"
+    loaded = read_yaml(where)
+    if not isinstance(loaded, list):
+        raise BinexpError(f"{where} is not a list of overrides; fix: restore it, or remove that run directory")
+    return [str(o) for o in loaded]
+
+
 def find_runs(dirs: list[str]) -> list[Run]:
     runs = []
     for d in dirs:
@@ -56,21 +74,16 @@ def find_runs(dirs: list[str]) -> list[Run]:
             if run_dir.name == "tensorboard":
                 continue
             mfile = run_dir / "metrics.json"
-            if mfile.is_file():
+            if os.path.lexists(mfile):
                 try:
-                    metrics = json.loads(mfile.read_text())
-                    if not isinstance(metrics, dict):
-                        raise TypeError(f"a JSON {type(metrics).__name__}, not an object")
+                    metrics = read_record(run_dir)
                 except (
                     OSError,
-                    ValueError,
-                    TypeError,
+                    BinexpError,
                 ) as e:  # truncated, binary, not an object: a row of its own, and an error line
-                    metrics = {"status": "unreadable", "error": f"metrics.json: {e}"}
+                    metrics = {"status": "unreadable", "error": f"metrics.json: {_reason(e, mfile)}"}
             else:
-                from omegaconf import OmegaConf
-
-                saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+                saved = saved_overrides(run_dir)
                 metrics = {"status": "no metrics", "overrides": saved, "error": "stopped before training started"}
             runs.append(Run(run_dir, metrics, parse_overrides(metrics.get("overrides", []))))
     if not runs:

@@ -43,6 +43,9 @@ def main(args: list[str]) -> int:
     from binexp.analysis.plots import draw
 
     out = Path(ns.out) if ns.out else Path(ns.dir) / "figures"
+    from binexp.safeio import check_real_dir
+
+    check_real_dir(out, f"plot: {'--out ' if ns.out else ''}{out}")
     layers = [x for x in ns.layers.split(",") if x] if ns.layers else None
     paths, _ = draw(ns.figure, Path(ns.dir), out, layers=layers, epochs=_ints(ns.epochs))
     for path in paths:

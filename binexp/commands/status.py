@@ -9,12 +9,12 @@ the jobs Hydra's basic sweeper expands it into that have no directory yet (``not
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from binexp.errors import BinexpError
 from binexp.runstate import effective_status
+from binexp.safeio import read_record
 
 
 def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
@@ -22,13 +22,19 @@ def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
     try:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
-        from omegaconf import OmegaConf
 
-        task = [str(o) for o in OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task]
+        from binexp.preflight import check_sweep_size
+        from binexp.safeio import read_yaml
+
+        where = sweep_dir / "multirun.yaml"
+        task = [str(o) for o in read_yaml(where)["hydra"]["overrides"]["task"]]  # plain data, never resolved
         if any(o.startswith("hydra.sweeper") for o in task):
             return []
         parsed = OverridesParser.create().parse_overrides(task)
+        check_sweep_size(parsed, str(where))
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except BinexpError:  # a multirun.yaml that is a link, a FIFO, too big or asks for 10^8 jobs
+        raise
     except Exception:  # noqa: BLE001 - no multirun.yaml, or a sweep another sweeper expanded: show the directories
         return []
 
@@ -43,11 +49,11 @@ def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
 
 
 def _saved_overrides(run_dir: Path) -> list[str]:
-    try:
-        from omegaconf import OmegaConf
+    from binexp.analysis.runs import saved_overrides
 
-        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    except Exception:  # noqa: BLE001
+    try:
+        return saved_overrides(run_dir)
+    except (OSError, BinexpError):
         return []
 
 
@@ -71,9 +77,10 @@ def job_rows(sweep_dir: Path) -> list[dict]:
         }
         if d is not None and (d / "metrics.json").exists():
             try:
-                record = json.loads((d / "metrics.json").read_text())
-            except (OSError, ValueError):
+                record = read_record(d)
+            except (OSError, BinexpError) as e:  # a row of its own, then one error line
                 record = {"status": "unreadable"}
+                row["error"] = str(e)
             row.update(
                 status=effective_status(d, record),
                 epochs=record.get("epochs"),
@@ -118,6 +125,7 @@ def main(args: list[str]) -> int:
     )
     parser.add_argument("sweep_dirs", nargs="+", help="sweep directories (outputs/multiruns/<date>_<time>)")
     opts = parser.parse_args(args)
+    unreadable: list[str] = []
     for i, name in enumerate(opts.sweep_dirs):
         sweep_dir = Path(name)
         if not sweep_dir.is_dir():
@@ -131,4 +139,8 @@ def main(args: list[str]) -> int:
         if len(opts.sweep_dirs) > 1:
             print(("\n" if i else "") + f"{sweep_dir}:")
         print("\n".join(format_rows(rows)))
+        unreadable.extend(r["error"] for r in rows if r.get("error"))
+    if unreadable:  # the table is printed, but a damaged job directory is an error, not a quiet row
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise BinexpError(f"status: {unreadable[0]}{more}; fix: restore it, or remove that job directory")
     return 0

@@ -7,14 +7,12 @@ one line and the marker never appears. Each artefact is first shown to fire thro
 from __future__ import annotations
 
 import pickle
-import sys
 
 import lightning.pytorch  # noqa: F401 - imported outside capsys: its log handler keeps a live stream
 import pytest
 import torch
 
 from binexp import checkpoint
-from binexp.cli import main
 from binexp.errors import BinexpError
 from tests.artefacts import (
     evil_checkpoint,
@@ -24,26 +22,6 @@ from tests.artefacts import (
     tree,
 )
 from tests.conftest import write_cifar_fixture
-
-
-@pytest.fixture
-def cli(monkeypatch, tmp_path, capsys):
-    """``binexp <args>`` in-process from tmp_path: (exit code, stderr lines)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BINEXP_VERB", "")
-    monkeypatch.setattr(sys, "argv", ["binexp"])
-
-    def run(args: list[str]) -> tuple[int, list[str]]:
-        capsys.readouterr()
-        try:
-            code = main(args)
-        except SystemExit as e:  # an error found inside a Hydra job: hydra_train exits 1
-            code = e.code
-        err = capsys.readouterr().err
-        assert "Traceback" not in err, err
-        return code, [line for line in err.splitlines() if line.strip()]
-
-    return run
 
 
 def test_the_checkpoint_payload_is_real(tmp_path):

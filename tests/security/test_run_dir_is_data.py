@@ -1,0 +1,344 @@
+"""A run directory is data (issue 17): what ``binexp train resume=``, ``report``, ``status`` and
+``plot`` read from it can neither run code nor make binexp write outside it, hang, or fill the
+memory; and a bad value on the command line is one ``binexp: error:`` line, exit 2, nothing
+written. Each crafted artefact is first shown to do its harm through the plain (unsafe) path,
+so a test here fails if its artefact is harmless."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import lightning.pytorch  # noqa: F401 - imported outside capsys: its log handler keeps a live stream
+import pytest
+from omegaconf import OmegaConf
+
+from binexp.errors import BinexpError
+from tests.artefacts import evil_checkpoint, fake_run, tree
+
+SYN = ["data=synthetic"]
+
+
+def one_line(code: int, lines: list[str], expected: str) -> None:
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("binexp: error: "), (code, lines)
+    assert expected in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# values on the command line: each once a traceback after the run directory existed, or silent
+# nonsense (a run that trains on something else than asked)
+
+VALUES = [
+    (["quantizer=flexor", "quantizer.n_in_per_stage=[4,4]"], "n_in_per_stage=[4, 4] has no entry for stage 2"),
+    (["schedule.lr=inf"], "bad value for schedule.lr: inf is not a finite number"),
+    (["trainer.max_epochs=1.5"], "bad value for trainer.max_epochs: 1.5 is not a whole number"),
+    (["data.num_classes=1"], "has 1 class; classification needs at least 2"),
+    (["model.width=inf"], "bad value for model.width: inf is not a finite number"),
+    (["seed=99999999999999999999"], "seed must be a non-negative integer (at most 4294967295)"),
+    (["trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch must be >= 1, got 0"),
+    (["compile=maybe"], "compile must be true or false, got 'maybe'"),
+    (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val must be >= 0, got -1"),
+    (["data.noise=nan"], "bad value for data.noise: nan is not a finite number"),
+    (["data.image_size=1"], "images of 1x1 pixels are too small for model=resnet20"),
+    (["hydra.run.dir=/proc/x/run"], "cannot write to /proc"),
+]
+
+
+@pytest.mark.parametrize("extra,expected", VALUES, ids=[v[0][-1].split("=")[0] for v in VALUES])
+def test_bad_value_is_one_line_and_leaves_nothing(cli, tmp_path, extra, expected):
+    before = tree(tmp_path)
+    code, lines = cli(["train", *SYN, *extra])
+    one_line(code, lines, expected)
+    assert tree(tmp_path) == before  # no outputs/, no run directory
+
+
+def test_image_size_bound_is_the_smallest_that_works(cli, tmp_path):
+    code, lines = cli(["train", *SYN, "data.image_size=2"])
+    one_line(code, lines, "fix: data.image_size >= 4")
+    from omegaconf import open_dict
+
+    from binexp.config import validate
+    from binexp.preflight import check_model, compose
+
+    for size in (3, 4):  # resnet20 halves twice: 3 -> 2 -> 1 still gives each strided conv its stride
+        cfg = compose([*SYN, f"data.image_size={size}"])
+        with open_dict(cfg):
+            cfg.pop("hydra")
+        check_model(validate(cfg), 10)
+
+
+def test_the_last_group_choice_is_the_one_named(cli):
+    """``data=cifar10 data=synthetic``: synthetic is in force, and the line says so."""
+    code, lines = cli(["train", "data=cifar10", "data=synthetic", "data.root=/x"])
+    one_line(code, lines, "unknown key data.root for data=synthetic: root is a key of data=cifar10")
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.json: report, status and plot read it as data of a known shape
+
+
+def sweep_with_metrics(tmp: Path, content: bytes) -> Path:
+    job = tmp / "sweep" / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job / "metrics.json").write_bytes(content)
+    return tmp / "sweep"
+
+
+GOOD = {"status": "completed", "best_val_acc1": 50.0, "val_acc1": 50.0, "epochs": 1, "overrides": ["seed=0"]}
+METRICS = {
+    "nested-200k": (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+    "json-list": (b"[1, 2]", "holds a JSON list, not an object"),
+    "binary": (bytes(range(256)) * 4, "is not UTF-8 text"),
+    "string-accuracy": (
+        json.dumps({**GOOD, "best_val_acc1": "high"}).encode(),
+        "best_val_acc1 is 'high', not a number",
+    ),
+}
+
+
+def test_the_metrics_payloads_are_real():
+    """Each breaks the plain read that report, status and plot did before."""
+    with pytest.raises(RecursionError):
+        json.loads(METRICS["nested-200k"][0])
+    assert isinstance(json.loads(METRICS["json-list"][0]), list)
+    with pytest.raises(UnicodeDecodeError):
+        METRICS["binary"][0].decode()
+    with pytest.raises(ValueError):
+        f"{json.loads(METRICS['string-accuracy'][0])['best_val_acc1']:.2f}"
+
+
+@pytest.mark.parametrize("verb", ["report", "status", "plot"])
+@pytest.mark.parametrize("case", list(METRICS))
+def test_damaged_metrics_is_one_line(cli, tmp_path, verb, case):
+    content, expected = METRICS[case]
+    sweep = sweep_with_metrics(tmp_path, content)
+    args = {"report": ["report", str(sweep)], "status": ["status", str(sweep)], "plot": ["plot", str(sweep), "alpha"]}
+    before = tree(tmp_path)
+    code, lines = cli(args[verb])
+    one_line(code, lines, expected)
+    assert f"{verb}: " in lines[0] and "metrics.json" in lines[0]
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("verb", ["report", "status", "plot"])
+def test_metrics_json_as_fifo_or_dev_zero_does_not_hang(cli, tmp_path, verb):
+    """A FIFO blocks a plain open until a writer comes; /dev/zero never ends. Both are refused
+    before a byte is read (the test would hang, or fill the memory, otherwise)."""
+    sweep = sweep_with_metrics(tmp_path, b"{}")
+    job = sweep / "0_seed=0"
+    (job / "metrics.json").unlink()
+    (job / "metrics.json").symlink_to("/dev/zero")
+    args = {"report": ["report", str(sweep)], "status": ["status", str(sweep)], "plot": ["plot", str(sweep), "alpha"]}
+    code, lines = cli(args[verb])
+    one_line(code, lines, "is a symbolic link")
+    (job / "metrics.json").unlink()
+    os.mkfifo(job / "metrics.json")
+    code, lines = cli(args[verb])
+    one_line(code, lines, "is not a regular file")
+
+
+# ---------------------------------------------------------------------------------------------
+# writes through a link: .lock, train.log, figures/
+
+
+def test_lock_link_payload_is_real(tmp_path):
+    """The lock as binexp opened it before: through the link, truncating its target."""
+    target = tmp_path / "precious.txt"
+    target.write_text("my thesis")
+    (tmp_path / ".lock").symlink_to(target)
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    os.ftruncate(fd, 0)
+    os.close(fd)
+    assert target.read_text() == ""
+
+
+def test_lock_is_never_taken_through_a_link_or_fifo(tmp_path):
+    from binexp.runstate import RunLock, is_held
+
+    target = tmp_path / "precious.txt"
+    target.write_text("my thesis")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(target)
+    with pytest.raises(BinexpError, match="is a symbolic link"):
+        RunLock(run).acquire()
+    assert not is_held(run) and target.read_text() == "my thesis"
+    (run / ".lock").unlink()
+    os.mkfifo(run / ".lock")
+    with pytest.raises(BinexpError, match="is not a regular file"):
+        RunLock(run).acquire()
+    assert not is_held(run)
+
+
+def test_train_log_is_never_appended_through_a_link(tmp_path):
+    from binexp.safeio import NoFollowFileHandler
+
+    target = tmp_path / "precious.txt"
+    target.write_text("my thesis")
+    with open(tmp_path / "plain.log", "w"):
+        pass
+    (tmp_path / "train.log").symlink_to(target)
+    plain = logging.FileHandler(tmp_path / "train.log")  # what Hydra's job logging used: appends to the target
+    plain.emit(logging.makeLogRecord({"msg": "appended"}))
+    plain.close()
+    assert target.read_text() == "my thesisappended\n"
+    target.write_text("my thesis")
+    with pytest.raises(BinexpError, match="is a symbolic link"):
+        NoFollowFileHandler(tmp_path / "train.log")
+    assert target.read_text() == "my thesis"
+    assert OmegaConf.load(Path("conf/train.yaml")).hydra.job_logging.handlers.file["class"] == (
+        "binexp.safeio.NoFollowFileHandler"
+    )
+
+
+@pytest.mark.parametrize("name", [".lock", "train.log", "metrics.json"])
+def test_resume_refuses_a_run_whose_files_are_links(cli, tmp_path, name):
+    target = tmp_path / "precious.txt"
+    target.write_text("my thesis")
+    run = fake_run(tmp_path / "run")
+    (run / name).symlink_to(target)
+    before = tree(tmp_path)
+    code, lines = cli(["train", f"resume={run}"])
+    one_line(code, lines, f"{run / name} is a symbolic link")
+    assert tree(tmp_path) == before and target.read_text() == "my thesis"
+
+
+def test_plot_never_writes_through_a_figures_link(cli, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sweep = sweep_with_metrics(tmp_path, json.dumps(GOOD).encode())
+    (sweep / "figures").symlink_to(elsewhere)
+    (sweep / "figures" / "probe.png").write_bytes(b"x")  # a plain write lands outside the run directory
+    assert (elsewhere / "probe.png").exists()
+    (elsewhere / "probe.png").unlink()
+    code, lines = cli(["plot", str(sweep), "alpha"])
+    one_line(code, lines, "figures is a symbolic link")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_plot_out_a_file(cli, tmp_path):
+    sweep = sweep_with_metrics(tmp_path, json.dumps(GOOD).encode())
+    (tmp_path / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    code, lines = cli(["plot", str(sweep), "alpha", "--out", str(tmp_path / "notes.txt")])
+    one_line(code, lines, "notes.txt is a file, not a folder")
+    assert tree(tmp_path) == before
+
+
+def test_a_figure_path_that_is_a_link_is_replaced_not_written_through(tmp_path):
+    from binexp.analysis.plots import _plt, _save
+
+    target = tmp_path / "precious.txt"
+    target.write_text("my thesis")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "alpha.png").symlink_to(target)
+    fig = _plt().figure()
+    _save(fig, tmp_path / "figures" / "alpha.png")
+    assert target.read_text() == "my thesis"
+    assert not (tmp_path / "figures" / "alpha.png").is_symlink()
+    assert (tmp_path / "figures" / "alpha.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------------------------------------
+# saved overrides: replayed only as known keys with plain values
+
+
+def test_the_interpolation_payload_is_real(tmp_path):
+    """What Hydra did with a saved ``${oc.create:{_target_: torch.load, ...}}``: instantiate it,
+    unpickling the file next to it."""
+    from hydra.utils import instantiate
+
+    marker = tmp_path / "fired"
+    evil = evil_checkpoint(tmp_path / "payload.pt", marker)
+    cfg = OmegaConf.create({"cb": f"${{oc.create:{{_target_: torch.load, f: '{evil}', weights_only: false}}}}"})
+    instantiate(cfg.cb)
+    assert marker.exists()
+
+
+def test_the_env_payload_is_real(monkeypatch):
+    monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
+    assert OmegaConf.create({"name": "${oc.env:BINEXP_TEST_SECRET}"}).name == "hunter2"
+
+
+def test_the_alias_payload_is_real():
+    """Nine lines of nested aliases: 10^6 nodes once OmegaConf copies them (the test file uses
+    9 levels: 10^9)."""
+    import yaml
+
+    small = (
+        "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    )
+    expanded = OmegaConf.to_container(OmegaConf.create(yaml.safe_load(small)))
+    assert sum(len(y) for x in expanded["c"] for y in x) == 1000
+
+
+LAUGHS = "".join(f"- &l{i} [{', '.join([f'*l{i - 1}'] * 10) if i else ', '.join(['lol'] * 10)}]\n" for i in range(9))
+
+SAVED = {
+    "oc-create-torch-load": (
+        [
+            "callbacks.lr_monitor.logging_interval=\"${{oc.create:{{_target_:torch.load,f:'{evil}',weights_only:false}}}}\""
+        ],
+        "is not a plain value",
+    ),
+    "oc-env-secret": (["name=${{oc.env:BINEXP_TEST_SECRET}}"], "is not a plain value"),
+    "group-option-path": (["experiment=../../../../{run}/.hydra/notes"], "is not a registered experiment option"),
+    "group-option-absolute": (["experiment={run}/.hydra/notes"], "is not a registered experiment option"),
+    "added-callback": (["+callbacks.k._target_=binexp.lit.killpoint.KillAt", "+callbacks.k.step=1"], "_target_"),
+    "added-key": (["+callbacks.k.every_n_epochs=1"], "adds a key"),
+    "hydra-callbacks": (["hydra.callbacks.x._target_=builtins.open"], "changes Hydra itself"),
+    "hydra-group": (["hydra/launcher=basic"], "changes Hydra itself"),
+    "deletion": (["~callbacks.lr_monitor"], "deletes a key"),
+    "unknown-top-level": (["evil=1"], "sets no known config field"),
+    "package": (["data@callbacks=cifar10"], "selects a config outside binexp's groups"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAVED))
+def test_saved_overrides_replay_only_plain_known_keys(cli, tmp_path, monkeypatch, case):
+    monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
+    marker = tmp_path / "fired"
+    evil = evil_checkpoint(tmp_path / "payload.pt", marker)
+    run = tmp_path / "run"
+    lines_in, expected = SAVED[case]
+    saved = ["data=synthetic", *(o.format(evil=evil, run=run) for o in lines_in)]
+    fake_run(run, saved=saved)
+    (run / ".hydra" / "notes.yaml").write_text("# @package _global_\nhydra:\n  callbacks: {}\n")
+    before = tree(tmp_path)
+    code, lines = cli(["train", f"resume={run}"])
+    one_line(code, lines, expected)
+    assert lines[0].startswith(f"binexp: error: {run / '.hydra' / 'overrides.yaml'}")
+    assert "hunter2" not in lines[0]
+    assert not marker.exists() and tree(tmp_path) == before
+
+
+def test_billion_laughs_in_saved_overrides(cli, tmp_path):
+    run = fake_run(tmp_path / "run")
+    (run / ".hydra" / "overrides.yaml").write_text(LAUGHS)
+    before = tree(tmp_path)
+    code, lines = cli(["train", f"resume={run}"])
+    one_line(code, lines, "uses YAML anchors or aliases")
+    assert tree(tmp_path) == before
+
+
+def test_saved_overrides_binexp_writes_still_replay(tmp_path):
+    """What a real run records passes (groups, fields, lists, paths as plain strings)."""
+    from binexp.targets import check_saved_overrides
+
+    check_saved_overrides(
+        [
+            "data=synthetic",
+            "quantizer=flexor",
+            "quantizer.n_in_per_stage=[4,4,4]",
+            "experiment=xnor_synthetic_smoke",
+            "seed=3",
+            "trainer.max_epochs=2",
+            "+trainer.max_steps=3",
+            "data.root=/data/my cifar",
+            "init_from=/runs/a b/checkpoints/last.ckpt",
+        ],
+        "saved",
+    )
