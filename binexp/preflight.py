@@ -170,7 +170,9 @@ def sweep_length(ov) -> int:
     value = ov.value()
     if isinstance(value, RangeSweep):
         start, stop, step = value.start, value.stop, value.step
-        if not step or not all(math.isfinite(float(x)) for x in (start, stop, step)):
+        if start is None or stop is None or not step:
+            return 0
+        if not all(math.isfinite(float(x)) for x in (start, stop, step)):
             return 0
         return max(0, math.ceil((stop - start) / step))
     if isinstance(value, ChoiceSweep):

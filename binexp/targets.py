@@ -88,7 +88,7 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
     groups = set(config_groups()) - {"hydra"}
     fields = _config_fields()
     for ov in parsed:
-        line = ov.input_line
+        line = str(ov.input_line)
         key = ov.get_key_element().lstrip("+~")
 
         def refuse(why: str, line: str = line) -> BinexpError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from binexp.errors import BinexpError
 from binexp.runstate import effective_status
@@ -27,7 +28,8 @@ def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
         from binexp.safeio import read_yaml
 
         where = sweep_dir / "multirun.yaml"
-        task = [str(o) for o in read_yaml(where)["hydra"]["overrides"]["task"]]  # plain data, never resolved
+        saved: Any = read_yaml(where)
+        task = [str(o) for o in saved["hydra"]["overrides"]["task"]]  # plain data, never resolved
         if any(o.startswith("hydra.sweeper") for o in task):
             return []
         parsed = OverridesParser.create().parse_overrides(task)
