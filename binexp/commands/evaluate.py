@@ -158,8 +158,9 @@ def _datamodule(data_cfg, num_classes: int, path: Path):
             f"evaluate: {path} was trained on {num_classes} classes, data={data_cfg.name} has "
             f"{datamodule.num_classes}; fix: evaluate on data with the same classes"
         )
-    if hasattr(datamodule, "check"):
-        datamodule.check()
+    check = getattr(datamodule, "check_release", None) or getattr(datamodule, "check", None)
+    if check is not None:  # check_release: an evaluation-only set, whose check() refuses training
+        check()
     return datamodule
 
 

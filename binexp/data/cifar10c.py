@@ -48,6 +48,10 @@ EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 SEVERITIES = (1, 2, 3, 4, 5)
 SOURCE = "CIFAR-10-C.tar from Zenodo record 2535967 (Hendrycks & Dietterich, arXiv:1903.12261)"
 MAX_BYTES = 50000 * 32 * 32 * 3 + 4096  # the release's image files, header included
+EVALUATION_ONLY = (
+    "data=cifar10c is an evaluation set (no training split); fix: train on data=cifar10, then "
+    "binexp evaluate <run dir> data=cifar10c"
+)
 
 
 def missing_message(root: str | Path, what: str) -> str:
@@ -118,7 +122,12 @@ class CIFAR10CDataModule(InMemoryDataModule):
         return Path(self.root).expanduser() / name
 
     def check(self) -> None:
-        """One line naming the first missing file (and where the release comes from)."""
+        """What ``binexp train`` calls before anything runs: this set has no training split."""
+        raise BinexpError(EVALUATION_ONLY)
+
+    def check_release(self) -> None:
+        """What ``binexp evaluate`` calls: one line naming the first missing file (and where the
+        release comes from)."""
         root = Path(self.root).expanduser()
         if not root.is_dir():
             raise BinexpError(missing_message(self.root, "folder"))
@@ -176,16 +185,10 @@ class CIFAR10CDataModule(InMemoryDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", None) or self.val_set is None:
-            raise BinexpError(
-                "data=cifar10c is an evaluation set (no training split); fix: train on data=cifar10, then "
-                "binexp evaluate <run dir> data=cifar10c"
-            )
+            raise BinexpError(EVALUATION_ONLY)
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.resident_on_device and device.type != "cpu":
             self.val_set.to(device)
 
     def load(self):
-        raise BinexpError(
-            "data=cifar10c is an evaluation set (no training split); fix: train on data=cifar10, then "
-            "binexp evaluate <run dir> data=cifar10c"
-        )
+        raise BinexpError(EVALUATION_ONLY)

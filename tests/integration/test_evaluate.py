@@ -204,6 +204,11 @@ CASES = [
     ("wrong-shape", wrong_shape, "has shape (7, 32, 32, 3), expected (5 x N, 32, 32, 3)"),
     ("unknown-corruption", lambda t: run_arg(t, "data=cifar10c", "data.corruptions=[fgo]"), "unknown 'fgo'"),
     ("train-on-cifar10c", lambda t: run_arg(t, "data=cifar10c", "--split", "train"), "drop --split"),
+    (
+        "binexp-train-on-cifar10c",
+        lambda t: ["train", "data=cifar10c", f"data.root={write_cifar10c_fixture(t / 'in' / 'c', per_severity=2)}"],
+        "data=cifar10c is an evaluation set (no training split)",
+    ),
 ]
 
 
