@@ -47,10 +47,20 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
             "rbnn_ablation_per_step",
             "rbnn_ablation_full",
             "rbnn_ablation_alpha_fixed",
+            "rbnn_ablation_alpha_unconstrained",
             "rbnn_ablation_tanh",
             "rbnn_ablation_angle_penalty",
             "rbnn_ablation_theta_clip",
             "rbnn_ablation_theta_bounded",
+        ],
+        "1000 epochs x 50k images each",
+    ),
+    "rbnn_surrogates": (
+        "RBNN surrogate ablation (Sec. 3.4): the full method with every registered backward of sign",
+        [
+            "rbnn_ablation_rat",
+            "rbnn_ablation_tanh",
+            *(f"rbnn_surrogate_{s}" for s in ("ste", "clipped_ste", "approx_sign", "scaled_tanh", "swish_sign")),
         ],
         "1000 epochs x 50k images each",
     ),
@@ -103,6 +113,22 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
             " with q = 1 at 0.8 bit for equal storage"
         ),
         ["flexor_resnet20_q1", "flexor_resnet20_q2", "flexor_resnet20_q3", "flexor_resnet20_b08"],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_apportion": (
+        (
+            "FleXOR reviewer 1: apportioning bits across layers at the same total, 0.6 bit (ResNet-20, N_out = 20):"
+            " uniform N_in = 12 vs per-stage 16/15/11 and 8/9/13"
+        ),
+        ["flexor_resnet20_b06", "flexor_resnet20_b06_early", "flexor_resnet20_b06_late"],
+        "500 epochs x 50k images each",
+    ),
+    "flexor_reviewers": (
+        (
+            "FleXOR reviewers' extras at 0.8 bit (ResNet-20, N_out = 20): random M, a structured (cyclic) M,"
+            " binary activations"
+        ),
+        ["flexor_resnet20_b08", "flexor_resnet20_b08_cyclic", "flexor_resnet20_b08_binact"],
         "500 epochs x 50k images each",
     ),
     "flexor_fig6": (

@@ -21,7 +21,7 @@ Figures of ``binexp plot``:
 * ``angular_bias`` — the angle arccos cos(x, sign x) (degrees; higher = more bias) of the
   weights (``angular_bias/<layer>``) and, in a second panel on the same y range, of the
   activations (``act_angular_bias/<layer>``); every run in one picture.
-* ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04823) Fig. 6/7: accuracy against
+* ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04126) Fig. 6/7: accuracy against
   ``quantizer.s_tanh`` / ``quantizer.n_tap`` of a sweep (overrides or the presets' composed
   configs), one line per setting of the other swept keys.
 

@@ -43,7 +43,7 @@ from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import check_choice, register_quantizer
 from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
-XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli")
+XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli", "cyclic")
 PLANE_MATRICES = ("per_plane", "shared")
 FLATTEN_ORDERS = ("tf", "torch", "filter")
 SCHEMES = ("flexor", "analog", "ste")
@@ -85,7 +85,9 @@ class FlexorConfig:
     # [uncertain] how M is drawn: unconstrained (N_tap distinct columns per row, uniformly; rows may
     # repeat and columns go unused - as the unofficial reimplementation) | no_unused (every input
     # feeds >= 1 gate) | full_rank (GF(2) rank = N_in - 1 for even N_tap, the maximum) | bernoulli
-    # (entries Bernoulli(1/2), n_tap ignored: the paper's MNIST Fig. 4 matrices)
+    # (entries Bernoulli(1/2), n_tap ignored: the paper's MNIST Fig. 4 matrices) | cyclic (structured,
+    # no randomness: row r taps (r + j*d) mod N_in, j < N_tap, d = 1 + r // N_in - cyclic shifts of
+    # one pattern as in quasi-cyclic codes; every input feeds a gate once N_out >= N_in)
     xor_policy: str = "unconstrained"
     # [uncertain] per_plane: plane i uses its own M (reimplementation) | shared: one M for all planes
     plane_matrices: str = "per_plane"
@@ -233,11 +235,30 @@ def _bernoulli(rng: np.random.Generator, n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
+def _cyclic(n_in: int, n_out: int, n_tap: int) -> np.ndarray:
+    """Structured M: row r taps columns (r + j*d) mod n_in for j < n_tap, stride d = 1 + r // n_in
+    (the next stride once the n_in cyclic shifts are used, so rows repeat only after n_in - 1 strides);
+    a column already tapped moves to the next free one. For n_tap = 2 the first min(n_out, n_in) rows
+    reach the largest rank (gf2.max_rank)."""
+    m = np.zeros((n_out, n_in), dtype=np.uint8)
+    for r in range(n_out):
+        d, taps = 1 + r // n_in, []
+        for j in range(n_tap):
+            c = (r + j * d) % n_in
+            while c in taps:
+                c = (c + 1) % n_in
+            taps.append(c)
+        m[r, taps] = 1
+    return m
+
+
 @lru_cache(maxsize=256)
 def _xor_matrix_cached(n_in: int, n_out: int, n_tap: int, plane: int, seed: int, policy: str) -> np.ndarray:
     rng = np.random.default_rng([int(seed), n_in, n_out, n_tap, plane, XOR_POLICIES.index(policy)])
     if policy == "bernoulli":
         m = _bernoulli(rng, n_in, n_out)
+    elif policy == "cyclic":
+        m = _cyclic(n_in, n_out, n_tap)
     elif policy == "full_rank":
         m = _full_rank(rng, n_in, n_out, n_tap)
     else:
@@ -257,7 +278,8 @@ def xor_matrix(
     Policies: ``unconstrained`` (n_tap distinct columns per row, uniformly; as the unofficial
     reimplementation), ``no_unused`` (the same, then taps moved so every input feeds a gate),
     ``full_rank`` (rank = gf2.max_rank: N_in - 1 for even n_tap), ``bernoulli`` (entries
-    Bernoulli(1/2), n_tap ignored; the paper's MNIST matrices)."""
+    Bernoulli(1/2), n_tap ignored; the paper's MNIST matrices), ``cyclic`` (structured, seed
+    ignored: cyclic shifts of one tap pattern, see :func:`_cyclic`)."""
     check_choice("xor_policy", policy, XOR_POLICIES)
     if policy != "bernoulli" and not 1 <= n_tap <= n_in:
         raise ValueError(f"n_tap must be in [1, n_in={n_in}], got {n_tap}")

@@ -32,8 +32,22 @@ def test_table_script_smoke(name, tmp_path):
     header = next(line for line in r.stdout.splitlines() if line.startswith("| experiment"))
     if any("paper_value" in (REPO / "conf" / "experiment" / f"{e}.yaml").read_text() for e in experiments):
         assert "| paper | Δ |" in header
+    if name.startswith("flexor_"):  # a sweep whose settings all give one number cannot see a wiring error
+        assert_settings_differ(out, experiments)
     if name == "flexor_table1":
         check_flexor_report(out, r.stdout, tmp_path)
+
+
+def assert_settings_differ(sweep: Path, experiments: list[str]) -> None:
+    """Every setting of a smoke sweep ends at its own validation loss (same seed, same data)."""
+    import json
+
+    losses = {}
+    for m in sweep.rglob("metrics.json"):
+        record = json.loads(m.read_text())
+        losses[record["choices"]["experiment"]] = record["val_loss"]
+    assert sorted(losses) == sorted(experiments)
+    assert len(set(losses.values())) == len(losses), f"settings gave identical val losses: {losses}"
 
 
 def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
@@ -51,7 +65,7 @@ def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
         c[0]: c
         for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines if line.startswith("| flexor_"))
     }
-    # FleXOR (arXiv:2009.04690) Table 1: ResNet-20 at N_out = 20 with per-layer ceil
+    # FleXOR (arXiv 2009.04126) Table 1: ResNet-20 at N_out = 20 with per-layer ceil
     assert [md[f"flexor_resnet20_b{b}"][1] for b in ("10", "08", "06", "04")] == [
         "1.0008",
         "0.8006",

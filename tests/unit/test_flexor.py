@@ -90,6 +90,7 @@ def test_fig2_decryption_table_in_both_domains():
         ("no_unused", 7, 11, 3),
         ("full_rank", 24, 20, 2),
         ("bernoulli", 5, 7, 2),
+        ("cyclic", 8, 11, 3),
     ],
 )
 def test_forward_equals_integer_xor(flatten, q, policy, n_in, n_out, n_tap):
@@ -445,3 +446,16 @@ def test_export_size_matches_claimed_bits():
     assert abs(len(data) - claimed) / claimed < 0.05
     layers = unpack(data)
     assert len(layers) == 18 and all(ex.n_in == 8 for ex in layers)
+
+
+def test_cyclic_xor_matrix_is_structured_full_rank_and_uses_every_input():
+    """xor_policy=cyclic: row r taps r and r + d (mod N_in), d = 1 + r // N_in; no seed."""
+    from binexp.quant import gf2
+    from binexp.quant.flexor import xor_matrix
+
+    m = xor_matrix(16, 20, 2, seed=0, policy="cyclic")
+    assert np.array_equal(m, xor_matrix(16, 20, 2, seed=7, policy="cyclic"))  # no randomness
+    assert [list(np.flatnonzero(row)) for row in m[[0, 15, 16, 19]]] == [[0, 1], [0, 15], [0, 2], [3, 5]]
+    assert (m.sum(1) == 2).all() and (m.sum(0) >= 1).all() and len({row.tobytes() for row in m}) == 20
+    assert gf2.rank(m) == gf2.max_rank(16, 20, 2) == 15  # even taps: N_in - 1 at most, reached
+    assert gf2.rank(xor_matrix(8, 20, 3, policy="cyclic")) == 8
