@@ -103,7 +103,7 @@ class DorefaBinary(QuantLayer):
     docstring gives both variants; the paper applies the same fw/fa to fully connected layers,
     BiBench's ``DoReFaLinear`` is the bibench rule with alpha per output row).
 
-    Paper: Zhou et al., arXiv:1606.06160, Sec. 2.2-2.4."""
+    Paper: Zhou et al., arXiv:1606.06160."""
 
     # bibench: BiBench's DoReFaConv2d leaves alpha out of the weight gradient, its DoReFaLinear
     # (sign first, then times the detached alpha) keeps it

@@ -1,4 +1,4 @@
-"""IR-Net (Qin, Gong, Liu, Bai, Song, Yu, Xu, CVPR 2020): Libra-PB weights and the EDE surrogate.
+"""IR-Net (Qin, Gong, Liu, Shen, Wei, Yu, Song, CVPR 2020): Libra-PB weights and the EDE surrogate.
 
 Forward, weights (Libra Parameter Binarization, as the official code computes it):
 
@@ -26,7 +26,7 @@ same weights, inputs and (k, t)): output, dL/dx and dL/dW agree to 1e-13 at thre
 schedule (tests/unit/test_irnet.py::test_matches_official_golden).
 
 Paper: Qin et al., "Forward and Backward Information Retention for Accurate Binary Neural
-Networks", CVPR 2020, arXiv:1909.10788, Sec. 3.2 (Libra-PB) and 3.3 (EDE).
+Networks", CVPR 2020, arXiv:1909.10788 (Libra-PB and EDE).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class IrnetBinary(QuantLayer):
     are per output row and the full-precision bias is added after the matmul (IR-Net binarizes
     only convolutions; the row-wise reading is binexp's extension).
 
-    Paper: Qin et al., arXiv:1909.10788, Secs. 3.2-3.3."""
+    Paper: Qin et al., arXiv:1909.10788."""
 
     def __init__(self, cfg: IrnetConfig, *geometry, **kw) -> None:
         super().__init__(*geometry, **kw)

@@ -270,7 +270,7 @@ class EDE(LogScheduleSurrogate):
     same derivative for the same (k, t), float64, to 1e-15 (tests/unit/test_irnet.py).
 
     Paper: Qin et al., "Forward and Backward Information Retention for Accurate Binary Neural
-    Networks", CVPR 2020, Sec. 3.3 (arXiv:1909.10788)."""
+    Networks", CVPR 2020 (arXiv:1909.10788)."""
 
     name = "ede"
 

@@ -14,10 +14,10 @@ size fits). Backward: clipped STE for both signs, dL/dW = g * 1{|W| <= 1}, dL/dx
 the factors get their exact gradient by autograd.
 
 ``weight_scale=mean_abs_centered`` adds the analytic weight scale of the first author's library
-(1adrianb/binary-networks-pytorch, ``bnn/ops.py:XNORWeightBinarizer(compute_alpha=True,
-center_weights=True)``, used by its ``xnor-net-plus`` recipe): W_b = alpha_c sign(W - mean_c W),
-alpha_c = mean|W - mean_c W| per output channel, detached, on top of Gamma. Default ``none``
-(the paper's Gamma alone, as BiBench).
+(1adrianb/binary-networks-pytorch ``bnn/ops.py:XNORWeightBinarizer`` with ``compute_alpha=True,
+center_weights=True``): C = W - mean over the input channels (dim 1, at each kernel position),
+W_b = alpha_c sign(C), alpha_c = mean|C| per output channel, differentiated through (not
+detached), on top of Gamma. Default ``none`` (the paper's Gamma alone, as BiBench).
 
 Checked against BiBench's ``XNORPlusPlusConv2d`` (htqin/BiBench@5a04a6d
 ``bibench/models/layers/xnorplusplus.py``; same weights, scales and inputs, float64, no input or
@@ -26,7 +26,7 @@ dL/dW, dL/do, dL/dh, dL/dw agree to 1e-15; the linear rule (:class:`XnorPPLinear
 feature only) against ``XNORPlusPlusLinear`` the same way (tests/unit/test_xnorpp.py).
 
 Paper: Bulat & Tzimiropoulos, "XNOR-Net++: Improved Binary Neural Networks", BMVC 2019,
-arXiv:1909.13863, Sec. 3.
+arXiv:1909.13863.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class XnorPPConfig:
     scales: list[str] = field(default_factory=lambda: list(SCALES))
     # length of the height and width factors, sliced to the output size (BiBench: 2000)
     max_spatial: int = 2000
-    # none: Gamma only | mean_abs_centered: also alpha_c = mean|W - mean_c W|, detached (author's library)
+    # none: Gamma only | mean_abs_centered: also alpha_c = mean|C|, C = W - mean over dim 1 (author's library)
     weight_scale: str = "none"
     # false: real-valued conv input (W1/A32)
     binary_activations: bool = True
@@ -77,7 +77,7 @@ class XnorPPBinary(QuantLayer):
     """XNOR-Net++ binarization, whatever the geometry (:class:`XnorPPConv2d`, :class:`XnorPPLinear`):
     sign(x), [alpha] sign(W), clipped STE; the learned output scale is the geometry's.
 
-    Paper: Bulat & Tzimiropoulos, arXiv:1909.13863, Sec. 3."""
+    Paper: Bulat & Tzimiropoulos, arXiv:1909.13863."""
 
     o_scale: nn.Parameter | None
 
@@ -94,9 +94,8 @@ class XnorPPBinary(QuantLayer):
         w = self.weight
         if self.weight_scale == "none":
             return self.weight_sign(w)
-        c = w - w.mean(dim=self.weight_dims, keepdim=True)
-        alpha = c.detach().abs().mean(dim=self.weight_dims, keepdim=True)
-        return alpha * self.weight_sign(c)
+        c = w - w.mean(dim=1, keepdim=True)  # the library centres over dim 1 only
+        return c.abs().mean(dim=self.weight_dims, keepdim=True) * self.weight_sign(c)
 
     def quantize_input(self, x: Tensor) -> Tensor:
         return self.act_sign(x) if self.act_sign is not None else x

@@ -1,6 +1,6 @@
 """DoReFa-Net quantizer, both readings: the authors' code (``variant=paper``, k-bit options) and
 BiBench's DoReFaConv2d (``variant=bibench``), pinned to hand values and golden values
-(DoReFa-Net, arXiv:1606.06160, Sec. 2)."""
+(DoReFa-Net, arXiv:1606.06160)."""
 
 from dataclasses import asdict
 

@@ -1,5 +1,5 @@
 """XNOR-Net++ quantizer: the learned factorised output scale o (x) h (x) w, plain signs, clipped STE;
-pinned to hand values and to BiBench's XNORPlusPlusConv2d (XNOR-Net++, arXiv:1909.13863, Sec. 3)."""
+pinned to hand values and to BiBench's XNORPlusPlusConv2d (XNOR-Net++, arXiv:1909.13863)."""
 
 from dataclasses import asdict
 
@@ -43,12 +43,16 @@ def test_signs_start_unscaled_and_clipped_ste():
     assert x.grad.flatten().tolist() == [1.0, 0.0, 1.0, -1.0]  # sign(W) * 1{|x| <= 1}
 
 
-def test_author_library_weight_scale_is_centred_mean_abs():
-    conv = XnorPPConv2d(XnorPPConfig(weight_scale="mean_abs_centered", scales=["channel"]), ConvSpec(1, 1, 2))
+def test_author_library_weight_scale_is_centred_over_input_channels_mean_abs():
+    conv = XnorPPConv2d(XnorPPConfig(weight_scale="mean_abs_centered", scales=["channel"]), ConvSpec(2, 1, 1))
     with torch.no_grad():
-        conv.weight.copy_(torch.tensor([0.5, -0.3, 0.9, 0.1]).view(1, 1, 2, 2))
-    # mean 0.3 -> centred [0.2, -0.6, 0.6, -0.2], alpha = 0.4
-    assert conv.quantized_weight().flatten().tolist() == pytest.approx([0.4, -0.4, 0.4, -0.4])
+        conv.weight.copy_(torch.tensor([0.5, -0.3]).view(1, 2, 1, 1))
+    q = conv.quantized_weight()  # mean over dim 1: 0.1 -> C = [0.4, -0.4], alpha = mean|C| = 0.4
+    assert q.flatten().tolist() == pytest.approx([0.4, -0.4])
+    (q.flatten() * torch.tensor([1.0, 3.0])).sum().backward()
+    # dL/dC = alpha * g * 1{|C| <= 1} + sign(C)/n * sum(g sign C) = [0.4, 1.2] + [0.5, -0.5] * (-2) = [-0.6, 2.2],
+    # then through the centring (minus the mean over dim 1, 0.8): [-1.4, 1.4]
+    assert conv.weight.grad.flatten().tolist() == pytest.approx([-1.4, 1.4])
     assert conv.h_scale is None and conv.w_scale is None
 
 
