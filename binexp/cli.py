@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(HELP)
         return 0
     else:
-        return fail(f"unknown verb {args[0]!r}; choose one of: {', '.join(VERBS)} (binexp --help)")
+        from binexp.suggest import did_you_mean
+
+        hint = did_you_mean(args[0], VERBS, "binexp ")
+        return fail(f"unknown verb {args[0]!r}{hint or ''}; choose one of: {', '.join(VERBS)} (binexp --help)")
     try:
         return VERBS[verb](rest) or 0
     except KeyboardInterrupt:  # Ctrl-C before a run started (or in another verb): one line, no traceback

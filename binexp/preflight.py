@@ -62,6 +62,34 @@ def _node_keys(overrides: list[str], key: str) -> list[str]:
     return [str(k) for k in node] if node is not None and hasattr(node, "keys") else []
 
 
+def _paths_ending_in(leaf: str, overrides: list[str]) -> list[str]:
+    """Full keys of the composed config whose last part is ``leaf`` (or, failing that, close to
+    it), shortest first: where a bare key such as ``lr`` lives (``schedule.lr``)."""
+    import difflib
+
+    try:
+        cfg = OmegaConf.to_container(compose(overrides), resolve=False)
+    except BinexpError:
+        return []
+    found: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if str(k) != "hydra":
+                    found.append(f"{prefix}{k}")
+                    walk(v, f"{prefix}{k}.")
+
+    walk(cfg, "")
+    nested = [p for p in found if "." in p]
+    exact = [p for p in nested if p.rsplit(".", 1)[1] == leaf]
+    if not exact:
+        tails = {p.rsplit(".", 1)[1] for p in nested}
+        close = set(difflib.get_close_matches(leaf, sorted(tails), n=2, cutoff=0.8))
+        exact = [p for p in nested if p.rsplit(".", 1)[1] in close]
+    return sorted(exact, key=lambda p: (p.count("."), p))
+
+
 def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
     parent, _, leaf = key.rpartition(".")
     group = key.split(".", 1)[0]
@@ -87,6 +115,10 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
         close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
         if close and value is not None:
             hint = f"; did you mean {close[0]}={value}?"
+        elif value is not None:  # a bare key of a group: max_epochs=3 -> trainer.max_epochs=3
+            paths = _paths_ending_in(leaf, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key])
+            if paths:
+                hint = "; did you mean " + " or ".join(f"{p}={value}" for p in paths[:2]) + "?"
     if not hint and group == "trainer":
         import inspect
 

@@ -44,8 +44,10 @@ def sections(group: str | None = None) -> dict[str, list[tuple[str, str]]]:
     }
     if group is not None and group not in builders:
         from binexp.errors import BinexpError
+        from binexp.suggest import did_you_mean
 
-        raise BinexpError(f"unknown group {group!r}; choose one of: {', '.join(builders)}")
+        hint = did_you_mean(group, builders, "binexp list ")
+        raise BinexpError(f"unknown group {group!r}{hint}; choose one of: {', '.join(builders)}")
     return {name: build() for name, build in builders.items() if group in (None, name)}
 
 

@@ -35,7 +35,10 @@ def main(args: list[str]) -> int:
     )
     ns = parser.parse_args(args)
     if ns.figure not in FIGURES:
-        raise BinexpError(f"plot: unknown figure {ns.figure!r}; choose one of: {', '.join(FIGURES)}")
+        from binexp.suggest import did_you_mean
+
+        hint = did_you_mean(ns.figure, FIGURES)
+        raise BinexpError(f"plot: unknown figure {ns.figure!r}{hint}; choose one of: {', '.join(FIGURES)}")
     if not Path(ns.dir).expanduser().exists():
         raise BinexpError(
             f"plot: {ns.dir} does not exist; fix: pass a run or sweep directory (e.g. outputs/multiruns/<sweep>)"

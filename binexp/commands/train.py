@@ -72,11 +72,30 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+_BINEXP_FLAGS = {"-v", "--verbose", "-m", "--multirun", "--run", "-r"}
+
+
+def check_flags(flags: list[str]) -> None:
+    """An unknown flag is one line with the closest known one (before anything heavy is imported)."""
+    known = _PASSTHROUGH_FLAGS | _BINEXP_FLAGS
+    for flag in flags:
+        if flag.startswith("-") and flag not in known:
+            from binexp.errors import BinexpError
+            from binexp.suggest import did_you_mean
+
+            hint = did_you_mean(flag, known)
+            raise BinexpError(
+                f"unknown flag {flag}{hint}; flags: -m (sweep), -v (verbose), --cfg job|hydra|all, "
+                f"--info, -p <package>, --help (binexp train --help)"
+            )
+
+
 def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
     from binexp.preflight import preflight, resume_args
 
     flags, overrides = split_args(args)
+    check_flags(flags)
     if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
         flags = [f for f in flags if f not in ("-v", "--verbose")]
         overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]

@@ -79,7 +79,10 @@ def get_quantizer(name: str) -> QuantizerEntry:
 def check_choice(key: str, value: object, choices) -> None:
     """A quantizer schema's choice field: ``ValueError`` naming the field, the value and the choices."""
     if value not in choices:
-        raise ValueError(f"quantizer.{key}={value!r} is not valid; choose one of: {', '.join(choices)}")
+        from binexp.suggest import did_you_mean
+
+        hint = did_you_mean(str(value), choices, f"quantizer.{key}=")
+        raise ValueError(f"quantizer.{key}={value!r} is not valid{hint}; choose one of: {', '.join(choices)}")
 
 
 class ConvFactory:

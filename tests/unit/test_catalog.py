@@ -64,7 +64,7 @@ def test_list_experiment_shows_paper_table_and_value(capsys, monkeypatch):
 def test_list_unknown_group_is_one_line(capsys):
     assert main(["list", "quantizers"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "binexp: error: unknown group 'quantizers'; choose one of: quantizer, "
+        "binexp: error: unknown group 'quantizers'; did you mean binexp list quantizer?; choose one of: quantizer, "
         "model, data, schedule, experiment, activation, surrogate, trainer"
     )
 

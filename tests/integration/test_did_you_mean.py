@@ -1,0 +1,43 @@
+"""A typo anywhere a user types a name gets one line with the closest valid spelling."""
+
+from __future__ import annotations
+
+import pytest
+
+from binexp.cli import main as cli_main
+
+
+def one_line(capsys, args: list[str]) -> str:
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("binexp: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["reprot"], "unknown verb 'reprot'; did you mean binexp report or binexp export?"),
+        (["list", "quantiser"], "unknown group 'quantiser'; did you mean binexp list quantizer?"),
+        (["train", "--cfgg", "job"], "unknown flag --cfgg; did you mean --cfg?"),
+        (["plot", ".", "quant_eror"], "plot: unknown figure 'quant_eror'; did you mean quant_error?"),
+    ],
+)
+def test_names_typed_before_any_config(capsys, tmp_path, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line(capsys, args)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("max_epochs=3", "unknown key max_epochs; did you mean trainer.max_epochs=3?"),
+        ("lr=0.1", "unknown key lr; did you mean schedule.lr=0.1?"),
+        ("quantizer.weight_grad=exactt", "did you mean quantizer.weight_grad=exact?"),
+    ],
+)
+def test_config_typos_point_to_the_key_or_value(capsys, tmp_path, monkeypatch, override, expected):
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line(capsys, ["train", "data=synthetic", override])
+    assert not any(tmp_path.iterdir())
