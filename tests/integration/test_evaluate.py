@@ -253,3 +253,25 @@ def test_tables_script_puts_methods_side_by_side(cli, tmp_path, capsys):
     assert cells["**mCA**"] == [f"{r['mean_corruption_acc1']:.2f}" for r in recs]
     assert cells["**drop (points)**"] == [f"{r['drop']:.2f}" for r in recs]
     assert list(cells) == ["clean", "fog", "snow", "**mCA**", "**drop (points)**"]
+
+
+def _quantizers() -> list[str]:
+    from binexp.quant.registry import QUANTIZERS
+
+    return sorted(QUANTIZERS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantizer", _quantizers())
+def test_evaluate_reproduces_the_last_epoch_of_every_method(quantizer, cli, tmp_path, capsys):
+    """Whatever a method keeps between epochs (RBNN's t and k, FleXOR's S_tanh, ...) travels in the
+    checkpoint: evaluating last.ckpt gives the accuracies the run recorded for its last epoch."""
+    run = tmp_path / "run"
+    assert cli(["train", *TINY, "trainer.max_epochs=2", f"quantizer={quantizer}", f"hydra.run.dir={run}"]) == 0
+    assert cli(["evaluate", str(run)]) == 0
+    rec = json.loads((run / "evaluations" / "synthetic.json").read_text())
+    m = read_metrics(run)
+    assert (rec["acc1"], rec["acc5"]) == (
+        pytest.approx(m["val_acc1"], abs=1e-4),
+        pytest.approx(m["val_acc5"], abs=1e-4),
+    )
