@@ -15,6 +15,7 @@ default or an option YAML does not start from its schema."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import math
@@ -115,6 +116,183 @@ def register_schemas() -> None:
     for group, entries in schemas().items():
         for name, schema in entries.items():
             store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=schema_defaults(schema))
+
+
+# ------------------------------------------------------------------------------------------
+# compose(): the train config with Hydra's Compose API, every composition problem as one line
+
+CONFIG_MODULE = "binexp.conf"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _option_keys(group: str) -> dict[str, set[str]]:
+    """{option: its top-level keys} of a config group: the keys its YAML file sets and the fields of
+    the schema it starts from (``defaults: [/_schema/<group>/<name>@_here_]``)."""
+    from importlib import resources
+
+    import yaml
+
+    from binexp.catalog import config_options
+
+    known = schemas().get(group, {})
+    out: dict[str, set[str]] = {}
+    for option in config_options(group):
+        try:
+            data = yaml.safe_load((resources.files(CONFIG_MODULE) / group / f"{option}.yaml").read_text()) or {}
+        except Exception:  # noqa: BLE001
+            continue
+        if not isinstance(data, dict):
+            out[option] = set()
+            continue
+        keys = {str(k) for k in data if k != "defaults"}
+        for entry in data.get("defaults") or []:
+            path = str(entry).split("@", 1)[0].strip("/")
+            if path.startswith(f"{SCHEMA_GROUP}/{group}/") and path.rsplit("/", 1)[1] in known:
+                keys |= {f.name for f in dataclasses.fields(known[path.rsplit("/", 1)[1]])}
+        out[option] = keys
+    return out
+
+
+def _node_keys(overrides: list[str], key: str) -> list[str]:
+    """The keys next to ``key`` in the config composed without the override that set it."""
+    parent, _, _ = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        cfg = compose(rest)
+    except BinexpError:
+        return []
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return [str(k) for k in node] if node is not None and hasattr(node, "keys") else []
+
+
+def _paths_ending_in(leaf: str, overrides: list[str]) -> list[str]:
+    """Full keys of the composed config whose last part is ``leaf`` (or, failing that, close to
+    it), shortest first: where a bare key such as ``lr`` lives (``schedule.lr``)."""
+    import difflib
+
+    try:
+        cfg = OmegaConf.to_container(compose(overrides), resolve=False)
+    except BinexpError:
+        return []
+    found: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if str(k) != "hydra":
+                    found.append(f"{prefix}{k}")
+                    walk(v, f"{prefix}{k}.")
+
+    walk(cfg, "")
+    nested = [p for p in found if "." in p]
+    exact = [p for p in nested if p.rsplit(".", 1)[1] == leaf]
+    if not exact:
+        tails = {p.rsplit(".", 1)[1] for p in nested}
+        close = set(difflib.get_close_matches(leaf, sorted(tails), n=2, cutoff=0.8))
+        exact = [p for p in nested if p.rsplit(".", 1)[1] in close]
+    return sorted(exact, key=lambda p: (p.count("."), p))
+
+
+def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
+    parent, _, leaf = key.rpartition(".")
+    group = key.split(".", 1)[0]
+    if "." in key and "." not in parent:  # a key of a group option: does another option have it?
+        # the option in force is the last one given (data=cifar10 data=synthetic selects synthetic)
+        choice = next(
+            (o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0].lstrip("+~") == group), None
+        )
+        owners = sorted(opt for opt, keys in _option_keys(group).items() if leaf in keys and opt != choice)
+        if owners and choice is not None:
+            return BinexpError(
+                f"unknown key {key} for {group}={choice}: {leaf} is a key of {group}="
+                f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
+                f"{' or '.join(owners)} (a separate sweep), or drop it"
+            )
+    hint = did_you_mean(leaf, _node_keys(overrides, key), f"{parent}." if parent else "")
+    if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
+        import difflib
+
+        from binexp.catalog import config_groups
+
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
+        close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
+        if close and value is not None:
+            hint = f"; did you mean {close[0]}={value}?"
+        elif value is not None:  # a bare key of a group: max_epochs=3 -> trainer.max_epochs=3
+            paths = _paths_ending_in(leaf, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key])
+            if paths:
+                hint = "; did you mean " + " or ".join(f"{p}={value}" for p in paths[:2]) + "?"
+    if not hint and group == "trainer":
+        import inspect
+
+        from lightning.pytorch import Trainer
+
+        hint = did_you_mean(leaf, inspect.signature(Trainer.__init__).parameters, "+trainer.")
+    if hint:
+        return BinexpError(f"unknown key {key}{hint} (binexp train --cfg job shows every key)")
+    return BinexpError(
+        f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) "
+        f"or add a new key with +{key}=..."
+    )
+
+
+def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpError:
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    overrides = overrides or []
+    if isinstance(e, MissingConfigException):
+        missing = getattr(e, "missing_cfg_file", None) or ""
+        options = getattr(e, "options", None)
+        if "/" in missing and options is not None:
+            group, name = missing.rsplit("/", 1)
+            return BinexpError(
+                f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
+                f"{did_you_mean(name, options, f'{group}=')}"
+            )
+        return BinexpError(_first_line(e))
+    if isinstance(e, OverrideParseException):
+        return BinexpError(f"cannot parse override: {_first_line(e)}")
+    if isinstance(e, ConfigCompositionException):
+        msg = _first_line(e)
+        cause = e.__cause__
+        if cause is not None and "not in struct" in str(cause):
+            key = getattr(cause, "full_key", None) or msg
+            return _unknown_key_error(str(key), overrides)
+        if msg.startswith("Could not override '") and "No match in the defaults list" in msg:
+            from binexp.catalog import config_groups
+
+            group = msg.split("'")[1]
+            return BinexpError(
+                f"unknown config group {group!r}; choose one of: {', '.join(config_groups())}"
+                f"{did_you_mean(group, config_groups())}"
+            )
+        if cause is not None:
+            return BinexpError(f"{msg} {_first_line(cause)}")
+        return BinexpError(msg)
+    return BinexpError(_first_line(e))
+
+
+def compose(overrides: list[str]):
+    """Compose the train config with the Compose API (no output directories, no logging)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            return hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    except BinexpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every composition problem becomes one line
+        raise _compose_error(e, overrides) from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _schema_error(group: str, err: Exception, schema: type) -> BinexpError:
@@ -275,6 +453,25 @@ def check_trainer(kwargs: dict) -> None:
             q.setLevel(level)
 
 
+def check_angle_penalty(value, quantizer_cfg) -> float:
+    """Validate the top-level ``angle_penalty``: a number >= 0, and > 0 only for a quantizer whose
+    layers keep a latent weight (checked on one probe layer built from a copy of the config)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise BinexpError(f"angle_penalty must be a number >= 0, got {value!r}; fix: e.g. angle_penalty=0.1 (0 = off)")
+    if value == 0:
+        return 0.0
+    from binexp.quant.registry import ConvFactory
+
+    probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
+    hook = getattr(probe, "penalty_weight", None)
+    if not callable(hook) or hook() is None:
+        raise BinexpError(
+            f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "
+            f"quantizer={quantizer_cfg.name} has none; fix: set angle_penalty=0 or choose such a quantizer"
+        )
+    return float(value)
+
+
 def validate(cfg: DictConfig) -> RunConfig:
     """Check the composed config; raise :class:`BinexpError` with one line on the first problem."""
     try:
@@ -304,8 +501,6 @@ def validate(cfg: DictConfig) -> RunConfig:
     seed = cfg.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
         raise BinexpError(f"seed must be a non-negative integer (at most {MAX_SEED}) or null, got {seed!r}")
-    from binexp.lit.angle_penalty import check_angle_penalty
-
     penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
     return RunConfig(
         data=data,

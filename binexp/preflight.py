@@ -4,15 +4,13 @@ run directory holds no earlier run, and a run to resume has a readable checkpoin
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from binexp.errors import BinexpError, did_you_mean
 
-CONFIG_MODULE = "binexp.conf"
 MAX_SWEEP_CHECKS = 64
 
 
@@ -21,173 +19,11 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _option_keys(group: str) -> dict[str, set[str]]:
-    """{option: its top-level keys} of a config group: the keys its YAML file sets and the fields of
-    the schema it starts from (``defaults: [/_schema/<group>/<name>@_here_]``)."""
-    from importlib import resources
-
-    import yaml
-
-    from binexp.catalog import config_options
-    from binexp.config import SCHEMA_GROUP, schemas
-
-    known = schemas().get(group, {})
-    out: dict[str, set[str]] = {}
-    for option in config_options(group):
-        try:
-            data = yaml.safe_load((resources.files(CONFIG_MODULE) / group / f"{option}.yaml").read_text()) or {}
-        except Exception:  # noqa: BLE001
-            continue
-        if not isinstance(data, dict):
-            out[option] = set()
-            continue
-        keys = {str(k) for k in data if k != "defaults"}
-        for entry in data.get("defaults") or []:
-            path = str(entry).split("@", 1)[0].strip("/")
-            if path.startswith(f"{SCHEMA_GROUP}/{group}/") and path.rsplit("/", 1)[1] in known:
-                keys |= {f.name for f in dataclasses.fields(known[path.rsplit("/", 1)[1]])}
-        out[option] = keys
-    return out
-
-
-def _node_keys(overrides: list[str], key: str) -> list[str]:
-    """The keys next to ``key`` in the config composed without the override that set it."""
-    parent, _, _ = key.rpartition(".")
-    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
-    try:
-        cfg = compose(rest)
-    except BinexpError:
-        return []
-    node = OmegaConf.select(cfg, parent) if parent else cfg
-    return [str(k) for k in node] if node is not None and hasattr(node, "keys") else []
-
-
-def _paths_ending_in(leaf: str, overrides: list[str]) -> list[str]:
-    """Full keys of the composed config whose last part is ``leaf`` (or, failing that, close to
-    it), shortest first: where a bare key such as ``lr`` lives (``schedule.lr``)."""
-    import difflib
-
-    try:
-        cfg = OmegaConf.to_container(compose(overrides), resolve=False)
-    except BinexpError:
-        return []
-    found: list[str] = []
-
-    def walk(node, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if str(k) != "hydra":
-                    found.append(f"{prefix}{k}")
-                    walk(v, f"{prefix}{k}.")
-
-    walk(cfg, "")
-    nested = [p for p in found if "." in p]
-    exact = [p for p in nested if p.rsplit(".", 1)[1] == leaf]
-    if not exact:
-        tails = {p.rsplit(".", 1)[1] for p in nested}
-        close = set(difflib.get_close_matches(leaf, sorted(tails), n=2, cutoff=0.8))
-        exact = [p for p in nested if p.rsplit(".", 1)[1] in close]
-    return sorted(exact, key=lambda p: (p.count("."), p))
-
-
-def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
-    parent, _, leaf = key.rpartition(".")
-    group = key.split(".", 1)[0]
-    if "." in key and "." not in parent:  # a key of a group option: does another option have it?
-        # the option in force is the last one given (data=cifar10 data=synthetic selects synthetic)
-        choice = next(
-            (o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0].lstrip("+~") == group), None
-        )
-        owners = sorted(opt for opt, keys in _option_keys(group).items() if leaf in keys and opt != choice)
-        if owners and choice is not None:
-            return BinexpError(
-                f"unknown key {key} for {group}={choice}: {leaf} is a key of {group}="
-                f"{', '.join(owners)} only; fix: set {key} only in runs with {group}="
-                f"{' or '.join(owners)} (a separate sweep), or drop it"
-            )
-    hint = did_you_mean(leaf, _node_keys(overrides, key), f"{parent}." if parent else "")
-    if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
-        import difflib
-
-        from binexp.catalog import config_groups
-
-        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
-        close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
-        if close and value is not None:
-            hint = f"; did you mean {close[0]}={value}?"
-        elif value is not None:  # a bare key of a group: max_epochs=3 -> trainer.max_epochs=3
-            paths = _paths_ending_in(leaf, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key])
-            if paths:
-                hint = "; did you mean " + " or ".join(f"{p}={value}" for p in paths[:2]) + "?"
-    if not hint and group == "trainer":
-        import inspect
-
-        from lightning.pytorch import Trainer
-
-        hint = did_you_mean(leaf, inspect.signature(Trainer.__init__).parameters, "+trainer.")
-    if hint:
-        return BinexpError(f"unknown key {key}{hint} (binexp train --cfg job shows every key)")
-    return BinexpError(
-        f"unknown key {key}; fix: check the spelling (binexp train --cfg job shows every key) "
-        f"or add a new key with +{key}=..."
-    )
-
-
-def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpError:
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-
-    overrides = overrides or []
-    if isinstance(e, MissingConfigException):
-        missing = getattr(e, "missing_cfg_file", None) or ""
-        options = getattr(e, "options", None)
-        if "/" in missing and options is not None:
-            group, name = missing.rsplit("/", 1)
-            return BinexpError(
-                f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
-                f"{did_you_mean(name, options, f'{group}=')}"
-            )
-        return BinexpError(_first_line(e))
-    if isinstance(e, OverrideParseException):
-        return BinexpError(f"cannot parse override: {_first_line(e)}")
-    if isinstance(e, ConfigCompositionException):
-        msg = _first_line(e)
-        cause = e.__cause__
-        if cause is not None and "not in struct" in str(cause):
-            key = getattr(cause, "full_key", None) or msg
-            return _unknown_key_error(str(key), overrides)
-        if msg.startswith("Could not override '") and "No match in the defaults list" in msg:
-            from binexp.catalog import config_groups
-
-            group = msg.split("'")[1]
-            return BinexpError(
-                f"unknown config group {group!r}; choose one of: {', '.join(config_groups())}"
-                f"{did_you_mean(group, config_groups())}"
-            )
-        if cause is not None:
-            return BinexpError(f"{msg} {_first_line(cause)}")
-        return BinexpError(msg)
-    return BinexpError(_first_line(e))
-
-
 def compose(overrides: list[str]):
-    """Compose the train config with the Compose API (no output directories, no logging)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    """:func:`binexp.config.compose` (imported on first use: importing this module stays light)."""
+    from binexp.config import compose as compose_config
 
-    from binexp.config import register_schemas
-
-    register_schemas()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            return hydra_compose("train", overrides=overrides, return_hydra_config=True)
-    except BinexpError:
-        raise
-    except Exception as e:  # noqa: BLE001 - every composition problem becomes one line
-        raise _compose_error(e, overrides) from None
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_config(overrides)
 
 
 MAX_SWEEP_JOBS = 10_000  # a sweep larger than this is a typo (range(0,100000000)), not a plan
@@ -293,7 +129,7 @@ def check_config(overrides: list[str]):
         module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes)
         load_compatible(module, cfg.init_from, run.model.name)
     if run.distill.teacher:
-        from binexp.checkpoint import load_teacher
+        from binexp.lit.restore import load_teacher
 
         load_teacher(run.distill.teacher, datamodule.num_classes)
     return cfg, run, hydra_node

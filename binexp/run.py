@@ -26,7 +26,6 @@ from binexp import (
 from binexp.analysis.accounting import model_bits, model_ops
 from binexp.analysis.entropy import model_entropy
 from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
-from binexp.checkpoint import load_teacher
 from binexp.config import register_schemas, validate
 from binexp.data import build_datamodule
 from binexp.env import SWEPT_ENV
@@ -35,6 +34,7 @@ from binexp.init_from import load_compatible
 from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
 from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import ClassifierModule
+from binexp.lit.restore import load_teacher
 from binexp.resume import already_complete, previous_record, resume_checkpoint
 from binexp.runstate import RunLock
 

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from binexp.quant.sign import sign_pm1
+from binexp.quant.sign import quantization_error, sign_pm1  # quantization_error: re-exported
 
 
 @torch.no_grad()
@@ -27,14 +27,6 @@ def angular_bias(w: Tensor) -> Tensor:
     w = w.detach().float().flatten(1)
     n = w.shape[1]
     return (w.abs().sum(1) / (w.norm(dim=1) * math.sqrt(n)).clamp_min(1e-12)).mean()
-
-
-@torch.no_grad()
-def quantization_error(w: Tensor) -> Tensor:
-    """||alpha*sign(w) - w||^2 / ||w||^2 with alpha = mean|w_c| per output channel."""
-    w = w.detach().float().flatten(1)
-    alpha = w.abs().mean(1, keepdim=True)
-    return ((alpha * sign_pm1(w) - w) ** 2).sum() / (w**2).sum().clamp_min(1e-12)
 
 
 @torch.no_grad()

@@ -93,7 +93,7 @@ def _compose(overrides: tuple[str, ...]) -> dict:
     ``${seed}`` stays a reference); plus ``@epochs`` and ``@limit_train_batches`` resolved."""
     from omegaconf import OmegaConf
 
-    from binexp.preflight import compose
+    from binexp.config import compose
 
     cfg = compose(list(overrides))
     flat: dict = {}

@@ -44,6 +44,7 @@ def main(args: list[str]) -> int:
 def evaluate(source: str, overrides: list[str], split: str = "val", name: str | None = None, accelerator="auto") -> int:
     from binexp import checkpoint
     from binexp.analysis import robustness
+    from binexp.lit.restore import build_module
 
     path = checkpoint.locate(source, OPTION)
     ckpt = checkpoint.load(path, OPTION)
@@ -59,7 +60,7 @@ def evaluate(source: str, overrides: list[str], split: str = "val", name: str | 
             "fix: point data.root at a folder whose val/ holds the images to evaluate"
         )
     clean_dm = _datamodule(data_config(config, []), num_classes, path) if corrupted else None
-    module = checkpoint.build_module(ckpt, path, OPTION)
+    module = build_module(ckpt, path, OPTION)
     run_dir = path.parent.parent if path.parent.name == checkpoint.CHECKPOINT_DIR else path.parent
     name = name or (data_cfg.name if split == "val" else f"{data_cfg.name}_{split}")
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith("."):

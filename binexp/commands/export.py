@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("out", help="the .flexor file to write (must not exist)")
     args = p.parse_args(argv)
     from binexp import checkpoint
+    from binexp.lit.restore import build_module
 
     path = checkpoint.locate(args.checkpoint, "export")
     out = Path(args.out).expanduser()
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
         )
     if not os.access(out.parent, os.W_OK):
         raise BinexpError(f"export: cannot write to {out.parent}; fix: choose a writable output folder")
-    module = checkpoint.build_module(checkpoint.load(path, "export"), path, "export")
+    module = build_module(checkpoint.load(path, "export"), path, "export")
     if not flexor_layers(module.net):
         raise BinexpError(f"export: {path} has no FleXOR layers; fix: export a run trained with quantizer=flexor")
     try:

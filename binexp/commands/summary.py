@@ -75,9 +75,10 @@ def _summarize_run(ns) -> int:
     from omegaconf import OmegaConf
 
     from binexp import checkpoint
+    from binexp.lit.restore import build_module
 
     path = checkpoint.locate(ns.run, "summary")
-    module = checkpoint.build_module(checkpoint.load(path, "summary"), path, "summary")
+    module = build_module(checkpoint.load(path, "summary"), path, "summary")
     cfg = OmegaConf.create(module.hparams.get("run_config") or {})
     data = cfg.get("data") or {}
     size = ns.input_size or {"cifar": 32, "mnist": 28}.get(str(data.get("kind"))) or int(data.get("image_size", 32))

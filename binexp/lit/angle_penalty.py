@@ -14,12 +14,12 @@ Set with the top-level config field ``angle_penalty`` (0 = off)."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import Tensor, nn
 
+from binexp.config import check_angle_penalty  # re-exported: validated with the config
 from binexp.errors import BinexpError
 
 
@@ -44,25 +44,6 @@ def angle_penalty(net: nn.Module) -> Tensor:
             "angle_penalty > 0 but the model has no binarized layer with a latent weight; fix: set angle_penalty=0"
         )
     return torch.stack(terms).mean()
-
-
-def check_angle_penalty(value, quantizer_cfg) -> float:
-    """Validate the top-level ``angle_penalty``: a number >= 0, and > 0 only for a quantizer whose
-    layers keep a latent weight (checked on one probe layer built from a copy of the config)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise BinexpError(f"angle_penalty must be a number >= 0, got {value!r}; fix: e.g. angle_penalty=0.1 (0 = off)")
-    if value == 0:
-        return 0.0
-    from binexp.quant.registry import ConvFactory
-
-    probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
-    hook = getattr(probe, "penalty_weight", None)
-    if not callable(hook) or hook() is None:
-        raise BinexpError(
-            f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "
-            f"quantizer={quantizer_cfg.name} has none; fix: set angle_penalty=0 or choose such a quantizer"
-        )
-    return float(value)
 
 
 __all__ = ["angle_penalty", "check_angle_penalty", "one_minus_cos"]

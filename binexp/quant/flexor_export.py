@@ -194,9 +194,10 @@ def module_from_checkpoint(path: str | Path, load: bool = True):
     resolved run config is in the checkpoint's hparams) and load the weights (``load=False``:
     keep the fresh initialisation, e.g. to compare with the trained state)."""
     from binexp import checkpoint
+    from binexp.lit.restore import build_module
 
     path = Path(path)
-    return checkpoint.build_module(checkpoint.load(path, "export"), path, "export", load_weights=load)
+    return build_module(checkpoint.load(path, "export"), path, "export", load_weights=load)
 
 
 def verify_roundtrip(model: nn.Module, path: str | Path) -> dict:

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
 from binexp.quant.registry import check_choice, register_quantizer
-from binexp.quant.sign import SurrogateParams, make_surrogate, sign_pm1, surrogate_names
+from binexp.quant.sign import SurrogateParams, make_surrogate, quantization_error, sign_pm1, surrogate_names
 
 ROTATION_KINDS = ("bi", "full")
 UPDATE_INTERVALS = ("epoch", "step")
@@ -556,8 +556,6 @@ class RBNNConv2d(QuantConv2d):
         stats["rbnn_alpha_mean"] = self._alpha_tensor().mean()
         stats["rbnn_rotation_updates"] = self.rotation_updates.detach().float()
         # Eq. 11 side by side: optimal-scale quantization error of w_s, of R1^T W_s R2 and of w~
-        from binexp.analysis.diagnostics import quantization_error
-
         w_s = self.standardized_weight().detach()
         stats["quant_error_unrotated"] = quantization_error(w_s)
         stats["quant_error_rotated"] = quantization_error(self.rotated(w_s))

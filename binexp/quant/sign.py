@@ -43,6 +43,14 @@ def sign_pm1(x: Tensor) -> Tensor:
     return (x >= 0).to(x.dtype).mul_(2).sub_(1)
 
 
+@torch.no_grad()
+def quantization_error(w: Tensor) -> Tensor:
+    """||alpha*sign(w) - w||^2 / ||w||^2 with alpha = mean|w_c| per output channel."""
+    w = w.detach().float().flatten(1)
+    alpha = w.abs().mean(1, keepdim=True)
+    return ((alpha * sign_pm1(w) - w) ** 2).sum() / (w**2).sum().clamp_min(1e-12)
+
+
 class _SignWithSurrogate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, surrogate: Surrogate) -> Tensor:
