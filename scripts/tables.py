@@ -28,6 +28,9 @@ from pathlib import Path
 SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 
+# BiBench's eight operators in its tables' order (arXiv 2301.11233)
+BIBENCH_OPERATORS = ("bnn", "xnor", "dorefa", "bireal", "xnorpp", "reactnet", "recu", "fda")
+
 # name: (title, experiments, full-scale budget in image-epochs ("epochs x training images") per run)
 TABLES: dict[str, tuple[str, list[str], str]] = {
     "rbnn_cifar": (
@@ -156,7 +159,17 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
         ["bireal_imagenet_resnet18", "bireal_imagenet_resnet34"],
         "256 epochs x 1.28M images each",
     ),
+    "bibench": (
+        "BiBench accuracy track (arXiv 2301.11233), CIFAR-10: FP32 and the eight operators under one recipe"
+        " (Adam 1e-3, cosine, 400 epochs), on binexp's CIFAR ResNet-20 and ResNet-18",
+        ["bibench_fp", *(f"bibench_{m}" for m in BIBENCH_OPERATORS)],
+        "200 (FP) or 400 epochs x 50k images each, per network",
+    ),
 }
+
+# tables whose every experiment also runs on each of these networks (a model=... sweep; a model=
+# override on the command line replaces it): rows are experiment x network
+MODEL_SWEEPS: dict[str, tuple[str, ...]] = {"bibench": ("resnet20", "resnet18_cifar")}
 
 
 USAGE = """usage: python scripts/tables.py <table> [--smoke] [--out DIR] [--format md|csv|latex] [train overrides...]
@@ -230,10 +243,14 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(args.out or f"outputs/tables/{name}{'_smoke' if args.smoke else ''}/{stamp}")
+    models = MODEL_SWEEPS.get(name, ())
+    if any(e.startswith("model=") for e in extra):
+        models = ()
     cmd = binexp(
         "train",
         "-m",
         "experiment=" + ",".join(experiments),
+        *(["model=" + ",".join(models)] if models else []),
         *(SMOKE if args.smoke else []),
         *extra,
         f"hydra.sweep.dir={out}",
@@ -242,6 +259,8 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     train = subprocess.run(cmd)
     print(f"\n## {title}{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n", flush=True)
     by = "experiment,meta.row" if all(row_label(e) for e in experiments) else "experiment"
+    if name in MODEL_SWEEPS:
+        by = "experiment,model.name"
     report = subprocess.run(binexp("report", str(out), "--by", by, "--format", args.format))
     return train.returncode or report.returncode
 
@@ -253,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             print(USAGE + "\n\ntables:")
         width = max(map(len, TABLES))
         for name, (title, experiments, budget) in TABLES.items():
-            print(f"{name:<{width}}  {title} ({len(experiments)} runs, {budget})")
+            runs = len(experiments) * max(1, len(MODEL_SWEEPS.get(name, ())))
+            print(f"{name:<{width}}  {title} ({runs} runs, {budget})")
         for name, title in EVALUATIONS.items():
             print(f"{name:<{width}}  {title} (evaluates existing runs)")
         return 0

@@ -9,6 +9,10 @@ from torch import Tensor
 # The official RBNN code normalises CIFAR with ImageNet statistics; so do we by default.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# CIFAR-10's own statistics as BiBench's configs/_base_/datasets/cifar10.py gives them (x 255):
+# mean (125.307, 122.961, 113.8575), std (51.5865, 50.847, 51.255)
+CIFAR_MEAN = (125.307 / 255, 122.961 / 255, 113.8575 / 255)
+CIFAR_STD = (51.5865 / 255, 50.847 / 255, 51.255 / 255)
 
 
 def random_crop_flip(

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8, random_crop_flip
+from binexp.data.augment import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, normalize_uint8, random_crop_flip
 from binexp.data.base import ClassifierData
 from binexp.data.seeding import ResumableDataLoader, augment_generator, default_seed, train_loader
 
@@ -125,6 +125,8 @@ class InMemoryDataModule(ClassifierData):
             images = random_crop_flip(images, pad=self.crop_padding, flip=True, generator=generator)
         if self.normalize == "imagenet":
             return normalize_uint8(images, IMAGENET_MEAN, IMAGENET_STD), labels
+        if self.normalize == "cifar":
+            return normalize_uint8(images, CIFAR_MEAN, CIFAR_STD), labels
         return normalize_uint8(images, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), labels
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

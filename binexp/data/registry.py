@@ -23,13 +23,15 @@ class InMemoryConfig:
     eval_batch_size: int = 256
     augment: bool = True  # random crop (pad crop_padding) + flip as batched tensor ops on the training device
     crop_padding: int = 4
-    normalize: str = "imagenet"  # imagenet | half (the RBNN code uses ImageNet statistics)
+    # imagenet | half (0.5, 0.5) | cifar (CIFAR-10's own mean/std, BiBench); the RBNN, IR-Net, ReCU
+    # and AdaBin codes normalise CIFAR with ImageNet statistics
+    normalize: str = "imagenet"
     resident_on_device: bool = True  # on a GPU, keep the uint8 set in GPU memory (no effect on CPU)
 
     def __post_init__(self) -> None:
         _positive("data", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
-        if self.normalize not in ("imagenet", "half"):
-            raise ValueError(f"data.normalize must be imagenet or half, got {self.normalize!r}")
+        if self.normalize not in ("imagenet", "half", "cifar"):
+            raise ValueError(f"data.normalize must be imagenet, half or cifar, got {self.normalize!r}")
         if self.crop_padding < 0:
             raise ValueError(f"data.crop_padding must be >= 0, got {self.crop_padding}")
 

@@ -8,7 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-from tables import EVALUATIONS, TABLES, row_label  # noqa: E402
+from tables import EVALUATIONS, MODEL_SWEEPS, TABLES, row_label  # noqa: E402
 
 
 @pytest.mark.slow
@@ -25,6 +25,10 @@ def test_table_script_smoke(name, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     experiments = TABLES[name][1]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| ") and not line.startswith("| experiment")]
+    models = MODEL_SWEEPS.get(name, ())
+    if models:  # experiment x network, the network varying fastest
+        assert [row.split("|")[2].strip() for row in rows] == [m for _ in experiments for m in models]
+        experiments = [e for e in experiments for _ in models]
     assert [row.split("|")[1].strip() for row in rows] == experiments  # the paper's order
     if all(row_label(e) for e in experiments):  # each row says what it changes
         assert [row.split("|")[2].strip() for row in rows] == [row_label(e) for e in experiments]

@@ -13,7 +13,7 @@ from binexp.quant.fda import FDAConfig, FDAConv2d, fda_alpha
 from binexp.quant.layers import ConvSpec
 from binexp.quant.sign import SurrogateParams, fda_terms, make_surrogate
 from binexp.schedule import ScheduleConfig
-from tests.unit import golden
+from tests.unit import golden_values as golden
 
 F64 = torch.float64
 XS = [-1.2, -0.7, -0.3, 0.2, 0.6, 0.95, 1.3]

@@ -6,7 +6,7 @@ import torch
 
 from binexp.quant.layers import ConvSpec
 from binexp.quant.reactnet import ReActConv2d, ReActNetConfig
-from tests.unit import golden
+from tests.unit import golden_values as golden
 
 
 def layer(cin=1, cout=1, k=1, **kw) -> ReActConv2d:

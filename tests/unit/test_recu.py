@@ -9,7 +9,7 @@ import torch
 
 from binexp.quant.layers import ConvSpec
 from binexp.quant.recu import ReCUConfig, ReCUConv2d, recu_tau
-from tests.unit import golden
+from tests.unit import golden_values as golden
 
 F64 = torch.float64
 W = [[[[0.3, -0.6], [0.9, -1.2]]], [[[-0.05, 0.15], [0.4, 0.25]]]]  # (2, 1, 2, 2)

@@ -1,4 +1,4 @@
-"""ReActNet, ReCU and FDA through the CLI's entry function: each learns on synthetic data far
+"""ReActNet, ReCU, FDA and AdaBin through the CLI's entry function: each learns on synthetic data far
 above chance (10 classes: 10 %) in a few epochs of a half-width Bi-Real ResNet-20."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SMALL = [
 METHODS = {
     "reactnet": [],
     "recu": [],
+    "adabin": [],
     "fda": ["schedule.optimizer=adam", "schedule.lr=0.005", "schedule.weight_decay=0"],
 }
 

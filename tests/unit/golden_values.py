@@ -1,5 +1,5 @@
 """Golden values computed once by running a method's official code (outside this repository)
-on the inputs :func:`pattern` builds, frozen in ``tests/golden/<method>.json``; the tests need
+on the inputs :func:`pattern` builds, frozen in ``tests/unit/golden/<method>.json``; the tests need
 neither the official code nor the network."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def pattern(shape: tuple[int, ...], a: float, b: float, scale: float = 1.0) -> torch.Tensor:
