@@ -31,8 +31,9 @@ EXTRA_COLUMNS = {
     "huffman_bits_per_weight": "Huffman bits/w",
     "alpha_final_mean": "α final",
 }
-# statistics of the row's runs' own --metric values: "worst" (the minimum over the row's runs,
-# i.e. over seeds and every setting the row folds, e.g. BiBench's eight recipes with --by quantizer)
+# statistics of the row's runs' own --metric values: "worst" (over the row's runs, i.e. over seeds
+# and every setting the row folds, e.g. BiBench's eight recipes with --by quantizer: the lowest
+# accuracy, or the highest value of any other metric: loss, wall_time_s)
 STAT_COLUMNS = {"worst": "worst"}
 COLUMN_NAMES = {
     "size": "model_size_kib",
@@ -167,7 +168,8 @@ def table_records(rows: list[Row], by: list[str], metric: str) -> list[dict]:
         for key in EXTRA_COLUMNS:
             vals = [v for v in (extra_values(r)[key] for r in row.runs) if v is not None]
             rec[key] = round(statistics.fmean(vals), 4) if vals else None
-        rec["worst"] = round(min(values), 2) if values and row.status == "completed" else None
+        worst = min if "acc" in metric else max  # accuracies: the lowest; loss, time, bits: the highest
+        rec["worst"] = round(worst(values), 2) if values and row.status == "completed" else None
         if row.status != "completed":
             run = row.runs[0]
             note = run.metrics.get("error") or ""

@@ -29,7 +29,8 @@ def main(args: list[str]) -> int:
         default="",
         help="extra columns, comma-separated: size (model KiB at the stored bits), "
         "huffman (Huffman bits/weight of the trained sign kernels), alpha (RBNN's final mean alpha), "
-        "worst (the lowest --metric among the row's runs: seeds and every setting the row folds)",
+        "worst (among the row's runs, seeds and every setting the row folds: the lowest accuracy, "
+        "or the highest loss or time)",
     )
     parser.add_argument("--alpha", action="store_true", help="also print RBNN's final alpha per layer (alpha_final)")
     ns = parser.parse_args(args)

@@ -65,6 +65,11 @@ def test_report_by_method_gives_mean_std_and_worst_case(tmp_path, capsys):
     rows = {r["quantizer"]: r for r in csv_rows(out)}
     assert float(rows["bireal"]["worst"]) == 74.0 and float(rows["bireal"]["best_val_acc1_mean"]) == 75.5
     assert float(rows["bireal"]["best_val_acc1_std"]) == round(statistics.stdev(accs["bireal"]), 2)
+    # a metric where lower is better: its worst case is the highest (here the training time)
+    for i, t in enumerate((30.0, 50.0, 40.0)):
+        write_run(tmp_path, f"t{i}", [f"schedule=bibench_{list(BIBENCH)[i]}", "quantizer=dorefa"], wall_time_s=t)
+    code, out, _ = report(capsys, tmp_path, "--by", "quantizer", "--metric", "wall_time_s", "--columns", "worst")
+    assert "| dorefa | 1.00 | 40.00 ± 10.00 | 50.00 | 3 |" in out, out
     # without --columns worst the table is as before
     code, out, _ = report(capsys, tmp_path, "--by", "quantizer")
     assert "worst" not in out
