@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.bireal import BiRealConfig, BiRealConv2d
-from binexp.quant.layers import ConvSpec, Storage
-from binexp.quant.registry import register_quantizer
+from binexp.quant.bireal import BiRealBinary, BiRealConfig
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLinear, Storage
+from binexp.quant.registry import register_linear, register_quantizer
 
 
 @dataclass
@@ -44,8 +44,8 @@ class ReActNetConfig(BiRealConfig):
     threshold_init: float = 0.0  # official LearnableBias: zeros
 
 
-class ReActConv2d(BiRealConv2d):
-    """ReActNet binary convolution (RSign + magnitude-aware sign weights).
+class ReActBinary(BiRealBinary):
+    """ReActNet binarization (RSign + magnitude-aware sign weights), whatever the geometry.
 
     Forward: y = conv(sign(x + b), alpha * sign(W)), b a learnable (1, C_in, 1, 1) threshold
     (init 0; the paper's alpha_c = -b_c), alpha = mean|W| per output channel, sign(0) = +1.
@@ -55,11 +55,13 @@ class ReActConv2d(BiRealConv2d):
     Paper: Liu et al., "ReActNet: Towards Precise Binary Neural Network with Generalized
     Activation Functions", ECCV 2020, arXiv:2003.03488 (RSign)."""
 
-    def __init__(self, cfg: ReActNetConfig, spec: ConvSpec) -> None:
-        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    def __init__(self, cfg: ReActNetConfig, *geometry) -> None:
+        super().__init__(cfg, *geometry)
         self.threshold: nn.Parameter | None = None
         if cfg.learnable_threshold and self.act_sign is not None:
-            self.threshold = nn.Parameter(torch.full((1, spec.in_channels, 1, 1), float(cfg.threshold_init)))
+            # (1, C_in, 1, 1) before a conv; (in,) before a linear layer (the last dim of its input)
+            shape = (1, self.in_channels, 1, 1) if isinstance(self, QuantConv2d) else (self.in_channels,)
+            self.threshold = nn.Parameter(torch.full(shape, float(cfg.threshold_init)))
 
     def act_latent(self, x: Tensor) -> Tensor | None:
         if self.act_sign is None:
@@ -84,6 +86,28 @@ class ReActConv2d(BiRealConv2d):
         return s
 
 
+class ReActConv2d(ReActBinary, QuantConv2d):
+    """ReActNet binary convolution (the rule of :class:`ReActBinary`)."""
+
+    def __init__(self, cfg: ReActNetConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class ReActLinear(ReActBinary, QuantLinear):
+    """ReActNet binary linear layer: y = sign(x + b) @ (alpha sign(W))^T + bias, b a learnable
+    threshold per input feature, alpha = mean|W| per output row, bias full precision. BiBench's
+    ``ReActLinear`` adds b only inside its surrogate, not in the forward (a bug); here b shifts the
+    forward too, as in the convolution."""
+
+    def __init__(self, cfg: ReActNetConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("reactnet", ReActNetConfig, "ReActNet: RSign (learnable per-channel thresholds) + Bi-Real weights")
 def build_reactnet_conv(cfg: ReActNetConfig, spec: ConvSpec) -> ReActConv2d:
     return ReActConv2d(cfg, spec)
+
+
+@register_linear("reactnet")
+def build_reactnet_linear(cfg: ReActNetConfig, spec: LinearSpec) -> ReActLinear:
+    return ReActLinear(cfg, spec)

@@ -87,3 +87,23 @@ def test_weight_decay_on_conv_weights_follows_the_official_rule():
     small = ModelConfig(name="resnet20_bireal", width=0.25)
     everything = ClassifierModule(small, ReActNetConfig(), ScheduleConfig(), 10)
     assert len(build_optimizer(everything.schedule_cfg, everything.optimizer_params()).param_groups) == 1
+
+
+def test_linear_rule_shifts_each_input_feature():
+    from binexp.quant.layers import LinearSpec
+    from binexp.quant.reactnet import ReActLinear
+
+    lin = ReActLinear(ReActNetConfig(), LinearSpec(2, 1, bias=False)).double()
+    assert lin.threshold.shape == (2,)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.5, -0.3]], dtype=torch.float64))  # alpha = 0.4
+        lin.threshold.copy_(torch.tensor([0.2, -0.5], dtype=torch.float64))
+    x = torch.tensor([[[-0.4, 0.1], [0.7, 0.6]]], dtype=torch.float64, requires_grad=True)  # (1, 2 tokens, 2)
+    y = lin(x)
+    # sign(x + b): [[-1, -1], [1, 1]] -> y = 0.4 * (s0 - s1) = [0, 0]; with b = 0 token 0 would be [-1, 1]
+    assert y.flatten().tolist() == [0.0, 0.0]
+    y.sum().backward()
+    # dL/dx = 0.4 * sign(W) * max(0, 2 - 2|x + b|): x + b = [[-0.2, -0.4], [0.9, 0.1]]
+    expected = [[0.4 * 1.6, -0.4 * 1.2], [0.4 * 0.2, -0.4 * 1.8]]
+    assert torch.allclose(x.grad[0], torch.tensor(expected, dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(lin.threshold.grad, torch.tensor([0.64 + 0.08, -0.48 - 0.72], dtype=torch.float64))
