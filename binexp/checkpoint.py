@@ -74,6 +74,33 @@ def _corrupt(path: Path, option: str, what: str, reason: str) -> str:
     return f"{option}: {what} {path} is corrupt ({reason}); fix: point {option} at an intact checkpoint"
 
 
+def check_archive(path: Path, option: str, what: str = "checkpoint") -> None:
+    """Before ``torch.load``: a regular file (not a FIFO or device) whose zip entries are stored
+    uncompressed, as ``torch.save`` writes them, so that what loading allocates is bounded by the
+    file's own size (a 17 MB deflated entry can inflate to 4 GB)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BinexpError(_corrupt(path, option, what, e.strerror or str(e))) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BinexpError(_corrupt(path, option, what, "not a regular file (a FIFO, device or folder)"))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: load() says so in its own words
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    total = sum(e.file_size for e in entries)
+    if packed or total > st.st_size:
+        raise BinexpError(
+            f"{option}: {what} {path} holds compressed entries ({(packed or ['?'])[0]}: {total:,} bytes unpacked "
+            f"from a {st.st_size:,}-byte file), which torch.save never writes (refused before loading); "
+            f"fix: use a checkpoint written by binexp train"
+        )
+
+
 def load(path: str | Path, option: str, what: str = "checkpoint") -> dict:
     """Load a binexp/Lightning checkpoint with ``weights_only=True`` onto the CPU.
 
@@ -81,6 +108,7 @@ def load(path: str | Path, option: str, what: str = "checkpoint") -> dict:
     archive, is truncated, lacks ``state_dict``, or asks to build any object outside the
     allow-list (the one thing a pickle can use to run code)."""
     path = Path(path)
+    check_archive(path, option, what)
     try:
         if not zipfile.is_zipfile(path):
             raise ValueError("not a torch zip archive")

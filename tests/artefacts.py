@@ -85,3 +85,31 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
         st = p.lstat()
         out[str(p.relative_to(root))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
     return out
+
+
+def zip_bomb_checkpoint(path: Path, unpacked_mib: int = 64) -> Path:
+    """A binexp-shaped checkpoint whose zip entries are deflated: a tensor of ``unpacked_mib`` MiB
+    of zeros in a file ~1000x smaller (torch.load inflates it; torch.save never compresses)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    ckpt = torch.load(fake_checkpoint(path.with_suffix(".plain"), []), weights_only=True)
+    ckpt["state_dict"]["net.bomb"] = torch.zeros(unpacked_mib * 2**18)
+    torch.save(ckpt, buffer)
+    path.with_suffix(".plain").unlink()
+    src = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return path
+
+
+def inflated_config_checkpoint(path: Path, **model) -> Path:
+    """A real (small) checkpoint whose saved config asks for another network, e.g. width=100:
+    ~2.7 billion parameters if built."""
+    fake_checkpoint(path, [])
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["hyper_parameters"]["run_config"]["model"].update(model)
+    torch.save(ckpt, path)
+    return path

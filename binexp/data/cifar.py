@@ -168,6 +168,11 @@ class CIFARDataModule(InMemoryDataModule):
         xtr = np.concatenate([p[0] for p in parts])
         ytr = np.concatenate([p[1] for p in parts])
         xte, yte = read_batch(d / test_files[0], key)
+        if len(ytr) == 0 or len(yte) == 0:
+            raise BinexpError(
+                f"CIFAR batches in {d} hold {len(ytr)} training and {len(yte)} test images; fix: re-download "
+                f"them, or point data.root at an intact copy"
+            )
         if ytr.min() < 0 or ytr.max() >= self.num_classes or yte.min() < 0 or yte.max() >= self.num_classes:
             raise BinexpError(
                 f"CIFAR labels in {d} fall outside 0..{self.num_classes - 1}; fix: check data.variant "

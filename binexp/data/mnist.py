@@ -54,12 +54,32 @@ def find_file(root: Path, stem: str) -> Path | None:
     return None
 
 
+# the largest MNIST-format file (60 000 images of 28x28 bytes + its header), with room for
+# same-format sets of a few times that size; a .gz is inflated in chunks up to this, never further
+MAX_IDX_BYTES = 256 * 2**20
+
+
+def _read_bounded(path: Path) -> bytes:
+    from binexp.safeio import read_bytes
+
+    raw = read_bytes(path, MAX_IDX_BYTES, f"MNIST file {path}")  # a regular file, not a link to /dev/zero
+    if path.suffix != ".gz":
+        return raw
+    import io
+
+    chunks, total = [], 0
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+            if total > MAX_IDX_BYTES:
+                raise ValueError(f"inflates to more than {MAX_IDX_BYTES:,} bytes, far beyond any MNIST file")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def read_idx(path: Path) -> np.ndarray:
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        return parse_idx(raw, path.name)
+        return parse_idx(_read_bounded(path), path.name)
     except (OSError, ValueError, EOFError) as e:
         raise BinexpError(
             f"MNIST file {path} is corrupt ({e}); fix: delete it and re-download with "
@@ -92,8 +112,16 @@ class MNISTDataModule(InMemoryDataModule):
 
     def check(self) -> None:
         """Raise the one-line missing-dataset error (called before anything runs)."""
-        if not self.download and not all(self._paths().values()):
+        paths = self._paths()
+        if not self.download and not all(paths.values()):
             raise BinexpError(missing_message(self.root))
+        for split in ("train", "test"):  # the label files are small: an empty set stops here, before any run
+            labels = paths.get(f"{split}_labels")
+            if labels is not None and len(read_idx(labels)) == 0:
+                raise BinexpError(
+                    f"MNIST {split} files hold 0 images ({labels}); fix: re-download them (data.download=true) "
+                    f"or point data.root at an intact copy"
+                )
 
     def prepare_data(self) -> None:
         if not self.download or all(self._paths().values()):
@@ -128,6 +156,11 @@ class MNISTDataModule(InMemoryDataModule):
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise BinexpError(
                     f"MNIST {split} files disagree: images {x.shape}, labels {y.shape}; fix: re-download them"
+                )
+            if len(y) == 0:
+                raise BinexpError(
+                    f"MNIST {split} files hold 0 images; fix: re-download them (data.download=true) or point "
+                    f"data.root at an intact copy"
                 )
             if y.size and y.max() > 9:
                 raise BinexpError(f"MNIST {split} labels fall outside 0..9; fix: re-download them")

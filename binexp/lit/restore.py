@@ -24,6 +24,11 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
     from binexp.schedule import ScheduleConfig
 
     config, num_classes = run_config(ckpt, path, option)
+    if "${" in repr(config):  # binexp saves the resolved config: an interpolation here was put in by hand
+        raise BinexpError(
+            f"{option}: the config saved in {path} holds an interpolation ${{...}}, which binexp never saves "
+            f"(refused); fix: use a checkpoint written by binexp train"
+        )
     run = OmegaConf.create(config)
     try:
         qentry = get_quantizer(run.quantizer.name)
@@ -33,9 +38,12 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
             f"fix: use a matching binexp version"
         ) from None
     try:
+        model_cfg = to_schema(ModelConfig, run.model, f"{option} model")
+        quantizer_cfg = to_schema(qentry.schema, run.quantizer, f"{option} quantizer")
+        check_network_size(ckpt, model_cfg, quantizer_cfg, num_classes)
         module = ClassifierModule(
-            to_schema(ModelConfig, run.model, f"{option} model"),
-            to_schema(qentry.schema, run.quantizer, f"{option} quantizer"),
+            model_cfg,
+            quantizer_cfg,
             to_schema(ScheduleConfig, run.get("schedule") or {}, f"{option} schedule"),
             num_classes,
             run_config=config,
@@ -50,6 +58,33 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
             f"fix: pass an intact binexp checkpoint"
         ) from None
     return module.eval()
+
+
+def check_network_size(ckpt: dict, model_cfg, quantizer_cfg, num_classes: int) -> None:
+    """The network the saved config describes is about as large as the weights saved beside it
+    (counted on the meta device, nothing allocated): a saved ``model.width=100`` would otherwise
+    build billions of parameters before its weights fail to fit."""
+    from binexp.quant.registry import get_quantizer
+
+    saved = sum(t.numel() for t in ckpt["state_dict"].values() if isinstance(t, torch.Tensor))
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise BinexpError(f"it says it was trained on {num_classes} classes; fix: pass an intact binexp checkpoint")
+    probe = None
+    for q in (quantizer_cfg, get_quantizer("fp").schema()):  # FleXOR's init needs real tensors: the fp layout bounds it
+        try:
+            with torch.device("meta"):
+                probe = ClassifierModule(model_cfg, q, None, num_classes)  # type: ignore[arg-type]
+            break
+        except Exception:  # noqa: BLE001 - this quantizer cannot be built on the meta device
+            continue
+    if probe is None:
+        return
+    needed = sum(t.numel() for t in probe.state_dict().values())
+    if needed > 8 * saved + 2**20:
+        raise BinexpError(
+            f"its saved config builds a network of {needed:,} values, but its weights hold {saved:,} "
+            f"(refused before building it); fix: pass an intact binexp checkpoint"
+        )
 
 
 def build_network(ckpt: dict, path: Path, option: str, num_classes: int | None = None) -> torch.nn.Module:

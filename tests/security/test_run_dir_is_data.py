@@ -342,3 +342,199 @@ def test_saved_overrides_binexp_writes_still_replay(tmp_path):
         ],
         "saved",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded before read: checkpoints, saved configs, MNIST archives, sweeps
+
+
+def test_the_zip_bomb_payload_is_real(tmp_path):
+    """A ~1 MB file that torch.load inflates to a 64 MiB tensor (a 17 MB one gives 4 GB)."""
+    import torch
+
+    from tests.artefacts import zip_bomb_checkpoint
+
+    bomb = zip_bomb_checkpoint(tmp_path / "bomb.ckpt")
+    assert bomb.stat().st_size < 2 * 2**20
+    assert torch.load(bomb, weights_only=True)["state_dict"]["net.bomb"].numel() * 4 == 64 * 2**20
+
+
+def no_torch_load(monkeypatch) -> None:
+    """torch.load fails the test if binexp calls it: refused means never loaded."""
+    import torch
+
+    def refuse(*a, **k):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", refuse)
+
+
+@pytest.mark.parametrize("how", ["init_from", "distill.teacher", "export"])
+def test_zip_bomb_checkpoint_is_refused_before_loading(cli, tmp_path, monkeypatch, how):
+    from tests.artefacts import zip_bomb_checkpoint
+
+    bomb = zip_bomb_checkpoint(tmp_path / "in" / "bomb.ckpt")
+    no_torch_load(monkeypatch)
+    args = ["export", str(bomb), str(tmp_path / "o.flexor")] if how == "export" else ["train", *SYN, f"{how}={bomb}"]
+    before = tree(tmp_path)
+    code, lines = cli(args)
+    one_line(code, lines, "holds compressed entries")
+    assert "which torch.save never writes" in lines[0] and tree(tmp_path) == before
+
+
+def test_zip_bomb_beside_last_ckpt_is_never_loaded(tmp_path, monkeypatch):
+    """resume= looks at every checkpoint of the run: the bomb is not a candidate, never inflated."""
+    import torch
+
+    from binexp.resume import find_checkpoint
+    from tests.artefacts import zip_bomb_checkpoint
+
+    run = fake_run(tmp_path / "run")
+    zip_bomb_checkpoint(run / "checkpoints" / "epoch=9-step=99.ckpt")
+    loaded = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loaded.append(Path(f).name) or real_load(f, *a, **k))
+    assert find_checkpoint(run) == (run / "checkpoints" / "last.ckpt", None)
+    assert "epoch=9-step=99.ckpt" not in loaded
+
+
+def test_the_wide_config_payload_is_real(tmp_path):
+    """The saved config of a 271k-weight checkpoint asks for ~2.7 billion parameters (counted on
+    the meta device here: built for real it takes > 10 GB)."""
+    import torch
+
+    from binexp.config import to_schema
+    from binexp.lit.module import ClassifierModule
+    from binexp.models.registry import ModelConfig
+    from binexp.quant.registry import get_quantizer
+    from tests.artefacts import inflated_config_checkpoint
+
+    ckpt = torch.load(inflated_config_checkpoint(tmp_path / "wide.ckpt", width=100.0), weights_only=True)
+    config = ckpt["hyper_parameters"]["run_config"]
+    with torch.device("meta"):
+        net = ClassifierModule(
+            to_schema(ModelConfig, config["model"], "model"),
+            to_schema(get_quantizer(config["quantizer"]["name"]).schema, config["quantizer"], "quantizer"),
+            None,  # type: ignore[arg-type]
+            10,
+        )
+    assert sum(p.numel() for p in net.parameters()) > 2_600_000_000
+
+
+@pytest.mark.parametrize("how", ["distill.teacher", "export", "summary"])
+def test_checkpoint_whose_config_builds_a_huge_network(cli, tmp_path, how, monkeypatch):
+    import binexp.lit.module
+    from tests.artefacts import inflated_config_checkpoint
+
+    wide = inflated_config_checkpoint(tmp_path / "in" / "wide.ckpt", width=100.0)
+    real_build = binexp.lit.module.build_model
+
+    def only_on_meta(*a, **k):
+        import torch
+
+        assert torch.empty(0).device.type == "meta", "a network was built for real from the saved config"
+        return real_build(*a, **k)
+
+    args = {
+        "distill.teacher": ["train", *SYN, f"distill.teacher={wide}"],
+        "export": ["export", str(wide), str(tmp_path / "o.flexor")],
+        "summary": ["summary", "--run", str(wide)],
+    }[how]
+    if how == "distill.teacher":  # the student's own pre-flight builds a (real, small) network
+        monkeypatch.setattr("binexp.preflight.check_model", lambda *a: None)
+    monkeypatch.setattr(binexp.lit.module, "build_model", only_on_meta)
+    before = tree(tmp_path)
+    code, lines = cli(args)
+    one_line(code, lines, "its saved config builds a network of 2,673,048,031 values, but its weights hold")
+    assert tree(tmp_path) == before
+
+
+def mnist_root(tmp: Path, images: int = 4) -> Path:
+    import gzip
+
+    import numpy as np
+
+    root = tmp / "mnist"
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix in ("train", "t10k"):
+        x = np.zeros((images, 28, 28), np.uint8)
+        header = bytes([0, 0, 8, 3]) + np.array([images, 28, 28], ">u4").tobytes()
+        (root / f"{prefix}-images-idx3-ubyte").write_bytes(header + x.tobytes())
+        labels = bytes([0, 0, 8, 1]) + np.array([images], ">u4").tobytes() + bytes(images)
+        (root / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    return root
+
+
+def test_mnist_gzip_bomb(cli, tmp_path):
+    """A gzip that inflates to 320 MiB (~300 KB on disk; the issue's 28 MB one gives 6 GB): read
+    in 1 MiB chunks and refused past 256 MiB."""
+    import gzip
+    import zlib
+
+    root = mnist_root(tmp_path / "in")
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    block = bytes(2**20)
+    body = b"".join(packer.compress(block) for _ in range(320)) + packer.flush()
+    (root / "train-labels-idx1-ubyte.gz").write_bytes(body)
+    with gzip.open(root / "train-labels-idx1-ubyte.gz") as f:  # the payload is real: 1 GiB comes out
+        assert sum(len(c) for c in iter(lambda: f.read(2**24), b"")) == 320 * 2**20
+    before = tree(tmp_path)
+    code, lines = cli(["train", "data=mnist", "model=lenet5", f"data.root={root}"])
+    one_line(code, lines, "inflates to more than 268,435,456 bytes")
+    assert tree(tmp_path) == before
+
+
+def test_mnist_with_zero_images(cli, tmp_path):
+    root = mnist_root(tmp_path / "in", images=0)
+    before = tree(tmp_path)
+    code, lines = cli(["train", "data=mnist", "model=lenet5", f"data.root={root}"])
+    one_line(code, lines, "MNIST train files hold 0 images")
+    assert tree(tmp_path) == before
+
+
+def test_empty_cifar_batches(cli, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from tests.conftest import write_cifar_fixture
+
+    root = write_cifar_fixture(tmp_path / "in" / "cifar", per_batch=4, test=4)
+    for f in (root / "cifar-10-batches-py").glob("*_batch*"):
+        with open(f, "wb") as out:
+            pickle.dump({"data": np.zeros((0, 3072), np.uint8), "labels": []}, out)
+    code, lines = cli(
+        [
+            "train",
+            "data=cifar10",
+            f"data.root={root}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
+    assert code == 1 and sum(line.startswith("binexp: error:") for line in lines) == 1
+    assert "hold 0 training and 0 test images" in lines[-1]
+
+
+def test_sweep_of_a_hundred_million_jobs(cli, tmp_path):
+    before = tree(tmp_path)
+    code, lines = cli(["train", "-m", *SYN, "seed=range(0,100000000)"])
+    one_line(code, lines, "seed=range(0,100000000) makes the sweep more than 10,000 jobs")
+    assert tree(tmp_path) == before
+    sweep = sweep_with_metrics(tmp_path, json.dumps(GOOD).encode())
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['seed=range(0,100000000)']\n")
+    code, lines = cli(["status", str(sweep)])
+    one_line(code, lines, "multirun.yaml: seed=range(0,100000000) makes the sweep more than 10,000 jobs")
+
+
+def test_report_leaves_an_interpolation_as_text(cli, tmp_path, monkeypatch, capsys):
+    """A saved ``${oc.env:...}`` is shown as written, never resolved (unset: no traceback; set: no secret)."""
+    monkeypatch.delenv("BINEXP_TEST_SECRET", raising=False)
+    job = tmp_path / "sweep" / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n- name=${oc.env:BINEXP_TEST_SECRET}\n")
+    code, lines = cli(["report", str(tmp_path / "sweep")])
+    assert code == 0 and lines == []
+    monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
+    code, lines = cli(["status", str(tmp_path / "sweep")])
+    assert code == 0 and "hunter2" not in capsys.readouterr().out
