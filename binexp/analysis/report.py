@@ -124,7 +124,7 @@ def extra_values(run: Run) -> dict:
 def group(runs: list[Run], by: list[str]) -> list[Row]:
     rows: dict[tuple, Row] = {}
     for r in runs:
-        key = tuple(str(value_of(r, k)) for k in by)
+        key = tuple("–" if value_of(r, k) is None else str(value_of(r, k)) for k in by)  # absent: a dash
         status = "completed" if r.status == "completed" else r.status
         row_key = (key, status if status != "completed" else "", str(r.path) if status != "completed" else "")
         rows.setdefault(row_key, Row(key=key, status=status)).runs.append(r)
@@ -333,17 +333,22 @@ def render_alpha(records: list[dict], rows: list[Row], by: list[str]) -> str:
     return "\n".join(md)
 
 
-def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_dir: Path) -> list[Path]:
+def plot(records: list[dict], rows: list[Row], by: list[str], metric: str, out_dir: Path) -> list[Path | str]:
     """acc_vs_bits.png (binary rows against bits, fp as reference lines; when bits vary or an
     fp row is there to compare with) and val_curves.png
-    (one line per configuration, x in epochs); returns the files (see ``binexp.analysis.plots``)."""
+    (one line per configuration, x in epochs); returns the files, and for a figure not drawn a
+    sentence saying why (see ``binexp.analysis.plots``)."""
     from binexp.analysis.plots import acc_vs_bits, val_curves
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path | str] = []
     path, _ = acc_vs_bits(records, rows, by, metric, out_dir)
-    if path is not None:
-        written.append(path)
+    written.append(
+        path
+        if path is not None
+        else "acc_vs_bits.png not drawn: every completed binary row has the same bits per weight and no "
+        "full-precision row is there to compare with (add quantizer=fp or vary the bits)"
+    )
     written.append(val_curves(rows, by, out_dir)[0])
     return written
 

@@ -14,6 +14,8 @@ from binexp.runstate import effective_status
 from binexp.safeio import read_record
 
 FOLDED = {"seed"}  # keys folded into mean ± std, never columns
+# keys that say where things are or how they are shown, never what was run: no default column
+NOT_COLUMNS = {"resume", "verbose", "data.root", "trainer.enable_progress_bar"}
 
 
 @dataclass
@@ -97,6 +99,6 @@ def differing_keys(runs: list[Run]) -> list[str]:
     keys: list[str] = []
     for r in runs:
         for k in r.overrides:
-            if k not in keys and k not in FOLDED and not k.startswith("hydra."):
+            if k not in keys and k not in FOLDED and k not in NOT_COLUMNS and not k.startswith("hydra."):
                 keys.append(k)
     return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]

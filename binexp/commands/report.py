@@ -51,7 +51,7 @@ def main(args: list[str]) -> int:
         print("\nα final per layer\n" + alpha)
     if ns.plot:
         for path in plot(records, rows, by, ns.metric, Path(ns.plot)):
-            print(f"wrote {path}")
+            print(f"wrote {path}" if isinstance(path, Path) else path)
     failed = sum(1 for r in records if not r["status"].startswith("completed"))
     if failed and ns.format == "md":
         print(f"\n{failed} row(s) did not complete; see their status.")

@@ -324,3 +324,19 @@ def test_no_bits_plot_when_every_row_has_one_bit_width_and_no_fp(tmp_path):
     records = rep.table_records(rows, ["quantizer"], "best_val_acc1")
     assert acc_vs_bits(records, rows, ["quantizer"], "best_val_acc1", tmp_path / "p") == (None, {})
     assert not (tmp_path / "p").exists()
+
+
+def test_paths_are_no_columns_absent_keys_are_dashes_and_a_skipped_plot_says_why(tmp_path, capsys):
+    """issue 21: a resumed run's `resume=<path>` is not a config column; a key one run lacks reads
+    "–", not None; --plot says why acc_vs_bits.png is not drawn."""
+    sweep = tmp_path / "sweep"
+    write_run(sweep, "0", ["quantizer=xnor", "schedule.lr=0.1"])
+    write_run(sweep, "1", ["quantizer=xnor", f"resume={tmp_path / 'elsewhere'}"], best_val_acc1=70.0)
+    code, out, _ = report(capsys, sweep, "--plot", tmp_path / "plots")
+    assert code == 0
+    header, _, *rows = [line for line in out.splitlines() if line.startswith("|")]
+    assert "resume" not in header and "schedule.lr" in header
+    assert "| – |" in rows[1] or "| – |" in rows[0]
+    assert "None" not in out
+    assert "acc_vs_bits.png not drawn: every completed binary row has the same bits per weight" in out
+    assert (tmp_path / "plots" / "val_curves.png").is_file() and not (tmp_path / "plots" / "acc_vs_bits.png").exists()
