@@ -54,9 +54,10 @@ def by_hand(run: Path, images: torch.Tensor, labels: torch.Tensor) -> tuple[floa
     """Top-1 (%) and mean cross-entropy of the run's last checkpoint, without Lightning."""
     from binexp import checkpoint
     from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
+    from binexp.lit.restore import build_module
 
     path = checkpoint.locate(run, "evaluate")
-    module = checkpoint.build_module(checkpoint.load(path, "evaluate"), path, "evaluate")
+    module = build_module(checkpoint.load(path, "evaluate"), path, "evaluate")
     with torch.no_grad():
         logits = module(normalize_uint8(images, IMAGENET_MEAN, IMAGENET_STD))
     return float((logits.argmax(1) == labels).float().mean() * 100), float(F.cross_entropy(logits, labels))
