@@ -1,37 +1,60 @@
-"""Which classes a config may instantiate through ``_target_``: Lightning's callbacks and
-binexp's own classes. A run directory's saved overrides are replayed on ``resume=``, so they
-are untrusted input; the same rule applies to callbacks from any config."""
+"""Which classes a config may instantiate through ``_target_``: an explicit list of callback
+classes, named exactly - Lightning's callbacks that take only plain values, and binexp's own
+diagnostics. Nothing else is imported or built from a config (no prefix rule: a test callback or
+any other ``binexp.*`` class is refused). A run directory's saved overrides are replayed on
+``resume=``, so they are untrusted input; the same rule applies to callbacks from any config."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from binexp.errors import BinexpError
+from binexp.errors import BinexpError, did_you_mean
 
-ALLOWED_PREFIXES = ("lightning.pytorch.callbacks.", "binexp.")
+_LIGHTNING = "lightning.pytorch.callbacks."
+# LambdaCallback (arbitrary callables), ModelPruning (a pruning function), the finders and the
+# abstract bases are left out: none of them is configured with plain values alone
+ALLOWED_TARGETS = frozenset(
+    [
+        *(
+            _LIGHTNING + name
+            for name in (
+                "DeviceStatsMonitor",
+                "EarlyStopping",
+                "EMAWeightAveraging",
+                "GradientAccumulationScheduler",
+                "LearningRateMonitor",
+                "ModelCheckpoint",
+                "ModelSummary",
+                "OnExceptionCheckpoint",
+                "RichModelSummary",
+                "RichProgressBar",
+                "SpikeDetection",
+                "StochasticWeightAveraging",
+                "ThroughputMonitor",
+                "Timer",
+                "TQDMProgressBar",
+            )
+        ),
+        "binexp.lit.callbacks.LayerDiagnostics",
+        "binexp.lit.act_diagnostics.ActivationDiagnostics",
+        "binexp.lit.divergence.DivergenceMonitor",
+    ]
+)
 
 
 def allowed_target(target: Any) -> bool:
-    """``target`` names a class under one of :data:`ALLOWED_PREFIXES` (imported only after the
-    name passed the prefix check, so nothing outside them is ever imported)."""
-    if not isinstance(target, str) or not target.startswith(ALLOWED_PREFIXES) or ".." in target:
-        return False
-    from hydra._internal.utils import _locate
-
-    try:
-        obj = _locate(target)
-    except Exception:  # noqa: BLE001 - a typo: instantiate reports it as one line (imports stay under the prefixes)
-        return True
-    module = getattr(obj, "__module__", None) or ""
-    return inspect.isclass(obj) and any(module == p.rstrip(".") or module.startswith(p) for p in ALLOWED_PREFIXES)
+    """``target`` is one of :data:`ALLOWED_TARGETS`, spelled exactly (nothing is imported to decide)."""
+    return isinstance(target, str) and target in ALLOWED_TARGETS
 
 
 def check_target(target: Any, where: str) -> None:
     if not allowed_target(target):
+        short = {t.rsplit(".", 1)[1]: t for t in ALLOWED_TARGETS}
+        leaf = str(target).rsplit(".", 1)[-1]
+        hint = f"; did you mean {short[leaf]}?" if leaf in short else did_you_mean(str(target), ALLOWED_TARGETS)
         raise BinexpError(
-            f"{where}: _target_={target!r} is not allowed; fix: only classes of lightning.pytorch.callbacks "
-            f"and binexp may be instantiated from a config"
+            f"{where}: _target_={target!r} is not allowed{hint}; fix: only these callback classes may be "
+            f"instantiated from a config: {', '.join(sorted(t.rsplit('.', 1)[1] for t in ALLOWED_TARGETS))}"
         )
 
 
@@ -50,6 +73,10 @@ def check_targets(node: Any, where: str) -> None:
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
             check_targets(value, f"{where}[{i}]")
+
+
+# fields that say where a callback or logger writes: on resume= the run's own directory decides
+_WHERE_TO_WRITE = {"dirpath", "filename", "save_dir", "log_dir", "tracking_uri", "default_root_dir"}
 
 
 def _literal(value: Any) -> bool:
@@ -114,6 +141,8 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
             if ov.type != OverrideType.CHANGE or ov.value() not in config_options(key):
                 raise refuse(f"is not a registered {key} option (binexp list {key})")
             continue
+        if key.split(".")[-1] in _WHERE_TO_WRITE:
+            raise refuse("points binexp's writes outside the run directory")
         if ov.type != OverrideType.CHANGE and not (top == "trainer" and key.count(".") == 1):
             raise refuse("adds a key")
         if top not in fields:

@@ -538,3 +538,67 @@ def test_report_leaves_an_interpolation_as_text(cli, tmp_path, monkeypatch, caps
     monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
     code, lines = cli(["status", str(tmp_path / "sweep")])
     assert code == 0 and "hunter2" not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# _target_: an explicit list of classes, no prefix rule
+
+
+def test_the_killpoint_payload_is_real(tmp_path):
+    """A test callback (tests/support) kills or freezes a process at a chosen step: under the old
+    prefix rule ``binexp.*`` any class binexp ships was admitted."""
+    from binexp.targets import allowed_target
+
+    assert "binexp.lit.killpoint.KillAt".startswith(("lightning.pytorch.callbacks.", "binexp."))
+    assert not allowed_target("binexp.lit.killpoint.KillAt")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "binexp.lit.killpoint.KillAt",
+        "tests.support.killpoint.KillAt",
+        "binexp.lit.interrupt.Interrupt",
+        "binexp.lit.callbacks.RunRecord",
+        "binexp.checkpoint.atomic_write_text",
+        "lightning.pytorch.callbacks.LambdaCallback",
+        "lightning.pytorch.callbacks.ModelPruning",
+        "lightning.pytorch.callbacks.lr_monitor.LearningRateMonitor.__init__",
+    ],
+)
+def test_only_listed_classes_from_a_config(cli, tmp_path, target):
+    code, lines = cli(["train", *SYN, f"+callbacks.x._target_={target}"])
+    one_line(code, lines, f"callbacks.x: _target_='{target}' is not allowed")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_every_shipped_target_is_listed():
+    """Each ``_target_`` in binexp's own configs is on the list and is a Lightning Callback."""
+    import importlib
+
+    from lightning.pytorch.callbacks import Callback
+
+    from binexp.targets import ALLOWED_TARGETS
+
+    shipped = {
+        line.split("_target_:")[1].split("#")[0].strip()
+        for f in Path("conf").rglob("*.yaml")
+        for line in f.read_text().splitlines()
+        if "_target_:" in line and not line.lstrip().startswith("#")
+    }
+    assert shipped and shipped <= ALLOWED_TARGETS
+    for target in ALLOWED_TARGETS:
+        module, name = target.rsplit(".", 1)
+        assert issubclass(getattr(importlib.import_module(module), name), Callback), target
+
+
+@pytest.mark.parametrize(
+    "saved",
+    ["callbacks.last_checkpoint.dirpath=/elsewhere", "callbacks.model_checkpoint.filename=../../../elsewhere/x"],
+)
+def test_saved_overrides_cannot_move_writes_out_of_the_run(cli, tmp_path, saved):
+    run = fake_run(tmp_path / "run", saved=["data=synthetic", saved])
+    before = tree(tmp_path)
+    code, lines = cli(["train", f"resume={run}"])
+    one_line(code, lines, "points binexp's writes outside the run directory")
+    assert tree(tmp_path) == before
