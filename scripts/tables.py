@@ -126,6 +126,14 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
         ["flexor_resnet20_b06", "flexor_resnet20_b06_early", "flexor_resnet20_b06_late"],
         "500 epochs x 50k images each",
     ),
+    "flexor_equal_size": (
+        (
+            "FleXOR reviewers' equal-size question: 0.6-bit ResNet-20 (32.35 KiB) against narrower 1-bit ResNet-20s"
+            " of the same memory (width 0.82: 31.89 / 31.96 KiB)"
+        ),
+        ["flexor_resnet20_b06", "flexor_equal_size_bwn_w082", "flexor_equal_size_b10_w082"],
+        "500 epochs x 50k images each",
+    ),
     "flexor_reviewers": (
         (
             "FleXOR reviewers' extras at 0.8 bit (ResNet-20, N_out = 20): random M, a structured (cyclic) M,"
