@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from binexp.models.activations import activation_names, get_act_layer
+
+BINARY_INITS = ("model", "uniform_1e-3")
 
 
 @dataclass
@@ -31,8 +34,14 @@ class ModelConfig:
     # The activation between layers: hardtanh | relu | prelu | tanh | identity (`binexp list activation`);
     # hardtanh as in the official code (lenet5 keeps its ReLU, as in the paper).
     act: str = "hardtanh"
+    # The latent weights of the binarized layers: "model" keeps the architecture's init;
+    # "uniform_1e-3" starts them from U[0, 0.001) (torch.rand * 0.001), as the official ReActNet and
+    # Bi-Real PyTorch codes and BiBench's non-Conv2d operators do (matters for runs from scratch)
+    binary_init: str = "model"
 
     def __post_init__(self) -> None:
+        if self.binary_init not in BINARY_INITS:
+            raise ValueError(f"model.binary_init={self.binary_init!r}; choose one of: {', '.join(BINARY_INITS)}")
         if self.name not in MODELS:
             raise ValueError(
                 f"model.name={self.name!r} is not a known model; choose one of: {', '.join(model_names())}"
@@ -90,4 +99,15 @@ def model_names() -> list[str]:
 
 def build_model(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
     """``conv`` is a :class:`binexp.quant.ConvFactory` (or any callable with its signature)."""
-    return MODELS[cfg.name].build(cfg, conv, num_classes)
+    model = MODELS[cfg.name].build(cfg, conv, num_classes)
+    if cfg.binary_init == "uniform_1e-3":
+        from binexp.quant.layers import quantized_layers
+
+        for _, layer in quantized_layers(model):
+            layer.reset_latent_weight(_uniform_1e3)
+    return model
+
+
+def _uniform_1e3(weight: nn.Parameter) -> None:
+    with torch.no_grad():
+        weight.copy_(torch.rand_like(weight) * 1e-3)

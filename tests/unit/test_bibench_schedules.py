@@ -39,3 +39,21 @@ def test_cifar_normalisation_statistics():
     assert [round(m, 4) for m in CIFAR_MEAN] == [0.4914, 0.4822, 0.4465]
     assert [round(s, 4) for s in CIFAR_STD] == [0.2023, 0.1994, 0.2010]
     assert validate(compose(["data=synthetic", "data.normalize=cifar"])).data.normalize == "cifar"
+
+
+def test_binary_init_uniform_1e3_starts_binarized_weights_from_u0_1e3():
+    import torch
+
+    from binexp.models.registry import ModelConfig, build_model
+    from binexp.quant import ConvFactory, quantized_layers
+    from binexp.quant.reactnet import ReActNetConfig
+
+    torch.manual_seed(0)
+    net = build_model(
+        ModelConfig(name="resnet20", width=0.25, binary_init="uniform_1e-3"), ConvFactory(ReActNetConfig()), 10
+    )
+    layers = quantized_layers(net)
+    assert layers and all(float(m.weight.min()) >= 0 and float(m.weight.max()) < 1e-3 for _, m in layers)
+    assert float(net.conv1.weight.abs().max()) > 1e-2  # the full-precision stem keeps the model's init
+    default = build_model(ModelConfig(name="resnet20", width=0.25), ConvFactory(ReActNetConfig()), 10)
+    assert float(quantized_layers(default)[0][1].weight.min()) < 0
