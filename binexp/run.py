@@ -320,13 +320,23 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def one_line(e: BaseException) -> str:
+    """The message of a :class:`BinexpError`; one raised in a DataLoader worker reaches the main
+    process wrapped with the worker's traceback: its last line is the message."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        return last.split("BinexpError: ", 1)[-1]
+    return text
+
+
 @hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")
 def hydra_train(cfg: DictConfig) -> float | None:
     try:
         record = run_training(cfg)
     except BinexpError as e:
         if HydraConfig.get().mode == RunMode.RUN:  # one run: one line, exit 1
-            print(f"binexp: error: {e}", file=sys.stderr)
+            print(f"binexp: error: {one_line(e)}", file=sys.stderr)
             sys.exit(1)
         raise  # in a sweep the other jobs still run; the job's metrics.json says failed
     return record.get("best_val_acc1")

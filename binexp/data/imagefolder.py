@@ -28,10 +28,62 @@ def _has_image(folder: Path) -> bool:
     at the first one, so a full ImageNet class costs one directory read."""
     import os
 
-    for _, _, files in os.walk(folder, followlinks=True):
+    for _, _, files in os.walk(folder, followlinks=False):  # a `-> .` link would loop forever
         if any(f.lower().endswith(IMG_EXTENSIONS) for f in files):
             return True
     return False
+
+
+def image_files(directory: str, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
+    """(path, class index) of every image under each class folder, as torchvision's ImageFolder
+    lists them, except that folder links are not followed (a `-> .` link loops forever) and a
+    file link counts only if it ends at a regular file (not /dev/zero or a FIFO)."""
+    import os
+    import stat
+
+    out = []
+    for name, index in sorted(class_to_idx.items()):
+        for folder, _, files in sorted(os.walk(os.path.join(directory, name), followlinks=False)):
+            for f in sorted(files):
+                path = os.path.join(folder, f)
+                if not f.lower().endswith(IMG_EXTENSIONS):
+                    continue
+                try:
+                    if stat.S_ISREG(os.stat(path).st_mode):
+                        out.append((path, index))
+                except OSError:  # a dangling link
+                    continue
+    return out
+
+
+def read_image(path: str):
+    """PIL's RGB image of ``path``, or a one-line error naming the file (truncated, not an image,
+    or over PIL's decompression-bomb limit, which stays on)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BinexpError(
+            f"image {path} cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+            f"fix: replace or remove it"
+        ) from None
+
+
+def _image_folder(root: Path, **kwargs):
+    """torchvision's ImageFolder listing files with :func:`image_files` and reading them with
+    :func:`read_image` (unless ``loader`` is given)."""
+    from torchvision import datasets
+
+    class SafeImageFolder(datasets.ImageFolder):
+        @staticmethod
+        def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+            return image_files(str(directory), class_to_idx)
+
+    kwargs.setdefault("loader", read_image)
+    return SafeImageFolder(str(root), **kwargs)
 
 
 class ImageFolderDataModule(ClassifierData):
@@ -99,7 +151,7 @@ class ImageFolderDataModule(ClassifierData):
                     )
 
     def setup(self, stage: str | None = None) -> None:
-        from torchvision import datasets, transforms
+        from torchvision import transforms
 
         self.check()
         norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
@@ -123,11 +175,11 @@ class ImageFolderDataModule(ClassifierData):
         if self.decode == "tensor":
             from torchvision.io import read_file
 
-            self.train_set = datasets.ImageFolder(str(root / "train"), loader=read_file)
-            self.val_set = datasets.ImageFolder(str(root / "val"), loader=read_file)
+            self.train_set = _image_folder(root / "train", loader=read_file)
+            self.val_set = _image_folder(root / "val", loader=read_file)
             return
-        self.train_set = datasets.ImageFolder(str(root / "train"), train_tf)
-        self.val_set = datasets.ImageFolder(str(root / "val"), val_tf)
+        self.train_set = _image_folder(root / "train", transform=train_tf)
+        self.val_set = _image_folder(root / "val", transform=val_tf)
 
     def _loader(self, ds, batch_size: int, shuffle: bool) -> DataLoader:
         if self.trainer is not None and self.trainer.world_size > 1:

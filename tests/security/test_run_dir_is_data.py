@@ -602,3 +602,82 @@ def test_saved_overrides_cannot_move_writes_out_of_the_run(cli, tmp_path, saved)
     code, lines = cli(["train", f"resume={run}"])
     one_line(code, lines, "points binexp's writes outside the run directory")
     assert tree(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageFolder: no folder link followed, unreadable images one line
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels (its pixel data is cut short)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_the_folder_loop_payload_is_real(tmp_path):
+    from tests.conftest import write_imagefolder_fixture
+
+    root = write_imagefolder_fixture(tmp_path / "folder", classes=2, per_class=1, size=8)
+    for name in ("loop", "loop2"):  # two links: 2^40 paths before the kernel's link limit stops each
+        (root / "train" / "class_0" / name).symlink_to(".")
+    walked = 0
+    for _ in os.walk(root / "train", followlinks=True):  # what ImageFolder does
+        walked += 1
+        if walked > 1000:
+            break
+    assert walked > 1000
+
+
+def test_image_folder_does_not_follow_folder_links(tmp_path):
+    from binexp.data.imagefolder import _has_image, image_files
+    from tests.conftest import write_imagefolder_fixture
+
+    root = write_imagefolder_fixture(tmp_path / "folder", classes=2, per_class=2, size=8)
+    for name in ("loop", "loop2"):
+        (root / "train" / "class_0" / name).symlink_to(".")
+    (root / "train" / "class_0" / "zero.png").symlink_to("/dev/zero")
+    found = image_files(str(root / "train"), {"class_0": 0, "class_1": 1})
+    assert len(found) == 4 and not any("loop" in p or "zero" in p for p, _ in found)
+    assert _has_image(root / "train" / "class_0")
+
+
+@pytest.mark.parametrize("bad", ["bomb", "truncated"])
+def test_unreadable_image_is_one_line(cli, tmp_path, bad):
+    """A 20000 x 20000 PNG (PIL's decompression-bomb limit refuses it) or a truncated one."""
+    from PIL import Image
+
+    from tests.conftest import write_imagefolder_fixture
+
+    root = write_imagefolder_fixture(tmp_path / "in" / "folder", classes=2, per_class=1, size=8)
+    victim = next((root / "train" / "class_0").glob("*.png"))
+    if bad == "bomb":
+        victim.write_bytes(png_header(20000, 20000))
+        with pytest.raises(Image.DecompressionBombError):  # the payload is real: 400 M pixels asked for
+            Image.open(victim)
+    else:
+        victim.write_bytes(victim.read_bytes()[:-40])
+        with pytest.raises(OSError):
+            Image.open(victim).load()
+    code, lines = cli(
+        [
+            "train",
+            "data=imagefolder",
+            f"data.root={root}",
+            "data.image_size=8",
+            "data.num_workers=0",
+            "data.batch_size=2",
+            "trainer.max_epochs=1",
+            "trainer.limit_val_batches=1",
+            "trainer.num_sanity_val_steps=0",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
+    assert code == 1 and sum(line.startswith("binexp: error:") for line in lines) == 1, lines
+    assert f"image {victim} cannot be read" in lines[-1]
