@@ -10,17 +10,20 @@ from binexp.quant.layers import QuantLayer
 
 class OptionAShortcut(nn.Module):
     """Parameter-free shortcut (He et al. 2016, option A): stride-2 subsampling and zero
-    padding of the new channels, split evenly on both sides as in the RBNN code."""
+    padding of the new channels, split evenly on both sides as in the RBNN code. ``avgpool``:
+    a stride x stride average pool instead of the subsampling (ReCU's and Bi-Real's CIFAR code:
+    ``nn.AvgPool2d((2, 2))`` then the same zero padding)."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int, avgpool: bool = False) -> None:
         super().__init__()
         self.stride = stride
+        self.avgpool = avgpool
         self.pad = (planes - in_planes) // 2
         self.extra = planes - in_planes - self.pad
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride]
+            x = F.avg_pool2d(x, self.stride) if self.avgpool else x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, self.pad, self.extra))
 
 

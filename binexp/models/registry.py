@@ -38,8 +38,19 @@ class ModelConfig:
     # "uniform_1e-3" starts them from U[0, 0.001) (torch.rand * 0.001), as the official ReActNet and
     # Bi-Real PyTorch codes and BiBench's non-Conv2d operators do (matters for runs from scratch)
     binary_init: str = "model"
+    # CIFAR ResNet-20/32 (resnet20, resnet32, resnet20_bireal): the parameter-free downsampling
+    # shortcut. "option_a" = stride-2 subsampling + zero channel padding (RBNN code); "avgpool_pad" =
+    # 2x2 average pool + the same padding (ReCU's official ResNet-20)
+    shortcut: str = "option_a"
 
     def __post_init__(self) -> None:
+        if self.shortcut not in ("option_a", "avgpool_pad"):
+            raise ValueError(f"model.shortcut={self.shortcut!r}; choose option_a or avgpool_pad")
+        if self.shortcut != "option_a" and self.name not in ("resnet20", "resnet32", "resnet20_bireal"):
+            raise ValueError(
+                f"model.shortcut={self.shortcut} is an option of resnet20, resnet32 and resnet20_bireal, "
+                f"not {self.name}; fix: drop it"
+            )
         if self.binary_init not in BINARY_INITS:
             raise ValueError(f"model.binary_init={self.binary_init!r}; choose one of: {', '.join(BINARY_INITS)}")
         if self.name not in MODELS:

@@ -67,6 +67,7 @@ class CifarResNet(nn.Module):
         bn_gamma: float,
         width: float = 1.0,
         act_layer: ActLayer = HARDTANH,
+        avgpool_shortcut: bool = False,
     ) -> None:
         super().__init__()
         widths = [scaled(c, width) for c in (16, 32, 64)]
@@ -79,7 +80,7 @@ class CifarResNet(nn.Module):
             for i in range(blocks_per_stage):
                 stride = 2 if (stage > 0 and i == 0) else 1
                 shortcut = (
-                    OptionAShortcut(in_planes, planes, stride)
+                    OptionAShortcut(in_planes, planes, stride, avgpool_shortcut)
                     if (stride != 1 or in_planes != planes)
                     else nn.Identity()
                 )
@@ -159,23 +160,27 @@ class CifarResNet18(nn.Module):
         return self.linear(self.bn2(out))
 
 
+def _avgpool(cfg: ModelConfig) -> bool:
+    return cfg.shortcut == "avgpool_pad"
+
+
 def _gamma(cfg: ModelConfig, default: float) -> float:
     return default if cfg.bn_gamma_init is None else cfg.bn_gamma_init
 
 
 @register_model("resnet20", "CIFAR ResNet-20 (RBNN code: Hardtanh, option-A shortcuts, BN gamma 1e-8)")
 def resnet20(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return CifarResNet(conv, BasicBlock, 3, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer())
+    return CifarResNet(conv, BasicBlock, 3, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer(), _avgpool(cfg))
 
 
 @register_model("resnet32", "CIFAR ResNet-32 (as ResNet-20 with 5 blocks per stage)")
 def resnet32(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return CifarResNet(conv, BasicBlock, 5, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer())
+    return CifarResNet(conv, BasicBlock, 5, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer(), _avgpool(cfg))
 
 
 @register_model("resnet20_bireal", "CIFAR ResNet-20 with a Bi-Real shortcut around every binary conv")
 def resnet20_bireal(cfg: ModelConfig, conv, num_classes: int) -> nn.Module:
-    return CifarResNet(conv, BiRealBlock, 3, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer())
+    return CifarResNet(conv, BiRealBlock, 3, num_classes, _gamma(cfg, 1e-8), cfg.width, cfg.act_layer(), _avgpool(cfg))
 
 
 @register_model("resnet18_cifar", "CIFAR ResNet-18 (binarized 1x1 downsample shortcuts, BN gamma 1)")

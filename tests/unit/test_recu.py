@@ -109,3 +109,19 @@ def test_alpha_init_and_storage():
     assert (s.weight_bits, s.inference_floats) == (108, 4)
     with pytest.raises(ValueError, match="tau_min"):
         ReCUConfig(tau_min=0.99, tau_max=0.85)
+
+
+def test_avgpool_pad_shortcut_of_the_official_resnet20():
+    import pytest as _pytest
+
+    from binexp.models.common import OptionAShortcut
+    from binexp.models.registry import ModelConfig
+
+    x = torch.arange(16, dtype=F64).view(1, 1, 4, 4)
+    pooled = OptionAShortcut(1, 3, 2, avgpool=True)(x)
+    # AvgPool2d(2) then one zero channel on each side (ReCU: planes // 4 each side)
+    assert pooled.shape == (1, 3, 2, 2) and pooled[0, 1].flatten().tolist() == [2.5, 4.5, 10.5, 12.5]
+    assert pooled[0, 0].abs().sum() == 0 and pooled[0, 2].abs().sum() == 0
+    assert OptionAShortcut(1, 3, 2)(x)[0, 1].flatten().tolist() == [0.0, 2.0, 8.0, 10.0]  # option A subsamples
+    with _pytest.raises(ValueError, match="shortcut"):
+        ModelConfig(name="vgg_small", shortcut="avgpool_pad")
