@@ -76,14 +76,18 @@ def _rank() -> int:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+    from lightning.pytorch.loggers import CSVLogger, Logger
+
+    from binexp.lit.tb_views import EpochTensorBoardLogger  # the epoch as TensorBoard's step
 
     loggers: list[Logger] = []
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
         # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
         loggers.append(
-            TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False)
+            EpochTensorBoardLogger(
+                save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False
+            )
         )
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))

@@ -90,7 +90,8 @@ class LayerDiagnostics(Callback):
     and a method's model-level ``model_report`` numbers as ``model/<key>``. Scalars go to every
     configured logger (``log_metrics``: TensorBoard, CSV, ...); histograms to TensorBoard only.
     A statistic that every layer shares (RBNN's t, k, rotation count: ``tb_views.METHOD_WIDE``)
-    is logged once, as ``method/<name>``. The step axis is the global step."""
+    is logged once, as ``method/<name>``. Scalars get the global step (TensorBoard's logger writes
+    the epoch instead); histograms the epoch (1 = after the first; 0 = before training)."""
 
     def __init__(self, every_n_epochs: int = 1, histograms: bool = True) -> None:
         self.every_n_epochs = max(1, int(every_n_epochs))
@@ -114,6 +115,7 @@ class LayerDiagnostics(Callback):
 
         writer = _tensorboard(trainer)
         step = trainer.global_step
+        epoch = trainer.current_epoch + 1
         scalars: dict[str, float] = {}
         shared: dict[str, list[float]] = {}
         for name, layer in quantized_layers(pl_module):
@@ -133,7 +135,7 @@ class LayerDiagnostics(Callback):
                     values = tensor.detach().float().cpu().flatten()
                     values = values[torch.isfinite(values)]  # a diverged run: TensorBoard refuses NaN/inf
                     if values.numel():
-                        writer.add_histogram(f"{hist}/{name}", values, step)
+                        writer.add_histogram(f"{hist}/{name}", values, epoch)
         for stat, per_layer in shared.items():
             scalars[f"method/{stat}"] = per_layer[0]
         # model-level aggregates of a method (FleXOR's bits per weight, effective bits...): ``model/<key>``

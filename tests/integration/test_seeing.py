@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from binexp.lit.tb_views import FIRST_CATEGORY
 from tests.conftest import read_metrics, run_cli
 
 EPOCHS = 2
@@ -142,31 +143,42 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
         scalars = set(events.Tags()["scalars"])
         layout = layout_pb2.Layout()
         layout.ParseFromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+        # the first screen: runs compared on val top-1, then α and angular bias (means over layers)
+        first = layout.category[0]
+        assert first.title == FIRST_CATEGORY and not first.closed
+        assert [c.title for c in first.chart][0] == "val top-1 (%)" and list(first.chart[0].multiline.tag) == [
+            "^val/acc1$"
+        ]
         charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-        for stat in (
-            "angular_bias",
-            "quant_error",
-            "flip_rate",
-            "rbnn_alpha_mean",
-            "act_angular_bias",
-            "quant_error_unscaled",
-            "quant_error_rotated",
-            "quant_error_mixed",
-            "rbnn_theta_dev_max",
-            "rbnn_theta_grad_norm",
-        ):
-            assert charts[stat] == [f"^{stat}/"], stat
-        assert charts["method/rbnn_t"] == ["^method/rbnn_t$"] and charts["model (bits per weight, ...)"] == ["^model/"]
-        if "xnor" in job.name:  # one chart, every layer overlaid: the regex takes all 18 layers
-            for stat in ("angular_bias", "quant_error", "flip_rate"):
-                assert len([t for t in scalars if re.match(charts[stat][0], t)]) == 18, stat
-            assert not any(t.startswith("act_angular_bias/") for t in scalars if re.match("^angular_bias/", t))
+        for title, patterns in charts.items():  # no empty chart: every pattern matches a logged tag
+            assert all(any(re.match(p, t) for t in scalars) for p in patterns), title
+        assert charts["train loss"] == ["^train/loss$"] and charts["val loss"] == ["^val/loss$"]
+        # the x axis reads epochs (1 = after the first), for Lightning's metrics and the diagnostics
+        assert [e.step for e in events.Scalars("val/acc1")] == list(range(1, EPOCHS + 1))
+        assert [e.step for e in events.Scalars("lr-SGD")] == list(range(1, EPOCHS + 1))
+        if "xnor" in job.name:  # named layers: one chart per layer, titled by it
+            assert [c.title for c in first.chart] == [
+                "val top-1 (%)",
+                "angular_bias (mean over layers)",
+                "act_angular_bias (mean over layers)",
+            ]
+            per_layer = {cat.title: cat for cat in layout.category}[
+                "angular_bias, per layer (binarized weights, every layer)"
+            ]
+            assert not per_layer.closed and len(per_layer.chart) == 18
+            assert per_layer.chart[0].title == "angular_bias · layer1.0.conv1"
+            assert list(per_layer.chart[0].multiline.tag) == ["^angular_bias/layer1\\.0\\.conv1$"]
+            assert [e.step for e in events.Scalars("angular_bias/layer1.0.conv1")] == list(range(1, EPOCHS + 1))
+            assert [e.step for e in events.Scalars("act_angular_bias/layer1.0.conv1")] == list(range(1, EPOCHS + 1))
+            layers = [t for t in scalars if t.startswith("angular_bias/")]
+            mean = sum(events.Scalars(t)[-1].value for t in layers) / len(layers)
+            assert events.Scalars("layer_mean/angular_bias")[-1].value == pytest.approx(mean, rel=1e-5)
         content = events.PluginTagToContent("hparams")
         exp = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
         assert [m.name.tag for m in exp.metric_infos] == ["val/acc1_best", "val/acc1", "model/bits_per_weight"]
         start = hp_metadata.parse_session_start_info_plugin_data(content[hp_metadata.SESSION_START_INFO_TAG])
         hp = {k: v.string_value for k, v in start.hparams.items()}
-        assert {h.name for h in exp.hparam_infos} == set(hp)
+        assert {h.name for h in exp.hparam_infos} == set(hp) and "max_epochs" not in hp  # trainer.max_epochs only
         assert [h.name for h in exp.hparam_infos if h.differs] == ["quantizer"]  # the swept key: a default column
         sessions[job.name] = hp
         bits = events.Scalars("model/bits_per_weight")[0].value

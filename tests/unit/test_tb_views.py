@@ -1,38 +1,101 @@
-"""The custom-scalars layout and the HParams entry of a run, as data."""
+"""The custom-scalars layout, the epoch axis and the HParams entry of a run, as data."""
 
-from binexp.lit.tb_views import METHOD_WIDE, hparams_of, layout
+import re
+
+import pytest
+
+from binexp.lit.tb_views import FIRST_CATEGORY, EpochTensorBoardLogger, hparams_of, layout
+
+LAYERS = ["layer1.0.conv1", "layer1.0.conv2", "layer3.2.conv2"]
+RBNN_TAGS = [
+    *(
+        f"{stat}/{layer}"
+        for stat in ("angular_bias", "quant_error", "rbnn_alpha_mean", "act_angular_bias")
+        for layer in LAYERS
+    ),
+    "method/rbnn_t",
+    "lr-SGD",
+    "train/loss",
+    "train/acc1",
+    "val/loss",
+    "val/acc1",
+    "val/acc5",
+    "val/acc1_best",
+    "model/bits_per_weight",
+]
 
 
-def charts(lay: dict) -> dict[str, tuple[str, list[str]]]:
-    return {title: (category, spec[1]) for category, cs in lay.items() for title, spec in cs.items()}
+def test_first_screen_compares_runs_on_accuracy_alpha_and_angular_bias():
+    lay = layout(RBNN_TAGS)
+    title, closed, charts = lay[0]
+    assert title == FIRST_CATEGORY and not closed
+    assert charts == {
+        "val top-1 (%)": ["^val/acc1$"],
+        "angular_bias (mean over layers)": ["^layer_mean/angular_bias$"],
+        "act_angular_bias (mean over layers)": ["^layer_mean/act_angular_bias$"],
+        "rbnn_alpha_mean (mean over layers)": ["^layer_mean/rbnn_alpha_mean$"],
+    }
+    assert list(charts)[0] == "val top-1 (%)"
+    assert lay[1][0] == "training" and not lay[1][1]
+    training = lay[1][2]
+    assert training["train loss"] == ["^train/loss$"] and training["val loss"] == ["^val/loss$"]  # apart
+    assert training["learning rate"] == ["^lr-"]
 
 
-def test_one_chart_per_statistic_grouped_by_method():
-    c = charts(
-        layout(
-            [
-                "angular_bias",
-                "quant_error",
-                "rbnn_cos_after",
-                "rbnn_objective_round3",
-                "flexor_s_tanh",
-                *METHOD_WIDE,
-                "flip_rate",
-            ]
-        )
-    )
-    assert c["angular_bias"] == ("binarized weights, every layer", ["^angular_bias/"])
-    assert c["rbnn_cos_after"] == ("RBNN, every layer", ["^rbnn_cos_after/"])
-    assert c["rbnn_objective_round3"] == ("RBNN, every layer", ["^rbnn_objective_round3/"])
-    assert c["flexor_s_tanh"] == ("FleXOR, every layer", ["^flexor_s_tanh/"])
-    assert not set(METHOD_WIDE) & set(c)  # logged once as method/<name>: one chart for all of them
-    assert c["method/rbnn_t"] == ("method-wide", ["^method/rbnn_t$"]) and c["method/rbnn_k"][1] == ["^method/rbnn_k$"]
-    assert c["top-1 (%)"][1] == ["^train/acc1$", "^val/acc1$", "^val/acc1_best$"]
-    # anchored patterns: a statistic's chart never takes another statistic whose name contains it
-    import re
+def test_one_chart_per_layer_titled_by_the_layer():
+    cats = {title: (closed, charts) for title, closed, charts in layout(RBNN_TAGS)}
+    closed, charts = cats["angular_bias, per layer (binarized weights, every layer)"]
+    assert not closed and list(charts) == [f"angular_bias · {layer}" for layer in LAYERS]
+    assert charts["angular_bias · layer1.0.conv1"] == [r"^angular_bias/layer1\.0\.conv1$"]
+    assert not cats["rbnn_alpha_mean, per layer (RBNN, every layer)"][0]  # the first screen's statistics: open
+    assert cats["quant_error, per layer (binarized weights, every layer)"][0]  # the rest: folded
+    # exact patterns: a layer's chart never takes another layer or statistic whose name contains it
+    assert not re.match(charts["angular_bias · layer1.0.conv1"][0], "angular_bias/layer1x0.conv1")
+    assert not re.match(charts["angular_bias · layer1.0.conv1"][0], "act_angular_bias/layer1.0.conv1")
+    # the α and angular-bias categories come before the rest, in the first screen's order
+    order = [t for t in cats if t.endswith(")") and ", per layer" in t]
+    assert order[:3] == [
+        "angular_bias, per layer (binarized weights, every layer)",
+        "act_angular_bias, per layer (binarized weights, every layer)",
+        "rbnn_alpha_mean, per layer (RBNN, every layer)",
+    ]
 
-    assert not re.match(c["angular_bias"][1][0], "act_angular_bias/layer1.0.conv1")
-    assert not re.match(c["quant_error"][1][0], "quant_error_rotated/layer1.0.conv1")
+
+def test_no_chart_without_a_logged_tag():
+    lay = layout(RBNN_TAGS)
+    every = [p for _, _, charts in lay for patterns in charts.values() for p in patterns]
+    logged = [*RBNN_TAGS, "layer_mean/rbnn_alpha_mean", "layer_mean/angular_bias", "layer_mean/act_angular_bias"]
+    assert all(any(re.match(p, t) for t in logged) for p in every)
+    cats = {title: charts for title, _, charts in lay}
+    assert cats["method-wide"] == {"method/rbnn_t": ["^method/rbnn_t$"]}  # no rbnn_k, no one-dot model chart
+    # an fp run (no binarized layer): only accuracy, training curves
+    fp = layout(["val/acc1", "train/loss", "val/loss"])
+    assert [t for t, _, _ in fp] == [FIRST_CATEGORY, "training"]
+    assert fp[0][2] == {"val top-1 (%)": ["^val/acc1$"]}
+
+
+class Epoch:
+    current_epoch = 2  # the third epoch (0-based in Lightning)
+
+
+def test_the_step_written_is_the_epoch_and_layer_means_are_added(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = EpochTensorBoardLogger(save_dir=str(tmp_path), name="tb", version="run", default_hp_metric=False)
+    logger.log_metrics({"model/bits_per_weight": 1.0}, step=0)  # before training: step 0
+    logger.log_metrics({"val/acc1": 50.0, "epoch": 1}, step=123)  # Lightning's: its epoch field
+    logger.trainer = Epoch()  # type: ignore[assignment]
+    logger.log_metrics({"angular_bias/a": 0.7, "angular_bias/b": 0.9, "quant_error/a": 0.3}, step=456)
+    logger.experiment.flush()
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    steps = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert steps["model/bits_per_weight"] == [(0, 1.0)]
+    assert steps["val/acc1"] == [(2, 50.0)] and steps["epoch"] == [(2, 1.0)]
+    assert steps["angular_bias/a"] == [(3, pytest.approx(0.7))]
+    assert steps["layer_mean/angular_bias"] == [(3, pytest.approx(0.8))]
+    assert "layer_mean/quant_error" not in steps  # means only for the first screen's statistics
+    assert "val/acc1" in logger.tags and "epoch" not in logger.tags
 
 
 def test_hparams_are_choices_and_overrides_without_paths_or_display_flags():
@@ -64,7 +127,10 @@ def test_hparams_are_choices_and_overrides_without_paths_or_display_flags():
         "data": "cifar10",
         "schedule": "rbnn_cifar",
         "seed": "3",
-        "max_epochs": "1000",
+        "trainer.max_epochs": "1000",
         "quantizer.rounds": "1",
         "quantizer.extra": "2",
     }
+    # an override of the epochs replaces the column: no max_epochs beside trainer.max_epochs
+    hp = hparams_of({**static, "max_epochs": 3, "overrides": ["trainer.max_epochs=3"]})
+    assert hp["trainer.max_epochs"] == "3" and "max_epochs" not in hp
