@@ -156,7 +156,7 @@ class EpochTensorBoardLogger(TensorBoardLogger):
         metrics = dict(metrics)
         if "epoch" in metrics:
             step = int(metrics["epoch"]) + 1
-        elif (epoch := self.epoch_step()) is not None and step:  # step 0: before training (epoch 0)
+        elif (epoch := self.epoch_step()) is not None:  # the LR monitor at epoch start, the diagnostics
             step = epoch
         layers: dict[str, list[float]] = {}
         for tag, value in metrics.items():
