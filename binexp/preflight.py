@@ -123,10 +123,10 @@ def check_config(overrides: list[str]):
     check_trainer(run.trainer)
     if cfg.get("init_from") and not cfg.get("resume"):
         from binexp.init_from import load_compatible
-        from binexp.lit.module import ClassifierModule
+        from binexp.lit.module import build_classifier
 
         # into a throwaway copy of the model: shapes and class count fail here, before any run directory exists
-        module = ClassifierModule(run.model, run.quantizer, run.schedule, datamodule.num_classes)
+        module = build_classifier(run, datamodule.num_classes)
         load_compatible(module, cfg.init_from, run.model.name)
     if run.distill.teacher:
         from binexp.lit.restore import load_teacher
@@ -164,10 +164,10 @@ def check_model(run, num_classes: int) -> None:
     """The network builds from this config and every strided layer of it sees at least as
     many pixels as its stride (``data.image_size=1`` into a ResNet trains on nothing)."""
     from binexp.data.registry import DATASETS  # noqa: F401 - the data schemas are registered
-    from binexp.lit.module import ClassifierModule
+    from binexp.lit.module import build_classifier
 
     try:
-        module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
+        module = build_classifier(run, num_classes)
     except BinexpError:
         raise
     except (ValueError, TypeError, OverflowError, RuntimeError) as e:

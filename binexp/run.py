@@ -33,7 +33,7 @@ from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
 from binexp.lit.interrupt import Interrupt
-from binexp.lit.module import ClassifierModule
+from binexp.lit.module import build_classifier
 from binexp.lit.restore import load_teacher
 from binexp.resume import already_complete, previous_record, resume_checkpoint
 from binexp.runstate import RunLock
@@ -163,8 +163,23 @@ def run_training(cfg: DictConfig) -> dict:
 
 
 def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
+    """A run in named steps: plan the start (fresh, resume, skip) -> build data and module ->
+    the static record -> fit -> the final record."""
     trainer_kwargs = dict(run.trainer)
     bars = progress_and_noise(cfg, trainer_kwargs)
+    finished, ckpt_path, previous = _plan_start(cfg, run, hc, run_dir)
+    if finished is not None:
+        return finished
+    datamodule, module, init_report, resolved = _build(cfg, run, ckpt_path)
+    static = _static_record(cfg, run, hc, run_dir, module, resolved, init_report)
+    _write_model_summary(module, run, run_dir, static)
+    trainer, record = _fit(cfg, run_dir, trainer_kwargs, bars, module, datamodule, static, previous, ckpt_path)
+    return _finish(trainer, record, module, run_dir)
+
+
+def _plan_start(cfg: DictConfig, run, hc, run_dir: Path) -> tuple[dict | None, str | None, dict]:
+    """(the record to return at once, or None; the checkpoint to resume from; the previous record):
+    ``resume=<dir>`` continues (or reports a finished run), a sweep re-run skips, resumes or starts."""
     ckpt_path = None
     previous = {}
     if cfg.get("resume"):
@@ -175,7 +190,7 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
                 f"(fix: add trainer.max_epochs=<more> to train it further)",
                 file=sys.stderr,
             )
-            return previous
+            return previous, None, previous
         ckpt, note = resume_checkpoint(run_dir)
         ckpt_path = str(ckpt)
         if note:
@@ -187,10 +202,15 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         action, ckpt_path, note = sweep_resume.plan(run_dir)
         if action == "skip":
             log.info("%s already holds a completed run; skipped (nothing rewritten)", run_dir)
-            return sweep_resume.read_record(run_dir) or {}
+            return sweep_resume.read_record(run_dir) or {}, None, previous
         if action == "resume":
             previous = previous_record(run_dir)
             log.info("resuming %s from %s%s", run_dir, ckpt_path, f" ({note})" if note else "")
+    return None, ckpt_path, previous
+
+
+def _build(cfg: DictConfig, run, ckpt_path: str | None):
+    """Seed, then the DataModule and the ClassifierModule (init_from, channels_last, compile, teacher)."""
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
@@ -199,14 +219,7 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         datamodule.check()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)  # the composed config is a mapping
-    module = ClassifierModule(
-        run.model,
-        run.quantizer,
-        run.schedule,
-        datamodule.num_classes,
-        run_config=resolved,
-        angle_penalty=run.angle_penalty,
-    )
+    module = build_classifier(run, datamodule.num_classes, run_config=resolved)
     init_report = None
     if cfg.get("init_from") and ckpt_path is None:  # a resumed run restores everything from its own checkpoint
         init_report = load_compatible(module, cfg.init_from, run.model.name)
@@ -220,6 +233,11 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         log.info(
             "distilling from %s (T=%s, weight=%s)", run.distill.teacher, run.distill.temperature, run.distill.weight
         )
+    return datamodule, module, init_report, resolved
+
+
+def _static_record(cfg: DictConfig, run, hc, run_dir: Path, module, resolved: dict, init_report) -> dict:
+    """What metrics.json says about the run before it trains: names, overrides, bits, OPs, entropy."""
     static = {
         "name": cfg.get("name"),
         "run_dir": str(run_dir),
@@ -244,6 +262,11 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         detail.info("method report: %s", static["method_report"])
     for layer_name, report in static["layer_reports"].items():
         detail.info("layer %s: %s", layer_name, report)
+    return static
+
+
+def _write_model_summary(module, run, run_dir: Path, static: dict) -> None:
+    """summary.txt in the run directory and its compact lines on the console (rank 0)."""
     title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}"
     try:
         rows = write_summary(module.net, run_dir, data_input_size(run.data), title)  # rank 0 only (rank_zero_only)
@@ -252,6 +275,20 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
     if rows is not None:
         for line in compact_summary(rows, static, title):
             log.info(line)
+
+
+def _fit(
+    cfg: DictConfig,
+    run_dir: Path,
+    trainer_kwargs: dict,
+    bars: list,
+    module,
+    datamodule,
+    static: dict,
+    previous: dict,
+    ckpt_path: str | None,
+):
+    """The callbacks, the Trainer and ``trainer.fit``; a failure is recorded in metrics.json first."""
     record = RunRecord(str(run_dir), static, previous=previous)
     interrupt = Interrupt(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
     from binexp.lit.epoch_line import EpochLine
@@ -290,6 +327,11 @@ def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
         ):  # full disk, read-only output: one line, the last good checkpoint stays
             raise write_error(e, run_dir) from None
         raise
+    return trainer, record
+
+
+def _finish(trainer, record, module, run_dir: Path) -> dict:
+    """The final metrics.json (trained entropy, completed or interrupted) and the last console line."""
     record.static.update(model_entropy(module.net))  # the trained sign bits: entropy and Huffman size
     try:
         final = record.write(trainer, status="interrupted" if trainer.interrupted else "completed")

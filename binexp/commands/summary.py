@@ -15,7 +15,7 @@ def main(args: list[str]) -> int:
     import argparse
 
     from binexp.config import validate
-    from binexp.lit.module import ClassifierModule
+    from binexp.lit.module import build_classifier
     from binexp.models import MODELS
     from binexp.preflight import compose
 
@@ -50,7 +50,7 @@ def main(args: list[str]) -> int:
         overrides.append("data=mnist")  # LeNet-5 is summarised on MNIST's 28x28
     run = validate(compose(overrides))
     num_classes = data_num_classes(run.data)
-    module = ClassifierModule(run.model, run.quantizer, run.schedule, num_classes)
+    module = build_classifier(run, num_classes)
     size = ns.input_size or data_input_size(run.data)
     title = f"{run.model.name} / {run.quantizer.name} / {run.data.name}: {num_classes} classes, {size}x{size} input"
     _print(module.net, size, title, ns.json)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import lightning.pytorch as L
 import torch
@@ -13,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from binexp.errors import BinexpError
 from binexp.lit.angle_penalty import angle_penalty
 from binexp.lit.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
-from binexp.models import build_model
+from binexp.models import ModelConfig, build_model
 from binexp.quant import ConvFactory, quantized_layers
 from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler, max_epochs
 
@@ -189,3 +191,36 @@ class ClassifierModule(L.LightningModule):
         optimizer = build_optimizer(self.schedule_cfg, self.optimizer_params())
         scheduler = build_scheduler(self.schedule_cfg, optimizer, max_epochs(self.trainer))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+class ModuleSettings(Protocol):
+    """What a :class:`ClassifierModule` is built from: a validated :class:`binexp.config.RunConfig`,
+    or :class:`SavedSettings` rebuilt from a checkpoint's saved config."""
+
+    model: ModelConfig
+    quantizer: Any
+    schedule: ScheduleConfig
+    angle_penalty: float
+
+
+@dataclass
+class SavedSettings:
+    """The module-building part of a run config read back from a checkpoint (``binexp.lit.restore``)."""
+
+    model: ModelConfig
+    quantizer: Any
+    schedule: ScheduleConfig
+    angle_penalty: float = 0.0  # evaluation, export and summaries never train
+
+
+def build_classifier(settings: ModuleSettings, num_classes: int, run_config: dict | None = None) -> ClassifierModule:
+    """The one place a :class:`ClassifierModule` is assembled from a run config (train, the
+    preflight checks, ``binexp summary``, and every rebuild from a checkpoint use it)."""
+    return ClassifierModule(
+        settings.model,
+        settings.quantizer,
+        settings.schedule,
+        num_classes,
+        run_config=run_config,
+        angle_penalty=settings.angle_penalty,
+    )

@@ -10,7 +10,7 @@ import torch
 
 from binexp.checkpoint import _first_line, load, locate, run_config
 from binexp.errors import BinexpError
-from binexp.lit.module import ClassifierModule
+from binexp.lit.module import ClassifierModule, SavedSettings, build_classifier
 
 
 def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True):
@@ -41,13 +41,12 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
         model_cfg = to_schema(ModelConfig, run.model, f"{option} model")
         quantizer_cfg = to_schema(qentry.schema, run.quantizer, f"{option} quantizer")
         check_network_size(ckpt, model_cfg, quantizer_cfg, num_classes)
-        module = ClassifierModule(
+        settings = SavedSettings(
             model_cfg,
             quantizer_cfg,
             to_schema(ScheduleConfig, run.get("schedule") or {}, f"{option} schedule"),
-            num_classes,
-            run_config=config,
         )
+        module = build_classifier(settings, num_classes, run_config=config)
         if load_weights:
             module.load_state_dict(ckpt["state_dict"])
     except BinexpError as e:
