@@ -30,8 +30,8 @@ verbs:
                         quant_error, weight_hist, alpha, angular_bias, flexor_stanh, flexor_ntap
   export <run> <out>    pack a FleXOR run's encrypted bits + alphas into <out> and check that
                         integer-XOR decryption equals the training forward
-  status <sweep dir>    one line per job of a sweep: overrides, status (completed, running, dead,
-                        interrupted, failed, not started), epoch reached, best accuracy, last update
+  status <dir>...       one line per job of a sweep (or for one run directory): overrides, status (completed,
+                        running, dead, interrupted, failed, not started), epoch reached, best accuracy, last update
   list [group]          list the registered names and config options (quantizer, model, data,
                         schedule, experiment, surrogate)
 

@@ -203,7 +203,9 @@ def swept_keys(overrides: list[str]) -> list[str]:
     return [ov.get_key_element().lstrip("+~") for ov in parsed if ov.is_sweep_override()]
 
 
-def preflight(overrides: list[str], multirun: bool) -> None:
+def preflight(overrides: list[str], multirun: bool) -> list[str]:
+    """Check everything that can be checked before Hydra starts; returns the overrides to add
+    (the output directory this process claimed, see :func:`claim_output_dir`)."""
     from binexp.extras import check_launcher_overrides
 
     check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
@@ -233,6 +235,52 @@ def preflight(overrides: list[str], multirun: bool) -> None:
     if explicit and not multirun and not resuming and not ddp_child:  # a DDP child joins the run rank 0 started
         check_new_run_dir(target)
     check_writable(target)
+    if explicit and multirun:
+        from binexp.sweep_resume import check_same_sweep
+
+        check_same_sweep(target, overrides)
+    if resuming or ddp_child:
+        return []
+    return claim_output_dir(overrides, variants[0], multirun, target if explicit else None)
+
+
+def quote_path(path: Path) -> str:
+    """A path as a quoted Hydra override value (run dirs may hold '=' and ',')."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, explicit: Path | None) -> list[str]:
+    """Make this process's output directory before Hydra writes ``.hydra/`` into it, with a
+    ``mkdir`` that only one process can win, so that two ``binexp train`` started in the same
+    second never share a directory (nor overwrite each other's ``.hydra/`` files):
+
+    * the default ``outputs/runs/<time>_<name>`` (``outputs/multiruns/<time>`` for a sweep) is
+      made here, the first free one of ``<dir>``, ``<dir>_2``, ``<dir>_3``... and handed to Hydra
+      as ``hydra.run.dir`` (``hydra.sweep.dir``), so DDP children join the same one;
+    * an explicit ``hydra.run.dir`` is claimed by making its ``.hydra/`` folder: the loser of a
+      race gets one line (an explicit sweep directory is shared on purpose: a re-run continues it).
+    Returns the overrides to add."""
+    if explicit is not None:
+        if not multirun:
+            explicit.mkdir(parents=True, exist_ok=True)
+            try:
+                (explicit / ".hydra").mkdir()
+            except FileExistsError:
+                raise BinexpError(
+                    f"{explicit} is being started by another binexp train; fix: choose another hydra.run.dir"
+                ) from None
+        return []
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    wanted = Path(str(OmegaConf.select(compose(first), key)))
+    wanted.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = wanted if n == 1 else wanted.with_name(f"{wanted.name}_{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return [f"{key}={quote_path(candidate)}"]
+    raise BinexpError(f"no free output directory next to {wanted}; fix: set {key}=<a new folder>")
 
 
 def check_writable(d: Path) -> None:
@@ -354,7 +402,7 @@ def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list
     saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
     keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
     saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]
-    quoted = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"  # run dirs may hold '=' and ','
+    quoted = quote_path(run_dir)
     new = saved + extra + [f"resume={quoted}", f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
     return flags, new
 

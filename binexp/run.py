@@ -296,12 +296,14 @@ def _fit(
 
     callbacks = [
         QuantizerSchedule(),
-        EpochLine(),  # before the configured callbacks, so a divergence line follows its epoch's line
+        # before the configured callbacks: a divergence line follows its epoch's line, and the previous
+        # epoch's line and record are written at an epoch's start before any other callback's work
+        EpochLine(),
+        record,
         *build_callbacks(cfg, run_dir),
         *(make() for make in EXTRA_CALLBACKS),
         TensorBoardViews(static),
         *bars,
-        record,
         interrupt,
     ]
     # SafeCheckpointIO: weights-only loads (also on resume) and atomic saves in the run directory
@@ -315,6 +317,7 @@ def _fit(
     try:
         with interrupt.installed():
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            interrupt.raise_if_stopped()
     except BaseException as e:
         if interrupt.caught(e):
             interrupt.stop(e, trainer, record, run_dir, fresh=ckpt_path is None)

@@ -43,6 +43,47 @@ def plan(run_dir: str | Path) -> tuple[str, str | None, str | None]:
     return ("resume", str(ckpt), note) if ckpt is not None else ("start", None, None)
 
 
+IGNORED_KEYS = {"verbose"}  # console output only: a re-run may change it
+
+
+def _by_key(overrides: list[str]) -> dict[str, str]:
+    out = {}
+    for o in overrides:
+        key, sep, value = str(o).partition("=")
+        key = key.lstrip("+~")
+        if sep and key not in IGNORED_KEYS and not key.startswith(("hydra.", "hydra/")):
+            out[key] = value
+    return out
+
+
+def check_same_sweep(sweep_dir: str | Path, overrides: list[str]) -> None:
+    """A sweep re-run into an existing sweep directory continues that sweep, so it must be the
+    same sweep: its task overrides (all but ``hydra.*`` and ``verbose``) equal those its
+    ``multirun.yaml`` recorded. Otherwise one line naming the keys that differ (the finished jobs
+    would be skipped as completed and the report would show their old numbers)."""
+    from omegaconf import OmegaConf
+
+    from binexp.errors import BinexpError
+
+    recorded = Path(sweep_dir) / "multirun.yaml"
+    if not recorded.is_file():
+        return
+    try:
+        old = _by_key([str(o) for o in OmegaConf.load(recorded).hydra.overrides.task])
+    except Exception:  # noqa: BLE001 - unreadable: the sweep cannot be checked, so it is not continued
+        raise BinexpError(
+            f"{recorded} cannot be read, so this sweep cannot be checked against it; fix: choose a new hydra.sweep.dir"
+        ) from None
+    new = _by_key(overrides)
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        changes = ", ".join(f"{k}: {old.get(k, '(not set)')} -> {new.get(k, '(not set)')}" for k in differ)
+        raise BinexpError(
+            f"{sweep_dir} holds a sweep with other overrides ({changes}); re-running into it continues that "
+            f"sweep; fix: choose a new hydra.sweep.dir, or repeat that sweep's overrides to continue it"
+        )
+
+
 def output_subdir(output_dir: str | None) -> str | None:
     """The resolver behind ``hydra.output_subdir``: ``.hydra``, except null for a job directory
     that holds a completed run, so that re-running a sweep leaves that run's ``.hydra/`` as it was."""

@@ -1,7 +1,9 @@
-"""``binexp status <sweep dir>...``: one line per job of a sweep: its overrides, its status
-(``completed``, ``running``, ``dead`` = recorded as running but no live process holds its lock,
-``interrupted``, ``failed``, ``not started``), the epoch it reached of how many, its best top-1
-accuracy and, for running or dead jobs, when its ``metrics.json`` was last written.
+"""``binexp status <sweep dir or run dir>...``: one line per job of a sweep (one line for a single
+run directory): its overrides, its status (``completed``, ``running``, ``dead`` = recorded as
+running, or not recorded at all, but no live process holds its lock, ``interrupted``, ``failed``,
+``starting`` = its process holds the lock and is setting up, ``not started``), the epoch it
+reached of how many, its best top-1 accuracy and, for running or dead jobs, when its
+``metrics.json`` was last written.
 
 The jobs are the sweep's job directories plus, when the sweep's ``multirun.yaml`` can be read,
 the jobs Hydra's basic sweeper expands it into that have no directory yet (``not started``)."""
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from binexp.errors import BinexpError
-from binexp.runstate import effective_status
+from binexp.runstate import effective_status, is_held
 from binexp.safeio import read_record
 
 
@@ -59,42 +61,49 @@ def _saved_overrides(run_dir: Path) -> list[str]:
         return []
 
 
+def _row(num: int | str, d: Path | None, overrides: list[str]) -> dict:
+    row: dict[str, Any] = {
+        "num": num,
+        "overrides": overrides,
+        "status": "not started",
+        "epochs": None,
+        "max_epochs": None,
+        "best": None,
+        "updated": None,
+        "dir": str(d) if d else None,
+    }
+    if d is not None and (d / "metrics.json").exists():
+        try:
+            record = read_record(d)
+        except (OSError, BinexpError) as e:  # a row of its own, then one error line
+            record = {"status": "unreadable"}
+            row["error"] = str(e)
+        row.update(
+            status=effective_status(d, record),
+            epochs=record.get("epochs"),
+            max_epochs=record.get("max_epochs"),
+            best=record.get("best_val_acc1"),
+        )
+        if row["status"] in ("running", "dead"):
+            row["updated"] = (d / "metrics.json").stat().st_mtime
+    elif d is not None:  # Hydra made the directory; training has not written metrics.json (yet)
+        row["status"] = "starting" if is_held(d) else "dead"  # its process holds the lock, or died
+    return row
+
+
 def job_rows(sweep_dir: Path) -> list[dict]:
     """One dict per job: num, overrides, status, epochs, max_epochs, best, updated."""
     expected = _expected_jobs(sweep_dir)
     dirs = _job_dirs(sweep_dir)
-    rows = []
-    for num in sorted(set(range(len(expected))) | set(dirs)):
-        d = dirs.get(num)
-        overrides = expected[num] if num < len(expected) else (_saved_overrides(d) if d else [])
-        row = {
-            "num": num,
-            "overrides": overrides,
-            "status": "not started",
-            "epochs": None,
-            "max_epochs": None,
-            "best": None,
-            "updated": None,
-            "dir": str(d) if d else None,
-        }
-        if d is not None and (d / "metrics.json").exists():
-            try:
-                record = read_record(d)
-            except (OSError, BinexpError) as e:  # a row of its own, then one error line
-                record = {"status": "unreadable"}
-                row["error"] = str(e)
-            row.update(
-                status=effective_status(d, record),
-                epochs=record.get("epochs"),
-                max_epochs=record.get("max_epochs"),
-                best=record.get("best_val_acc1"),
-            )
-            if row["status"] in ("running", "dead"):
-                row["updated"] = (d / "metrics.json").stat().st_mtime
-        elif d is not None:
-            row["status"] = "starting"  # Hydra made the directory; training has not written metrics.json yet
-        rows.append(row)
-    return rows
+    return [
+        _row(num, dirs.get(num), expected[num] if num < len(expected) else _saved_overrides(dirs[num]))
+        for num in sorted(set(range(len(expected))) | set(dirs))
+    ]
+
+
+def is_run_dir(d: Path) -> bool:
+    """A single run's directory (``binexp train``'s output, or one job of a sweep)."""
+    return (d / "metrics.json").is_file() or (d / ".hydra" / "overrides.yaml").is_file()
 
 
 def _varying(rows: list[dict]) -> list[list[str]]:
@@ -123,9 +132,12 @@ def format_rows(rows: list[dict]) -> list[str]:
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="binexp status", description="one line per job of a sweep: overrides, status, epoch, best accuracy"
+        prog="binexp status",
+        description="one line per job of a sweep (or per run directory): overrides, status, epoch, best accuracy",
     )
-    parser.add_argument("sweep_dirs", nargs="+", help="sweep directories (outputs/multiruns/<date>_<time>)")
+    parser.add_argument(
+        "sweep_dirs", nargs="+", help="sweep directories (outputs/multiruns/<date>_<time>) or run directories"
+    )
     opts = parser.parse_args(args)
     unreadable: list[str] = []
     for i, name in enumerate(opts.sweep_dirs):
@@ -133,6 +145,8 @@ def main(args: list[str]) -> int:
         if not sweep_dir.is_dir():
             raise BinexpError(f"no sweep directory at {sweep_dir}; fix: pass a directory under outputs/multiruns")
         rows = job_rows(sweep_dir)
+        if not rows and is_run_dir(sweep_dir):  # one run: its line, named by its directory
+            rows = [_row(sweep_dir.name, sweep_dir, _saved_overrides(sweep_dir))]
         if not rows:
             raise BinexpError(
                 f"{sweep_dir} holds no sweep jobs (no <num>_<overrides>/ job directories, no multirun.yaml); "

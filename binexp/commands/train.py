@@ -103,7 +103,7 @@ def main(args: list[str]) -> int:
         flags, overrides = resume_args(flags, overrides)
     multirun = "-m" in flags or "--multirun" in flags
     if not (set(flags) & _PASSTHROUGH_FLAGS):
-        preflight(overrides, multirun=multirun)
+        overrides += preflight(overrides, multirun=multirun)  # + the output directory it claimed
     from binexp.preflight import swept_keys
     from binexp.run import hydra_train
 

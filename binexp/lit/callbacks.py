@@ -153,8 +153,11 @@ class LayerDiagnostics(Callback):
 
 class RunRecord(Callback):
     """Keeps ``metrics.json`` in the run directory current: written at fit start (status
-    ``running``), after every validation epoch, and finally by the train task (``completed`` or
-    ``failed``). Wall time and throughput accumulate across resumes (the callback is stateful)."""
+    ``running``), after every epoch once its checkpoints are on disk (the numbers of its
+    validation, written at the next epoch's start or at the end of training, so that the epochs
+    it records are the epochs a resume continues after), and finally by the train task
+    (``completed`` or ``failed``). Wall time and throughput accumulate across resumes (the
+    callback is stateful)."""
 
     def __init__(self, run_dir: str, static: dict, previous: dict | None = None) -> None:
         self.path = Path(run_dir) / "metrics.json"
@@ -167,6 +170,7 @@ class RunRecord(Callback):
         self._fit_t0: float | None = None
         self._epoch_t0: float | None = None
         self.last: dict = {}
+        self._pending: dict | None = None
 
     # stateful across resume
     def state_dict(self) -> dict:
@@ -195,7 +199,11 @@ class RunRecord(Callback):
         self.write(trainer, status="running")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._flush(trainer)  # the previous epoch's checkpoints are written by now
         self._epoch_t0 = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._flush(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.train_images += int(batch[1].shape[0]) * trainer.world_size
@@ -208,7 +216,7 @@ class RunRecord(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self.epochs_done = max(self.epochs_done, trainer.current_epoch + 1)  # this epoch's training is done
-            self.write(trainer, status="running")
+            self._pending = self.compose(trainer, status="running")  # written once the epoch's checkpoint is
 
     _METRIC_KEYS = (
         "val_acc1",
@@ -240,7 +248,24 @@ class RunRecord(Callback):
         }
         return out
 
+    def _flush(self, trainer) -> None:
+        if self._pending is not None:
+            self._save(trainer, self._pending)
+            self._pending = None
+
     def write(self, trainer, status: str, error: str | None = None) -> dict:
+        self._pending = None
+        return self._save(trainer, self.compose(trainer, status, error))
+
+    def _save(self, trainer, record: dict) -> dict:
+        self.last = record
+        if trainer.is_global_zero:
+            from binexp.checkpoint import atomic_write_text
+
+            atomic_write_text(self.path, json.dumps(record, indent=2, sort_keys=True))
+        return record
+
+    def compose(self, trainer, status: str, error: str | None = None) -> dict:
         self._tick()
         record = dict(self.static)
         record.update(self.metrics(trainer))
@@ -251,11 +276,6 @@ class RunRecord(Callback):
         record["status"] = status
         if error:
             record["error"] = error
-        self.last = record
-        if trainer.is_global_zero:
-            from binexp.checkpoint import atomic_write_text
-
-            atomic_write_text(self.path, json.dumps(record, indent=2, sort_keys=True))
         return record
 
 

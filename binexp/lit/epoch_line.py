@@ -3,10 +3,15 @@ console and in ``train.log``), whatever the progress-bar setting:
 
     epoch  2/10  train loss 1.9012 top-1 20.90%  val top-1 36.33% (best 36.33%)  lr 0.1  31.2 s  41 img/s  ETA 0:04:10
 
-Written on rank 0 at the end of each training epoch (after that epoch's validation); the train
-loss and top-1 are the module's epoch metrics (``train_loss``/``train_acc1``), read before the
-module resets them; images/s counts training batches only (validation time excluded); the ETA
-is the mean epoch time of this process times the epochs left; the LR is the one the epoch trained with."""
+Measured on rank 0 at the end of each training epoch (after that epoch's validation) and
+written once that epoch's checkpoints are on disk (at the next epoch's start, or at the end of
+training), so a run killed while writing them, which repeats the epoch on resume, has one line
+per epoch all the same (every ``binexp.epoch`` line of that moment, e.g. the divergence report,
+is held back with it and follows it); a run resumed in the middle of an epoch writes the line of the epoch it
+finishes (timed from the resume). The train loss and top-1 are the module's epoch metrics
+(``train_loss``/``train_acc1``), read before the module resets them; images/s counts training
+batches only (validation time excluded); the ETA is the mean epoch time of this process times
+the epochs left; the LR is the one the epoch trained with."""
 
 from __future__ import annotations
 
@@ -39,6 +44,27 @@ def _lr(value: float) -> str:
     return f"{value:.4g}"
 
 
+class _Hold(logging.Filter):
+    """Holds back the records of a logger while ``holding``; :meth:`release` logs them in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.holding:
+            self.records.append(record)
+            return False
+        return True
+
+    def release(self) -> None:
+        self.holding = False
+        records, self.records = self.records, []
+        for record in records:
+            log.handle(record)
+
+
 class EpochLine(Callback):
     def __init__(self) -> None:
         self._epoch_t0: float | None = None
@@ -47,8 +73,29 @@ class EpochLine(Callback):
         self._images = 0
         self._epoch_times: list[float] = []
         self._lr: float | None = None
+        self._hold = _Hold()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        log.addFilter(self._hold)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        log.removeFilter(self._hold)
+        self._hold.holding = False
+        self._hold.records = []  # an epoch whose checkpoint was never written: it runs again on resume
+
+    def _flush(self) -> None:
+        self._hold.release()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed mid-epoch gets no on_train_epoch_start for the epoch it finishes
+        self._epoch_t0 = time.perf_counter()
+        self._lr = next((g["lr"] for opt in trainer.optimizers for g in opt.param_groups), None)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()  # the previous epoch's checkpoints are written by now
         self._epoch_t0 = time.perf_counter()
         self._val_time = 0.0
         self._images = 0
@@ -98,6 +145,7 @@ class EpochLine(Callback):
         if max_epochs and max_epochs > 0:
             left = max(max_epochs - epoch, 0)
             parts.append(f"ETA {_clock(left * sum(self._epoch_times) / len(self._epoch_times))}")
+        self._hold.holding = True  # until this epoch's checkpoints are written (this and later lines)
         log.info("  ".join(parts))
 
 

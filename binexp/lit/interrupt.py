@@ -9,6 +9,11 @@ While :meth:`Interrupt.installed` is active (the train task wraps ``trainer.fit`
   ``os.replace``, so a kill during the write leaves the previous one intact) and
   :class:`RunInterrupted` ends the fit. The checkpoint is mid-epoch: the loader state saved with
   it (``binexp.data.seeding``) makes the resumed epoch skip exactly the batches already trained;
+* a signal on the last training batch of an epoch or during its validation is acted on at the
+  end of that epoch instead: its validation runs, the epoch's own checkpoints are written, and the
+  fit stops there (``trainer.should_stop``), so the run resumes at an epoch boundary. (Lightning
+  resumes a checkpoint taken after an epoch's last batch as if the epoch had ended: its validation
+  and the next epoch's start hooks would never run.) On the run's last epoch the run simply ends;
 * a second signal before that raises :class:`RunInterrupted` at once (no new checkpoint).
 
 Lightning's own SIGTERM handling (stop at the end of the epoch, ``SIGTERMException``) is replaced
@@ -48,6 +53,7 @@ class Interrupt(Callback):
         self.checkpoint = Path(checkpoint)
         self.requested: int | None = None
         self.training = False
+        self.stopped_at_epoch_end = False
 
     # -- signal handling ------------------------------------------------------------------------
     def _handler(self, signum, frame) -> None:
@@ -84,18 +90,39 @@ class Interrupt(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
-        if trainer.world_size > 1:  # DDP: every rank stops at the same batch if any rank got the signal
+        self._sync(trainer)
+        if self.requested is None or batch_idx + 1 >= trainer.num_training_batches:
+            return  # the last batch: on_train_epoch_end stops the fit once the epoch is complete
+        signum = self.requested
+        self.training = False  # a further signal during the save stops at once
+        self.save(trainer)
+        raise RunInterrupted(signum, str(self.checkpoint))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A signal noted on the epoch's last batch or during its validation: stop once this epoch's
+        end-of-epoch work and checkpoints are done (they run after this hook), unless it was the last."""
+        self._sync(trainer)
+        if self.requested is None:
+            return
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
+        if 0 <= max_epochs <= trainer.current_epoch + 1 or 0 < trainer.max_steps <= trainer.global_step:
+            return  # the run's last epoch: it completes
+        trainer.should_stop = True
+        self.stopped_at_epoch_end = True
+
+    def raise_if_stopped(self) -> None:
+        """After ``trainer.fit`` returned: raise :class:`RunInterrupted` if a signal stopped it at an
+        epoch's end (the checkpoint is that epoch's ``last.ckpt``)."""
+        if self.stopped_at_epoch_end and self.requested is not None:
+            raise RunInterrupted(self.requested, str(self.checkpoint))
+
+    def _sync(self, trainer: L.Trainer) -> None:
+        if trainer.world_size > 1:  # DDP: every rank acts on the same batch if any rank got the signal
             import torch
 
             flag = torch.tensor([self.requested or 0], device=trainer.strategy.root_device)
             flag = trainer.strategy.reduce(flag, reduce_op="max")
             self.requested = int(flag.item()) or None
-        if self.requested is None:
-            return
-        signum = self.requested
-        self.training = False  # a further signal during the save stops at once
-        self.save(trainer)
-        raise RunInterrupted(signum, str(self.checkpoint))
 
     def save(self, trainer: L.Trainer) -> None:
         """``trainer.save_checkpoint`` to a temporary file beside the target, then ``os.replace``."""

@@ -113,6 +113,12 @@ class ClassifierModule(L.LightningModule):
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        # a new epoch starts from empty accumulators: a checkpoint written at an epoch's end still
+        # holds that epoch's (Lightning resets train/loss after the checkpoint callbacks ran)
+        self.train_loss.reset()
+        self.train_acc1.reset()
+
     def on_train_epoch_end(self) -> None:
         self.log("train/acc1", self.train_acc1.compute() * 100, prog_bar=True, sync_dist=True)
         self.train_acc1.reset()

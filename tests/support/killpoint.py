@@ -12,6 +12,7 @@ SLURM-requeue tests. Not part of binexp, and no config can name them: a test add
 * ``epoch_start``: at the start of epoch ``epoch``, after the quantizer's epoch-start work
   (RBNN's rotation update) has changed the network in memory;
 * ``validation``: after the first validation batch of epoch ``epoch`` (not the sanity check);
+* ``epoch_end``: at the end of epoch ``epoch``, after its validation, before its checkpoints;
 * ``checkpoint_write``: while ``checkpoints/last.ckpt`` of epoch ``epoch`` is being written:
   half of its bytes are in the file when the signal comes (what a kill does to a writer that
   writes in place).
@@ -37,10 +38,8 @@ class KillAt(Callback):
     def __init__(
         self, at: str = "batch", step: int = -1, epoch: int = -1, signal: str = "SIGKILL", once_file: str | None = None
     ) -> None:
-        if at not in ("fit_start", "batch", "epoch_start", "validation", "checkpoint_write"):
-            raise ValueError(
-                f"KillAt.at must be fit_start, batch, epoch_start, validation or checkpoint_write, got {at!r}"
-            )
+        if at not in ("fit_start", "batch", "epoch_start", "validation", "epoch_end", "checkpoint_write"):
+            raise ValueError(f"KillAt.at: unknown point {at!r}")
         self.at, self.step, self.epoch, self.signal_name = at, int(step), int(epoch), signal
         self.once_file = Path(once_file) if once_file else None
 
@@ -64,6 +63,10 @@ class KillAt(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.at == "epoch_start" and trainer.current_epoch == self.epoch and self._armed():
+            self._fire()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.at == "epoch_end" and trainer.current_epoch == self.epoch and self._armed():
             self._fire()
 
     def on_validation_batch_end(
