@@ -276,6 +276,19 @@ def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpEr
     return BinexpError(_first_line(e))
 
 
+def tasks_per_node(gpus_per_node, devices) -> int:
+    """``hydra.launcher.tasks_per_node`` of the SLURM launcher: Lightning's DDP on SLURM runs one
+    task per device, i.e. one per GPU, or on a CPU job (``gpus_per_node=0``) ``trainer.devices``
+    tasks (1 unless it is a number)."""
+    if int(gpus_per_node or 0) > 0:
+        return int(gpus_per_node)
+    return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
+
+
+if not OmegaConf.has_resolver("binexp_tasks_per_node"):
+    OmegaConf.register_new_resolver("binexp_tasks_per_node", tasks_per_node)
+
+
 def compose(overrides: list[str]):
     """Compose the train config with the Compose API (no output directories, no logging)."""
     from hydra import compose as hydra_compose

@@ -271,6 +271,8 @@ def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, exp
                 ) from None
         return []
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    from omegaconf import OmegaConf
+
     wanted = Path(str(OmegaConf.select(compose(first), key)))
     wanted.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):

@@ -18,6 +18,8 @@ NOISE_WARNINGS = [
     (FutureWarning, r".*isinstance\(treespec, LeafSpec\).*"),
     # binexp logs per epoch, never per step: the step-logging interval does not matter
     (UserWarning, r".*smaller than the logging interval.*"),
+    # a local run on a machine that has SLURM's srun (a login node, a workstation in the cluster)
+    (UserWarning, r".*`srun` command is available on your system but is not used.*"),
 ]
 
 
@@ -34,12 +36,17 @@ def console_handlers() -> list[logging.Handler]:
     ]
 
 
+def ignore_noise_warnings() -> None:
+    """The :data:`NOISE_WARNINGS` off (also for the pre-flight check's Trainer, built before the run's)."""
+    for category, message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def make_quiet() -> None:
     """Call before the Trainer is built (its start-up lines are logged by its constructor)."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for category, message in NOISE_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
+    ignore_noise_warnings()
     for handler in console_handlers():
         if not any(isinstance(f, _DropDetail) for f in handler.filters):
             handler.addFilter(_DropDetail())
@@ -76,4 +83,4 @@ def make_verbose() -> None:
             handler.removeFilter(f)
 
 
-__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "follow_stdout", "make_quiet", "make_verbose"]
+__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "follow_stdout", "ignore_noise_warnings", "make_quiet", "make_verbose"]

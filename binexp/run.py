@@ -379,6 +379,22 @@ def one_line(e: BaseException) -> str:
     return text
 
 
+def record_early_failure(run_dir: Path, e: BaseException) -> None:
+    """A sweep job that failed before its run wrote ``metrics.json`` (e.g. a tracker that could not
+    start) records ``failed`` with the reason, so ``binexp status`` never shows it as starting."""
+    from binexp.runstate import is_held
+
+    path = run_dir / "metrics.json"
+    if rank_zero_only.rank != 0 or path.exists() or is_held(run_dir):  # held: another live process's run
+        return
+    import json
+
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    record = {"status": "failed", "epochs": 0, "run_dir": str(run_dir), "error": f"{type(e).__name__}: {first}"}
+    with contextlib.suppress(OSError):
+        checkpoint.atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+
+
 @hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")
 def hydra_train(cfg: DictConfig) -> float | None:
     try:
@@ -387,5 +403,10 @@ def hydra_train(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.RUN:  # one run: one line, exit 1
             print(f"binexp: error: {one_line(e)}", file=sys.stderr)
             sys.exit(1)
+        record_early_failure(Path(HydraConfig.get().runtime.output_dir), e)
         raise  # in a sweep the other jobs still run; the job's metrics.json says failed
+    except Exception as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            record_early_failure(Path(HydraConfig.get().runtime.output_dir), e)
+        raise
     return record.get("best_val_acc1")

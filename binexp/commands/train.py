@@ -99,6 +99,10 @@ def main(args: list[str]) -> int:
     if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
         flags = [f for f in flags if f not in ("-v", "--verbose")]
         overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
+    if "verbose=true" not in overrides:
+        from binexp.quiet import ignore_noise_warnings
+
+        ignore_noise_warnings()
     if any(o.startswith("resume=") for o in overrides):
         flags, overrides = resume_args(flags, overrides)
     multirun = "-m" in flags or "--multirun" in flags

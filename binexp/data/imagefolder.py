@@ -181,6 +181,21 @@ class ImageFolderDataModule(ClassifierData):
         self.train_set = _image_folder(root / "train", transform=train_tf)
         self.val_set = _image_folder(root / "val", transform=val_tf)
 
+    @property
+    def _workers(self) -> int:
+        """``data.num_workers``, at most the CPUs this process may use (more only compete for them)."""
+        import os
+
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(self.num_workers, cpus)
+
+    @property
+    def _pin(self) -> bool:
+        """Pinned host memory for PIL batches, when there is a GPU to copy them to."""
+        import torch
+
+        return self.decode == "pil" and torch.cuda.is_available()
+
     def _loader(self, ds, batch_size: int, shuffle: bool) -> DataLoader:
         if self.trainer is not None and self.trainer.world_size > 1:
             batch_size = max(1, batch_size // self.trainer.world_size)
@@ -188,9 +203,9 @@ class ImageFolderDataModule(ClassifierData):
             ds,
             batch_size=batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.decode == "pil",
-            persistent_workers=self.num_workers > 0,
+            num_workers=self._workers,
+            pin_memory=self._pin,
+            persistent_workers=self._workers > 0,
             drop_last=shuffle,
             collate_fn=_encoded_batch if self.decode == "tensor" else None,
         )
@@ -213,9 +228,9 @@ class ImageFolderDataModule(ClassifierData):
             seed,
             self.trainer,
             keyed=pil,
-            num_workers=self.num_workers,
-            pin_memory=pil,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self._workers,
+            pin_memory=self._pin,
+            persistent_workers=self._workers > 0,
             drop_last=True,
             collate_fn=None if pil else _encoded_batch,
         )

@@ -135,7 +135,7 @@ def test_cfg_hydra_shows_the_submitit_parameters(capsys):
         "partition: gpu",
         "nodes: ${trainer.num_nodes}",
         "gpus_per_node: 1",
-        "tasks_per_node: ${.gpus_per_node}",
+        "tasks_per_node: ${binexp_tasks_per_node:${.gpus_per_node},${trainer.devices}}",
         "timeout_min: 1440",
         "array_parallelism: 16",
         "signal: USR1@${hydra.launcher.signal_delay_s}",
@@ -258,7 +258,7 @@ def test_status_prints_one_line_per_job_in_every_state(tmp_path, capsys):
         *when.split(),
     ]  # running, but nobody holds its lock
     assert lines[4].split() == ["3", "seed=4", "failed", "0/2", "-"]
-    assert lines[5].split() == ["4", "seed=5", "starting", "-", "-"]
+    assert lines[5].split() == ["4", "seed=5", "dead", "-", "-"]  # no record and no process: it died starting
     assert lines[6].split() == ["5", "seed=6", "not", "started", "-", "-"]
 
 

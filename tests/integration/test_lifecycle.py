@@ -140,3 +140,125 @@ def test_a_run_killed_before_its_first_checkpoint_records_no_epoch(tmp_path, cap
     assert capsys.readouterr().out.splitlines()[1].split()[-5:-3] == ["dead", "0/2"]
     r = run_cli(["train", f"resume={run}"], tmp_path)
     assert r.returncode == 2 and "the run stopped before its first checkpoint" in r.stderr, r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------- cluster
+def _sbatch_flags(params: dict, folder: Path, monkeypatch) -> set[str]:
+    """The #SBATCH lines submitit writes for these launcher parameters (hydra-submitit-launcher's mapping)."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    executor = submitit.AutoExecutor(cluster="slurm", folder=str(folder))
+    executor.update_parameters(
+        **{
+            k if k in base else f"slurm_{k}": v
+            for k, v in params.items()
+            if k not in ("_target_", "submitit_folder", "max_num_timeout")
+        }
+    )
+    text = executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    return {line.split()[1] for line in text.splitlines() if line.startswith("#SBATCH")}
+
+
+@pytest.mark.parametrize(
+    "overrides, tasks",
+    [
+        (["hydra.launcher.gpus_per_node=0"], 1),  # a CPU job
+        (["hydra.launcher.gpus_per_node=0", "trainer=ddp", "trainer.devices=4"], 4),  # CPU DDP: one task per process
+        (["hydra.launcher.gpus_per_node=2", "trainer=ddp"], 2),  # one task per GPU
+    ],
+)
+def test_a_cpu_slurm_job_gets_valid_tasks_per_node_without_an_override(tmp_path, monkeypatch, overrides, tasks):
+    from omegaconf import OmegaConf
+
+    from binexp.preflight import compose
+
+    cfg = compose(["hydra/launcher=slurm", *overrides])
+    OmegaConf.update(cfg, "hydra.job.name", "train", force_add=True)
+    OmegaConf.update(cfg, "hydra.sweep.dir", str(tmp_path / "sweep"), force_add=True)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert params["tasks_per_node"] == tasks
+    assert f"--ntasks-per-node={tasks}" in _sbatch_flags(params, tmp_path, monkeypatch)
+
+
+def test_a_job_without_record_is_starting_while_its_process_lives_then_dead(tmp_path, capsys):
+    from binexp.runstate import RunLock
+
+    sweep = tmp_path / "sweep"
+    _recorded_sweep(sweep, ["data=synthetic", "seed=1,2"])
+    job = sweep / "1_seed=2"
+    (job / ".hydra").mkdir(parents=True)  # Hydra made it; the run has not written metrics.json
+    lock = RunLock(job)
+    assert lock.acquire()
+    try:
+        assert cli_main(["status", str(sweep)]) == 0
+        assert capsys.readouterr().out.splitlines()[2].split()[:3] == ["1", "seed=2", "starting"]
+    finally:
+        lock.release()
+    assert cli_main(["status", str(sweep)]) == 0  # its process died before writing its record
+    assert capsys.readouterr().out.splitlines()[2].split() == ["1", "seed=2", "dead", "-", "-"]
+
+
+def test_a_sweep_job_that_fails_before_its_record_says_failed(tmp_path, monkeypatch, capsys):
+    """e.g. a tracker that cannot start (MLflow's store): the job records failed with the reason."""
+    from binexp import run as run_module
+
+    def broken(cfg, run_dir):
+        raise RuntimeError("the tracking store cannot be created")
+
+    monkeypatch.setattr(run_module, "build_loggers", broken)
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit):
+        cli_main(
+            ["train", "-m", "seed=1", *SMOKE, "hydra.sweep.subdir=${hydra.job.num}_job", f"hydra.sweep.dir={sweep}"]
+        )
+    m = read_metrics(sweep / "0_job")
+    assert m["status"] == "failed" and m["error"] == "RuntimeError: the tracking store cannot be created"
+    capsys.readouterr()
+    assert cli_main(["status", str(sweep)]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[0] == "0" and "seed=1" in row and row[-3:] == ["failed", "0/?", "-"], row
+
+
+# --------------------------------------------------------------------------------- library noise
+def test_a_local_imagefolder_run_on_a_small_cpu_machine_has_no_library_warnings(
+    tmp_path, monkeypatch, imagefolder_root
+):
+    """srun on the PATH (a login node) and more loader workers than CPUs, no GPU: no srun hint, no
+    worker-count or pin_memory warning (the workers are capped at the CPUs, memory pinned only for a GPU)."""
+    import os
+    import warnings
+
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    cpus = len(os.sched_getaffinity(0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli_main(
+            [
+                "train",
+                "data=imagefolder",
+                f"data.root={imagefolder_root}",
+                "data.num_classes=3",
+                "data.image_size=32",
+                "data.batch_size=6",
+                "data.eval_batch_size=6",
+                f"data.num_workers={cpus + 2}",
+                "model.width=0.25",
+                "trainer.max_epochs=1",
+                *QUICK,
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ]
+        )
+    assert code == 0
+    messages = [str(w.message) for w in caught]
+    noisy = [m for m in messages if "srun" in m or "worker" in m or "pin_memory" in m]
+    assert not noisy, noisy
