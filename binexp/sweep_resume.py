@@ -15,6 +15,7 @@ A job whose run a live process is still training (its ``.lock`` is held) is not 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def read_record(run_dir: str | Path) -> dict | None:
@@ -61,16 +62,16 @@ def check_same_sweep(sweep_dir: str | Path, overrides: list[str]) -> None:
     same sweep: its task overrides (all but ``hydra.*`` and ``verbose``) equal those its
     ``multirun.yaml`` recorded. Otherwise one line naming the keys that differ (the finished jobs
     would be skipped as completed and the report would show their old numbers)."""
-    from omegaconf import OmegaConf
-
     from binexp.errors import BinexpError
+    from binexp.safeio import read_yaml
 
     recorded = Path(sweep_dir) / "multirun.yaml"
-    if not recorded.is_file():
+    if not recorded.exists():
         return
+    saved: Any = read_yaml(recorded)  # plain data (a link, a FIFO, a huge file or aliases: one line)
     try:
-        old = _by_key([str(o) for o in OmegaConf.load(recorded).hydra.overrides.task])
-    except Exception:  # noqa: BLE001 - unreadable: the sweep cannot be checked, so it is not continued
+        old = _by_key([str(o) for o in saved["hydra"]["overrides"]["task"]])
+    except (TypeError, KeyError):  # not what Hydra writes: the sweep cannot be checked, so it is not continued
         raise BinexpError(
             f"{recorded} cannot be read, so this sweep cannot be checked against it; fix: choose a new hydra.sweep.dir"
         ) from None
