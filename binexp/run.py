@@ -298,7 +298,7 @@ def _fit(
         QuantizerSchedule(),
         # before the configured callbacks: a divergence line follows its epoch's line, and the previous
         # epoch's line and record are written at an epoch's start before any other callback's work
-        EpochLine(),
+        EpochLine(logged_epochs=int(previous.get("epochs") or 0)),
         record,
         *build_callbacks(cfg, run_dir),
         *(make() for make in EXTRA_CALLBACKS),

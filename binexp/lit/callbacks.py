@@ -170,16 +170,23 @@ class RunRecord(Callback):
         self._fit_t0: float | None = None
         self._epoch_t0: float | None = None
         self.last: dict = {}
-        self._pending: dict | None = None
+        self._pending: dict | None = None  # this epoch's record, written once its checkpoints are
+        self._restored_pending: dict | None = None
+        self._trainer: L.Trainer | None = None
 
     # stateful across resume
     def state_dict(self) -> dict:
         self._tick()
+        if self._pending is not None and self._trainer is not None:
+            # an epoch-end checkpoint: the epoch's record with its train metrics (logged after validation)
+            self._pending = self.compose(self._trainer, status="running")
         return {
             "wall_time_s": self.wall_time_s,
             "train_time_s": self.train_time_s,
             "train_images": self.train_images,
             "epochs_done": self.epochs_done,
+            # at an epoch's end: that epoch's record (a run that dies before writing it resumes with it)
+            "pending": None if self._pending is None else json.loads(json.dumps(self._pending)),  # plain data
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -187,6 +194,7 @@ class RunRecord(Callback):
         self.train_time_s = float(state.get("train_time_s", 0.0))
         self.train_images = int(state.get("train_images", 0))
         self.epochs_done = int(state.get("epochs_done", 0))
+        self._restored_pending = state.get("pending")
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -195,7 +203,12 @@ class RunRecord(Callback):
             self._fit_t0 = now
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        self._trainer = trainer
         self._fit_t0 = time.perf_counter()
+        restored, self._restored_pending = self._restored_pending, None
+        if isinstance(restored, dict) and int(restored.get("epochs") or 0) > int(self.previous.get("epochs") or 0):
+            # the checkpoint ends an epoch whose record was never written (the run died writing checkpoints)
+            self.previous = {**self.previous, **restored}
         self.write(trainer, status="running")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

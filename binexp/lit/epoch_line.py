@@ -66,7 +66,13 @@ class _Hold(logging.Filter):
 
 
 class EpochLine(Callback):
-    def __init__(self) -> None:
+    """``logged_epochs``: how many epochs' lines the run's log already has (a resumed run's
+    ``metrics.json`` epochs, written at the same moment as the line)."""
+
+    def __init__(self, logged_epochs: int = 0) -> None:
+        self.logged_epochs = int(logged_epochs)
+        self._held_epoch = 0
+        self._restored: dict = {}
         self._epoch_t0: float | None = None
         self._val_time = 0.0
         self._val_t0: float | None = None
@@ -74,6 +80,15 @@ class EpochLine(Callback):
         self._epoch_times: list[float] = []
         self._lr: float | None = None
         self._hold = _Hold()
+
+    def state_dict(self) -> dict:
+        """At an epoch's end (its checkpoints): that epoch's held lines, so that a run that dies
+        before writing them and resumes from such a checkpoint writes them then."""
+        held = [[r.levelno, r.name, r.getMessage()] for r in self._hold.records]
+        return {"held": held, "epoch": self._held_epoch} if held else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._restored = dict(state or {})
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         log.addFilter(self._hold)
@@ -85,6 +100,13 @@ class EpochLine(Callback):
 
     def _flush(self) -> None:
         self._hold.release()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # (checkpoint state is restored before fit start; a run resumed at its last epoch's end never starts training)
+        restored, self._restored = self._restored, {}
+        if restored.get("held") and int(restored.get("epoch") or 0) > self.logged_epochs:
+            for level, name, message in restored["held"]:
+                logging.getLogger(str(name)).log(int(level), "%s", message)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a run resumed mid-epoch gets no on_train_epoch_start for the epoch it finishes
@@ -146,6 +168,7 @@ class EpochLine(Callback):
             left = max(max_epochs - epoch, 0)
             parts.append(f"ETA {_clock(left * sum(self._epoch_times) / len(self._epoch_times))}")
         self._hold.holding = True  # until this epoch's checkpoints are written (this and later lines)
+        self._held_epoch = epoch
         log.info("  ".join(parts))
 
 
