@@ -385,7 +385,7 @@ def record_early_failure(run_dir: Path, e: BaseException) -> None:
     from binexp.runstate import is_held
 
     path = run_dir / "metrics.json"
-    if rank_zero_only.rank != 0 or path.exists() or is_held(run_dir):  # held: another live process's run
+    if getattr(rank_zero_only, "rank", 0) != 0 or path.exists() or is_held(run_dir):  # held: another live process's run
         return
     import json
 
