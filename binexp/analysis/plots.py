@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 import re
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,9 +185,11 @@ def _save(fig, path: Path, note: str = "", h_pad: float | None = None) -> Path:
     from binexp.checkpoint import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    if note:
-        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7.5, color="firebrick")
-    fig.tight_layout(rect=(0, 0.045 if note else 0, 1, 1), h_pad=h_pad)
+    lines = textwrap.wrap(note, max(40, int(fig.get_figwidth() * 13))) if note else []
+    if lines:  # wrapped to the figure's width, so a narrow picture keeps the whole line
+        fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=7.5, color="firebrick")
+    bottom = (0.01 + 0.035 * len(lines) * 4.4 / fig.get_figheight()) if lines else 0
+    fig.tight_layout(rect=(0, bottom, 1, 1), h_pad=h_pad)
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=110, format="png")
     _plt().close(fig)

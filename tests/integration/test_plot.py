@@ -89,7 +89,7 @@ def figs(monkeypatch):
                     for ax in fig.axes
                     if ax.axison
                 ],
-                "texts": [t.get_text() for t in fig.texts if t is not fig._suptitle],
+                "texts": [t.get_text().replace("\n", " ") for t in fig.texts if t is not fig._suptitle],
             }
         )
         return out
