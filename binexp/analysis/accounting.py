@@ -34,12 +34,14 @@ def model_bits(model: nn.Module) -> dict:
         by_bits[key] = by_bits.get(key, 0) + s.weights
     by_bits["32"] = by_bits.get("32", 0) + fp32 + inference_floats
     # model-level aggregates of a method (e.g. FleXOR's effective bits): a layer class may
-    # define ``model_report(layers) -> dict`` over all its layers in the model
+    # define ``model_report(layers) -> dict`` over all its layers in the model (one call per
+    # hook: a method's conv and linear classes share theirs, so their layers are reported together)
     method_report: dict = {}
-    for cls in dict.fromkeys(type(layer) for _, layer in layers):
-        hook = getattr(cls, "model_report", None)
-        if callable(hook):
-            method_report.update(hook([layer for _, layer in layers if type(layer) is cls]))
+    hooks = {id(h): h for _, layer in layers if callable(h := getattr(type(layer), "model_report", None))}
+    for key, hook in hooks.items():
+        method_report.update(
+            hook([layer for _, layer in layers if id(getattr(type(layer), "model_report", None)) == key])
+        )
     # distinct FleXOR XOR matrices are stored once (as binexp summary counts them)
     from binexp.analysis.summary import xor_planes
 

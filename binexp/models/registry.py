@@ -6,7 +6,7 @@ num_classes) -> nn.Module`` registered with :func:`register_model`; it asks ``co
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -14,6 +14,12 @@ from torch import nn
 from binexp.models.activations import activation_names, get_act_layer
 
 BINARY_INITS = ("model", "uniform_1e-3")
+ATTN_BINARIZE = ("none", "bibert", "bit")
+# fields only one architecture reads: setting them for another model is refused
+MODEL_ONLY = {
+    "vit_cifar": ("depth", "dim", "heads", "mlp_ratio", "patch_size", "attn_binarize"),
+    "reactnet_a": ("stem_stride",),
+}
 
 
 @dataclass
@@ -31,7 +37,8 @@ class ModelConfig:
     # Width multiplier: every channel count c becomes max(1, round(width * c)) (halves round up);
     # the input's 3 channels and the classes stay.
     width: float = 1.0
-    # The activation between layers: hardtanh | relu | prelu | tanh | identity (`binexp list activation`);
+    # The activation between layers: hardtanh | relu | prelu | tanh | identity | rprelu | maxout | gelu
+    # (`binexp list activation`);
     # hardtanh as in the official code (lenet5 keeps its ReLU, as in the paper).
     act: str = "hardtanh"
     # The latent weights of the binarized layers: "model" keeps the architecture's init;
@@ -42,6 +49,19 @@ class ModelConfig:
     # shortcut. "option_a" = stride-2 subsampling + zero channel padding (RBNN code); "avgpool_pad" =
     # 2x2 average pool + the same padding (ReCU's official ResNet-20)
     shortcut: str = "option_a"
+    # vit_cifar only (DeiT-Tiny widths by default): transformer blocks, token width, attention heads
+    # (dim divisible by heads), MLP hidden size = mlp_ratio * dim, patch side in pixels
+    depth: int = 12
+    dim: int = 192
+    heads: int = 3
+    mlp_ratio: float = 4.0
+    patch_size: int = 4
+    # vit_cifar only, the attention probabilities: none (softmax in full precision, as BiBench's BERT,
+    # BiT and BiViT keep q k^T) | bibert (sign(q), sign(k), sign(v); probabilities 1{q_b k_b^T >= 0}, no
+    # softmax) | bit (BiT: elastic binarizers on q, k, v and on the softmax probabilities)
+    attn_binarize: str = "none"
+    # reactnet_a only: stride of the full-precision 3x3 stem conv (2: official and BiBench; 1: a CIFAR variant)
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         if self.shortcut not in ("option_a", "avgpool_pad"):
@@ -65,6 +85,18 @@ class ModelConfig:
             )
         if self.bn_gamma_init is not None and self.bn_gamma_init < 0:
             raise ValueError(f"model.bn_gamma_init must be >= 0, got {self.bn_gamma_init}")
+        defaults = {f.name: f.default for f in fields(ModelConfig)}
+        for model, keys in MODEL_ONLY.items():
+            changed = [f"model.{k}" for k in keys if getattr(self, k) != defaults[k]]
+            if changed and self.name != model:
+                raise ValueError(f"{', '.join(changed)} only apply to model={model}, not {self.name}; fix: drop them")
+        if self.attn_binarize not in ATTN_BINARIZE:
+            raise ValueError(f"model.attn_binarize={self.attn_binarize!r}; choose one of: {', '.join(ATTN_BINARIZE)}")
+        for key in ("depth", "dim", "heads", "patch_size", "stem_stride"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio}")
         if not self.width > 0:
             raise ValueError(f"model.width must be > 0, got {self.width}")
         if self.act not in activation_names():

@@ -39,8 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from binexp.quant import gf2
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import ScaledTanh, SurrogateParams, make_surrogate, sign_pm1, surrogate_names
 
 XOR_POLICIES = ("unconstrained", "no_unused", "full_rank", "bernoulli", "cyclic")
@@ -701,3 +701,39 @@ def build_flexor_conv(cfg: FlexorConfig, spec: ConvSpec) -> FlexorConv2d:
     return FlexorConv2d(
         cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, spec.stage
     )
+
+
+class FlexorLinear(FlexorConv2d):
+    """FleXOR on a linear layer ``(..., in) -> (..., out)``: the layer is FleXOR's 1x1 convolution
+    applied to every token, so the (out, in) weight is encrypted, sliced and decrypted exactly like
+    a conv weight (``flatten=tf`` is then the TensorFlow dense-kernel order [in, out], out
+    fastest), with the same alpha per output row and plane. FleXOR's MNIST LeNet-5 encrypts its
+    fully connected layer the same way (arXiv:2009.04690, Fig. 4). The bias stays full
+    precision, added after the decrypted matmul; activations are real unless
+    ``binary_activations`` (then sign(x) per feature)."""
+
+    input_dims = (-1,)
+
+    def __init__(
+        self, cfg: FlexorConfig, in_features: int, out_features: int, bias: bool = True, stage: int = 0
+    ) -> None:
+        super().__init__(cfg, in_features, out_features, 1, 1, 0, stage)
+        self.in_features, self.out_features = in_features, out_features
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-1, 1) / math.sqrt(in_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.nn.functional.linear(self.quantize_input(x), self.quantized_weight().flatten(1))
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"n_in={self.n_in}, n_out={self.n_out}, n_tap={self.n_tap}, q={self.q}, "
+            f"flatten={self.flatten_order}, scheme={self.scheme}"
+        )
+
+
+@register_linear("flexor")
+def build_flexor_linear(cfg: FlexorConfig, spec: LinearSpec) -> FlexorLinear:
+    """FleXOR's rule on a linear layer (:class:`FlexorLinear`); ``spec.stage`` picks n_in_per_stage."""
+    return FlexorLinear(cfg, spec.in_features, spec.out_features, spec.bias, spec.stage)

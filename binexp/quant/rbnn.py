@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, quantization_error, sign_pm1, surrogate_names
 
 ROTATION_KINDS = ("bi", "full")
@@ -246,7 +246,8 @@ def standardize(x: Tensor, dims: tuple[int, ...]) -> Tensor:
 
 
 class _StandardizedSign(torch.autograd.Function):
-    """sign((x - mean) / std) per sample over (C, H, W) with the surrogate's gradient, and the
+    """sign((x - mean) / std) per sample over ``dims`` ((C, H, W) of a conv input, the features of
+    a token for a linear layer) with the surrogate's gradient, and the
     standardisation's exact backward fused into one expression (autograd through
     :func:`standardize` followed by the surrogate gives the same numbers, with more passes):
 
@@ -254,10 +255,11 @@ class _StandardizedSign(torch.autograd.Function):
         dL/dx = (g_s - mean(g_s) - a_s sum(g_s a_s) / (n - 1)) / sigma   (unbiased sigma)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, surrogate) -> Tensor:
-        d, std = _centered_std(x, (1, 2, 3))
+    def forward(ctx, x: Tensor, surrogate, dims: tuple[int, ...] = (1, 2, 3)) -> Tensor:
+        d, std = _centered_std(x, dims)
         ctx.save_for_backward(d, std)
         ctx.surrogate = surrogate
+        ctx.dims = dims
         return sign_pm1(d)  # = sign(a_s), sigma > 0
 
     @staticmethod
@@ -265,10 +267,11 @@ class _StandardizedSign(torch.autograd.Function):
         d, std = ctx.saved_tensors
         a_s = d / std
         g_s = ctx.surrogate.derivative(a_s) * grad  # a fresh tensor: the in-place ops below are safe
-        n = d[0].numel()
-        mean_g = g_s.mean(dim=(1, 2, 3), keepdim=True)
-        proj = (g_s * a_s).sum(dim=(1, 2, 3), keepdim=True) / max(n - 1, 1)
-        return g_s.sub_(mean_g).sub_(a_s.mul_(proj)).div_(std), None
+        dims = ctx.dims
+        n = math.prod([d.shape[i] for i in dims])
+        mean_g = g_s.mean(dim=dims, keepdim=True)
+        proj = (g_s * a_s).sum(dim=dims, keepdim=True) / max(n - 1, 1)
+        return g_s.sub_(mean_g).sub_(a_s.mul_(proj)).div_(std), None, None
 
 
 def layer_seed(seed: int, index: int, shape: tuple[int, ...]) -> int:
@@ -278,9 +281,9 @@ def layer_seed(seed: int, index: int, shape: tuple[int, ...]) -> int:
 
 
 # -- the layer --------------------------------------------------------------------------------
-class RBNNConv2d(QuantConv2d):
-    """RBNN binary convolution (Lin et al., "Rotated Binary Neural Network", NeurIPS 2020),
-    with the official code's defaults.
+class RBNNBinary(QuantLayer):
+    """RBNN binarization (Lin et al., "Rotated Binary Neural Network", NeurIPS 2020), with the
+    official code's defaults, whatever the geometry (:class:`RBNNConv2d`, :class:`RBNNLinear`).
 
     Forward: y = conv(sign(a_s), sign(w~)) * lambda, with w_s, a_s the per-channel / per-sample
     standardised (unbiased std) weight and input, w~ = w_s + alpha (stopgrad(R1^T W_s R2) - w_s),
@@ -300,27 +303,22 @@ class RBNNConv2d(QuantConv2d):
     _stat_theta_grad: Tensor
     theta: nn.Parameter | None
 
-    def __init__(
-        self,
-        cfg: RBNNConfig,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        layer_index: int = 0,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding)
+    def __init__(self, cfg: RBNNConfig, *geometry, layer_index: int = 0) -> None:
+        super().__init__(*geometry)
         self.cfg = cfg
         self.layer_index = layer_index
         self._make_latent_weight()
-        # lambda from PyTorch's default init, before any architecture re-init (as the code does)
-        self.scale = nn.Parameter(self.weight.detach().abs().mean(dim=(1, 2, 3)).view(out_channels, 1, 1).clone())
+        out_channels = self.out_channels
+        shape = "x".join(map(str, self.weight.shape))
+        # lambda from PyTorch's default init, before any architecture re-init (as the code does);
+        # (C_out, 1, 1) against a conv output, (out,) against a linear one
+        lam = self.weight.detach().abs().mean(dim=self.weight_dims)
+        self.scale = nn.Parameter(lam.view(out_channels, *([1] * (len(self.weight_dims) - 1))).clone())
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
         self.act_sign = (
             make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         )
-        n = in_channels * kernel_size * kernel_size
+        n = self.weight[0].numel()
         self.n1, self.n2 = bi_rotation_shape(n) if cfg.rotation_kind == "bi" else (1, n)
         self.rotation = cfg.rotation
         if self.rotation:
@@ -334,8 +332,8 @@ class RBNNConv2d(QuantConv2d):
                     )
                     fix = "raise quantizer.max_full_rotation_dim, or quantizer.rotation=false"
                 raise ValueError(
-                    f"RBNN {cfg.rotation_kind} rotation of a {out_channels}x{in_channels}x{kernel_size}x{kernel_size} "
-                    f"conv needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per "
+                    f"RBNN {cfg.rotation_kind} rotation of a {shape} "
+                    f"layer needs a {side}x{side} rotation matrix{why} ({side * side:,} floats, an O({side}^3) SVD per "
                     f"update), more than quantizer.max_full_rotation_dim={cfg.max_full_rotation_dim}; fix: {fix}"
                 )
             r1, r2 = self._initial_rotations()
@@ -343,9 +341,13 @@ class RBNNConv2d(QuantConv2d):
             self.register_buffer("R2", r2)
             self.register_buffer("rotation_updates", torch.zeros((), dtype=torch.long))
             if cfg.alpha_mode == "learned":
-                self.theta = nn.Parameter(torch.full((out_channels, 1, 1, 1), float(cfg.theta_init)))
+                self.theta = nn.Parameter(
+                    torch.full((out_channels, *([1] * len(self.weight_dims))), float(cfg.theta_init))
+                )
             elif cfg.alpha_mode == "unconstrained":
-                self.theta = nn.Parameter(torch.full((out_channels, 1, 1, 1), float(cfg.alpha_value)))
+                self.theta = nn.Parameter(
+                    torch.full((out_channels, *([1] * len(self.weight_dims))), float(cfg.alpha_value))
+                )
             else:
                 self.theta = None
             # diagnostics of the last update (not checkpointed; read only by extra_stats)
@@ -361,13 +363,13 @@ class RBNNConv2d(QuantConv2d):
         if self.cfg.rotation_init == "identity":
             return torch.eye(self.n1), torch.eye(self.n2)
         base = self.cfg.seed if self.cfg.seed is not None else torch.initial_seed()
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        shape = tuple(self.weight.shape)
         g = torch.Generator().manual_seed(layer_seed(int(base), self.layer_index, shape))
         return haar_orthogonal(self.n1, g, torch.float32), haar_orthogonal(self.n2, g, torch.float32)
 
     # -- forward pieces -----------------------------------------------------------------------
     def standardized_weight(self) -> Tensor:
-        return standardize(self.weight, (1, 2, 3)) if self.cfg.weight_standardize else self.weight
+        return standardize(self.weight, self.weight_dims) if self.cfg.weight_standardize else self.weight
 
     def alpha(self) -> Tensor | float:
         """alpha per output channel, (C_out, 1, 1, 1) (a float in ``fixed`` mode)."""
@@ -416,10 +418,10 @@ class RBNNConv2d(QuantConv2d):
         if not self.cfg.act_standardize:
             return self.act_sign(x) if self.act_sign is not None else x
         if self.act_sign is None:  # a32: full-precision standardised activations
-            return standardize(x, (1, 2, 3))
+            return standardize(x, self.input_dims)
         if not torch.is_grad_enabled():  # sign(a_s) = sign(x - mean): no std needed
-            return sign_pm1(x - x.mean(dim=(1, 2, 3), keepdim=True))
-        return _StandardizedSign.apply(x, self.act_sign)
+            return sign_pm1(x - x.mean(dim=self.input_dims, keepdim=True))
+        return _StandardizedSign.apply(x, self.act_sign, self.input_dims)
 
     def scale_output(self, out: Tensor, x: Tensor) -> Tensor:
         return out * self.scale
@@ -521,7 +523,7 @@ class RBNNConv2d(QuantConv2d):
         """a_s, the per-sample standardised input whose sign is the binary activation."""
         if self.act_sign is None:
             return None
-        return standardize(x, (1, 2, 3)) if self.cfg.act_standardize else x
+        return standardize(x, self.input_dims) if self.cfg.act_standardize else x
 
     def penalty_weight(self) -> Tensor:
         """w~ (w_s with the rotation off) with its graph: the angle penalty reaches w and theta."""
@@ -617,6 +619,35 @@ class RBNNConv2d(QuantConv2d):
         return super().extra_repr() + rot + f", alpha={self.cfg.alpha_mode}"
 
 
+class RBNNConv2d(RBNNBinary, QuantConv2d):
+    """RBNN binary convolution (the rule of :class:`RBNNBinary`)."""
+
+    def __init__(
+        self,
+        cfg: RBNNConfig,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        layer_index: int = 0,
+    ) -> None:
+        super().__init__(cfg, in_channels, out_channels, kernel_size, stride, padding, layer_index=layer_index)
+
+
+class RBNNLinear(RBNNBinary, QuantLinear):
+    """RBNN binary linear layer (binexp's extension: the paper and the official code binarize
+    convolutions only): each weight row (n = in_features) is standardised, rotated by R1 kron R2
+    (n1 x n2 = the bi-rotation shape of n) and mixed exactly as a conv filter; the input is
+    standardised per token (over its features) instead of per sample over (C, H, W);
+    y = (sign(a_s) @ sign(w~)^T) * lambda + b with lambda per output row and b full precision."""
+
+    def __init__(
+        self, cfg: RBNNConfig, in_features: int, out_features: int, bias: bool = True, layer_index: int = 0
+    ) -> None:
+        super().__init__(cfg, in_features, out_features, bias, layer_index=layer_index)
+
+
 @register_quantizer(
     "rbnn", RBNNConfig, "RBNN: bi-rotation R1 kron R2 + |sin theta| mix, standardised signs, training-aware surrogate"
 )
@@ -627,3 +658,9 @@ def build_rbnn_conv(cfg: RBNNConfig, spec: ConvSpec) -> RBNNConv2d:
     return RBNNConv2d(
         cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding, layer_index=spec.index
     )
+
+
+@register_linear("rbnn")
+def build_rbnn_linear(cfg: RBNNConfig, spec: LinearSpec) -> RBNNLinear:
+    """RBNN's rule on a linear layer (:class:`RBNNLinear`); ``spec.index`` seeds R as for a conv."""
+    return RBNNLinear(cfg, spec.in_features, spec.out_features, spec.bias, layer_index=spec.index)

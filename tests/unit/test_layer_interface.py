@@ -226,7 +226,7 @@ def test_activation_factory_is_selected_by_model_act():
     x = 3 * torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # same weights, different nonlinearity: different outputs
         assert not torch.allclose(nets["hardtanh"](x), nets["identity"](x))
-    with pytest.raises(ValueError, match=r"model.act='swish' is not a known activation; choose one of: hardtanh, "):
+    with pytest.raises(ValueError, match=r"model.act='swish' is not a known activation; choose one of: gelu, hardtanh"):
         ModelConfig(name="resnet20", act="swish")
     with pytest.raises(ValueError, match="model.width must be > 0, got 0.0"):
         ModelConfig(name="resnet20", width=0.0)

@@ -7,25 +7,41 @@ from torch import nn
 
 from binexp.analysis.accounting import model_bits
 from binexp.config import to_schema
+from binexp.errors import BinexpError
 from binexp.models import ModelConfig, build_model, model_names
-from binexp.quant import ConvFactory, QuantConv2d, get_quantizer, quantized_layers, quantizer_names
+from binexp.quant import (
+    ConvFactory,
+    QuantConv2d,
+    get_quantizer,
+    linear_quantizer_names,
+    quantized_layers,
+    quantizer_names,
+)
 
-IMAGENET = {"resnet18", "resnet34"}
+IMAGENET = {"resnet18", "resnet34", "resnet50", "reactnet_a"}
+NEEDS_LINEAR_RULE = {"vit_cifar"}  # models that binarize nn.Linear layers
+# the forward/backward smoke test of every quantizer runs the big networks narrower (their full-width
+# counts are pinned below): the structure, not the width, is what each quantizer must handle
+SMOKE_WIDTH = {"reactnet_a": 0.25, "resnet50": 0.25, "resnet18_bibench": 0.5, "resnet34_bibench": 0.25}
 
 
 def quantizer_cfg(name: str):
     return to_schema(get_quantizer(name).schema, OmegaConf.create({"name": name}), "quantizer")
 
 
-def make(model: str, quantizer: str, num_classes: int = 10) -> nn.Module:
+def make(model: str, quantizer: str, num_classes: int = 10, **fields) -> nn.Module:
     torch.manual_seed(0)
-    return build_model(ModelConfig(name=model), ConvFactory(quantizer_cfg(quantizer)), num_classes)
+    return build_model(ModelConfig(name=model, **fields), ConvFactory(quantizer_cfg(quantizer)), num_classes)
 
 
 @pytest.mark.parametrize("quantizer", quantizer_names())
 @pytest.mark.parametrize("model", model_names())
 def test_forward_backward_every_model_and_quantizer(model, quantizer):
-    net = make(model, quantizer)
+    if model in NEEDS_LINEAR_RULE and quantizer not in linear_quantizer_names():
+        with pytest.raises(BinexpError, match=f"^quantizer {quantizer} has no linear rule"):
+            make(model, quantizer)
+        return
+    net = make(model, quantizer, width=SMOKE_WIDTH.get(model, 1.0))
     size = 64 if model in IMAGENET else 32
     x = torch.randn(2, 3, size, size)
     out = net(x)
@@ -117,3 +133,62 @@ def test_option_a_shortcut_pads_channels_and_subsamples():
     y = OptionAShortcut(16, 32, 2)(x)
     assert y.shape == (2, 32, 2, 2)
     assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and y[:, :8].abs().sum() == 0 and y[:, 24:].abs().sum() == 0
+
+
+def _bottleneck_weights() -> int:
+    """ResNet-50's binarized weights by hand: per bottleneck (in -> w -> w -> 4w) in*w + 9w^2 + 4w^2."""
+    total, in_planes = 0, 64
+    for w, n in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+        for _ in range(n):
+            total += in_planes * w + 9 * w * w + 4 * w * w
+            in_planes = 4 * w
+    return total
+
+
+@pytest.mark.parametrize(
+    "model,fields,classes,total,layers,weights",
+    [
+        # torchvision resnet50(): 25,557,032; 48 binary convs (3 per bottleneck), the FP stem,
+        # 4 FP 1x1 down-sampling convs and the fc stay
+        ("resnet50", {}, 1000, 25_557_032, 48, _bottleneck_weights()),
+        # ReActNet-A: 29,333,672 without the official code's 9,920 move11/move21 thresholds
+        # (29,343,592 with them); 31 binary convs, 28,253,184 binary weights
+        ("reactnet_a", {"act": "rprelu"}, 1000, 29_333_672, 31, 28_253_184),
+        ("reactnet_a", {"act": "rprelu"}, 10, 28_318_922, 31, 28_253_184),  # CIFAR: 28,328,842 - 9,920
+        # BiBench ResNet-20: 64-channel stem and a 64 -> 16 FP 1x1 downsample in its first block
+        ("resnet20_bibench", {}, 10, 281_834, 18, 274_176),
+        # BiBench ResNet-18/34 = the usual CIFAR ResNet-18/34 (64-channel 3x3 stem, FP 1x1 shortcuts)
+        ("resnet18_bibench", {}, 10, 11_173_962, 16, 10_985_472),
+        ("resnet34_bibench", {}, 10, 21_282_122, 32, 21_086_208),
+        # DeiT-Tiny widths (192, 3 heads, MLP 768): 12 blocks x 4 binarized linears
+        ("vit_cifar", {"act": "gelu"}, 10, 5_362_762, 48, 5_308_416),
+        ("vit_cifar", {"act": "gelu", "depth": 6}, 10, 2_693_578, 24, 2_654_208),
+    ],
+)
+def test_breadth_architecture_counts(model, fields, classes, total, layers, weights):
+    fp = make(model, "fp", classes, **fields)
+    assert sum(p.numel() for p in fp.parameters()) == total
+    assert quantized_layers(fp) == []
+    xnor = make(model, "xnor", classes, **fields)
+    assert binarized_counts(xnor) == (layers, weights)
+    assert sum(p.numel() for p in xnor.parameters()) == total  # xnor adds no parameters
+
+
+def test_reactnet_a_structure():
+    """Strides 1,2,1,2,1,2,1,1,1,1,1,2,1; the 2C blocks duplicate the 1x1 conv; 7x7 features at 224."""
+    net = make("reactnet_a", "xnor", 1000, act="rprelu")
+    strides = [b.conv3x3.stride[0] for b in net.features]
+    assert strides == [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+    assert [len(b.pointwise) for b in net.features] == [2, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+    feats = net.features(net.bn1(net.conv1(torch.randn(1, 3, 224, 224))))
+    assert feats.shape == (1, 1024, 7, 7)
+    assert type(net.features[0].act1).__name__ == "RPReLU"
+
+
+def test_model_only_fields_are_refused_for_other_models():
+    with pytest.raises(ValueError, match=r"^model.depth, model.heads only apply to model=vit_cifar, not resnet20"):
+        ModelConfig(name="resnet20", depth=3, heads=2)
+    with pytest.raises(ValueError, match=r"^model.stem_stride only apply to model=reactnet_a"):
+        ModelConfig(name="resnet50", stem_stride=1)
+    with pytest.raises(ValueError, match=r"^model.attn_binarize='soft'; choose one of: none, bibert, bit"):
+        ModelConfig(name="vit_cifar", attn_binarize="soft")

@@ -122,3 +122,56 @@ def test_flexor_xor_matrices_count_once_and_take_memory():
     # q = 2 with a matrix per bit plane: two distinct 20 x 8 matrices
     t2 = _totals("resnet20", {"name": "flexor", "n_in": 8, "n_out": 20, "q": 2, "seed": 0})
     assert (t2["xor_matrices"], t2["xor_matrix_bits"]) == (2, 320) and t2["scale_floats"] == 2 * 672
+
+
+def _ops(model: str, quantizer: str, size: int = 224, **fields) -> dict:
+    from binexp.analysis.accounting import model_ops
+    from binexp.models import ModelConfig, build_model
+    from binexp.quant import ConvFactory, get_quantizer
+
+    net = build_model(ModelConfig(name=model, **fields), ConvFactory(get_quantizer(quantizer).schema()), 1000)
+    return model_ops(net, size)
+
+
+def test_reactnet_a_ops_match_the_published_figure():
+    """ReActNet README: ReActNet-A 0.87e8 OPs. BOPs = binary MACs of the 31 binary convs, FLOPs =
+    the FP stem conv (3*32*9*112*112) and the classifier (1024*1000); OPs = FLOPs + BOPs/64."""
+    ops = _ops("reactnet_a", "bireal", act="rprelu")
+    assert ops["flops"] == 3 * 32 * 9 * 112 * 112 + 1024 * 1000 == 11_862_016
+    assert ops["bops"] == 4_816_896_000
+    assert ops["ops"] == ops["flops"] + ops["bops"] / 64 == pytest.approx(0.8713e8, rel=1e-4)
+    assert round(ops["ops"] / 1e8, 2) == 0.87
+
+
+def test_bireal_resnet18_ops_match_the_published_figure():
+    """Bi-Real Net ResNet-18 (FP stem, FP avgpool -> 1x1 downsample, FP fc): 1.63e8 OPs in the
+    Bi-Real / ReActNet tables."""
+    ops = _ops("resnet18", "bireal", downsample="avgpool_conv")
+    # stem 7x7 at 112^2, three 1x1 downsample convs at 28^2, 14^2, 7^2, fc
+    assert ops["flops"] == 3 * 64 * 49 * 112 * 112 + 3 * (64 * 128 * 28 * 28) + 512 * 1000 == 137_793_536
+    assert ops["ops"] == pytest.approx(1.63e8, rel=0.01) and ops["ops"] == pytest.approx(1.6399e8, rel=1e-4)
+
+
+def test_linear_layers_count_per_token_and_the_summary_prints_ops(capsys):
+    """A binarized linear layer does in*out binary MACs per token; its FP bias is a 32-bit value;
+    ``binexp summary`` prints OPs for the ViT (any model)."""
+    from binexp.analysis.summary import summarize, totals
+    from binexp.cli import main as cli_main
+    from binexp.models import ModelConfig, build_model
+    from binexp.quant import ConvFactory, get_quantizer
+
+    net = build_model(
+        ModelConfig(name="vit_cifar", act="gelu", depth=1, dim=48), ConvFactory(get_quantizer("xnor").schema()), 10
+    )
+    rows = {r.name: r for r in summarize(net, 32)}
+    tokens = 8 * 8 + 1
+    assert rows["blocks.0.attn.qkv"].binary_macs == 48 * 144 * tokens
+    assert rows["blocks.0.fc2"].binary_macs == 192 * 48 * tokens
+    assert rows["blocks.0.fc1"].fp32_params == 192 + 192  # bias + one alpha per row
+    t = totals(list(rows.values()))
+    assert t["bops"] == tokens * (48 * 144 + 48 * 48 + 48 * 192 + 192 * 48)
+    assert t["flops"] == 3 * 48 * 16 * 64 + 48 * 10  # patch embedding (4x4 patches, 64 of them) and head
+    assert cli_main(["summary", "model=vit_cifar", "quantizer=bireal", "model.depth=1"]) == 0
+    out = capsys.readouterr().out
+    # one block at width 192: 65 tokens x (192*576 + 192*192 + 192*768 + 768*192) binary MACs
+    assert "OPs = BOPs/64 + FLOPs:" in out and "(BOPs 2.8754e+07, FLOPs" in out
