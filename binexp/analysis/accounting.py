@@ -37,11 +37,13 @@ def model_bits(model: nn.Module) -> dict:
     # define ``model_report(layers) -> dict`` over all its layers in the model (one call per
     # hook: a method's conv and linear classes share theirs, so their layers are reported together)
     method_report: dict = {}
-    hooks = {id(h): h for _, layer in layers if callable(h := getattr(type(layer), "model_report", None))}
-    for key, hook in hooks.items():
-        method_report.update(
-            hook([layer for _, layer in layers if id(getattr(type(layer), "model_report", None)) == key])
-        )
+    groups: dict = {}  # the hook's function -> (the hook, its layers)
+    for _, layer in layers:
+        hook = getattr(type(layer), "model_report", None)
+        if callable(hook):
+            groups.setdefault(getattr(hook, "__func__", hook), (hook, []))[1].append(layer)
+    for hook, members in groups.values():
+        method_report.update(hook(members))
     # distinct FleXOR XOR matrices are stored once (as binexp summary counts them)
     from binexp.analysis.summary import xor_planes
 

@@ -3,8 +3,8 @@ arXiv 2012.12877; timm's ``VisionTransformer``) with the linear layers binarized
 
 What stays full precision, as in every binarized transformer we follow (BiBench's BERT,
 htqin/BiBench ``Libraries/BiNLP``; BiT, facebookresearch/bit ``transformer/modeling_bert_quant.py``;
-BiViT, arXiv 2211.07091): the patch embedding (a conv with bias), the class token, the learned
-position embedding, every LayerNorm, the residual additions, the softmax (unless
+BiViT, ThisisBillhe/BiViT ``binary_modules/utils_quant.py``): the patch embedding (a conv with
+bias), the class token, the learned position embedding, every LayerNorm, the residual additions, the softmax (unless
 ``model.attn_binarize``) and the classifier head. Binarized, through the quantizer's linear rule
 (``conv.linear``): in every block the q/k/v projection, the attention output projection and the
 two MLP layers, each with a full-precision bias.
@@ -189,8 +189,9 @@ class VisionTransformer(nn.Module):
                     nn.init.trunc_normal_(m.weight, std=0.02)
                 else:
                     m.reset_latent_weight(lambda w: nn.init.trunc_normal_(w, std=0.02))
-                if getattr(m, "bias", None) is not None:
-                    nn.init.zeros_(m.bias)
+                bias = getattr(m, "bias", None)
+                if isinstance(bias, Tensor):
+                    nn.init.zeros_(bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
