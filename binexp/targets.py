@@ -38,6 +38,7 @@ ALLOWED_TARGETS = frozenset(
         "binexp.lit.callbacks.LayerDiagnostics",
         "binexp.lit.act_diagnostics.ActivationDiagnostics",
         "binexp.lit.divergence.DivergenceMonitor",
+        "binexp.lit.epoch_line.EpochCheckpoint",
     ]
 )
 

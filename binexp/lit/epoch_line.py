@@ -20,7 +20,7 @@ import time
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 log = logging.getLogger("binexp.epoch")
 
@@ -183,7 +183,23 @@ def rich_bar():
             items.pop("v_num", None)
             return items
 
+        def _get_train_description(self, current_epoch: int) -> str:
+            # 1-based, as the epoch line, checkpoint names and messages count ("Epoch 1/2", not "Epoch 0/1")
+            text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
+            return f"{text:{len(self.validation_description)}}"
+
     return Bar()
 
 
-__all__ = ["EpochLine", "rich_bar"]
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``{epoch}`` in a file name is the 1-based epoch just
+    trained (``epoch002-acc27.15.ckpt`` holds the second epoch), as every other place a person
+    reads an epoch counts."""
+
+    def format_checkpoint_name(self, metrics, filename=None, ver=None, prefix=None) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename=filename, ver=ver, prefix=prefix)
+
+
+__all__ = ["EpochCheckpoint", "EpochLine", "rich_bar"]

@@ -152,7 +152,7 @@ class Interrupt(Callback):
         from binexp.resume import read_position
 
         signum = e.signum if isinstance(e, RunInterrupted) else (self.requested or signal.SIGINT)
-        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"  # 1-based, as the epoch line
         folder = Path(run_dir) / "checkpoints"
         has_checkpoint = any(read_position(p) is not None for p in folder.glob("*.ckpt")) if folder.is_dir() else False
         if has_checkpoint:

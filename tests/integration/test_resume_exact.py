@@ -110,7 +110,7 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     assert "Traceback" not in r.stderr
     assert interrupt_lines(r.stderr) == [
         (
-            f"binexp: interrupted by SIGINT at epoch 1, step 6 (checkpoint saved); "
+            f"binexp: interrupted by SIGINT at epoch 2, step 6 (checkpoint saved); "
             f"continue with: binexp train resume={run}"
         )
     ], r.stderr[-2000:]
