@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from binexp.resume import find_checkpoint
 from binexp.runstate import effective_status
 from tests.conftest import QUICK, read_metrics, run_cli
 
@@ -124,9 +125,13 @@ def test_killed_at_every_step_resumes_exactly(tmp_path, uninterrupted, quantizer
         r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV, callbacks=extra)
     assert r.returncode == 0, r.stderr[-3000:]
 
+    # the run's final network: its newest readable checkpoint (c2 left last.ckpt half written, and the
+    # last resume, from epoch 2's best checkpoint, had nothing left to train)
+    final, _ = find_checkpoint(run)
+    assert final is not None and torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 9
     a, b = (
-        torch.load(p / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-        for p in (run, ref)
+        torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
+        for p in (final, ref / "checkpoints" / "last.ckpt")
     )
     assert a.keys() == b.keys()
     differ = [k for k in a if not torch.equal(a[k], b[k])]
