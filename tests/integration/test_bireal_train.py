@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import QUICK, read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, QUICK, read_metrics, run_cli
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("bireal_*.yaml"))
@@ -43,7 +43,7 @@ def test_bireal_resnet20_learns_synthetic_far_above_chance(tmp_path):
             *QUICK,
         ],
         tmp_path,
-        timeout=900,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from binexp.cli import main as cli_main
-from tests.conftest import QUICK, read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, QUICK, read_metrics, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -284,7 +284,7 @@ def test_local_launcher_runs_a_two_job_sweep_into_one_directory(tmp_path):
             f"hydra.sweep.dir={sweep}",
         ],
         tmp_path,
-        timeout=600,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
@@ -315,7 +315,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
     ]
     epoch_log = [("tests.support.killpoint.EpochLog", {})]
     env = {"PYTHONPATH": str(REPO)}
-    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_KILL": "1_job:1"}, callbacks=epoch_log)
+    r = run_cli(cmd, tmp_path, timeout=HANG_LIMIT, env={**env, "BINEXP_TEST_KILL": "1_job:1"}, callbacks=epoch_log)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     job0, job1, job2 = (sweep / f"{i}_job" for i in range(3))
     assert read_metrics(job0)["status"] == "completed" and not job2.exists()
@@ -338,7 +338,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         job0 / "summary.json",
     ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
-    r = run_cli(cmd, tmp_path, timeout=600, env=env, callbacks=epoch_log)
+    r = run_cli(cmd, tmp_path, timeout=HANG_LIMIT, env=env, callbacks=epoch_log)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept} == before  # job 0: not retrained, not rewritten
     assert (job0 / "epochs_started.txt").read_text().split() == ["0", "1"]
@@ -400,7 +400,7 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
         ("tests.support.killpoint.EpochLog", {}),
         ("tests.support.rank_state.RankStateDump", {}),
     ]
-    r = run_cli(cmd, tmp_path, timeout=600, env={**env, "BINEXP_TEST_SIGUSR1": "0"}, callbacks=extra)
+    r = run_cli(cmd, tmp_path, timeout=HANG_LIMIT, env={**env, "BINEXP_TEST_SIGUSR1": "0"}, callbacks=extra)
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     assert record.read_text().split() == ["requeue", "4242"]  # Lightning asked SLURM to requeue this job
     job = sweep / "0_job"
@@ -411,7 +411,9 @@ def test_slurm_requeue_signal_saves_and_the_requeued_job_continues(tmp_path):
         job / "checkpoints" / "last.ckpt"
     ).exists()  # killed before the epoch's own checkpoint: only hpc holds it
 
-    r = run_cli(cmd, tmp_path, timeout=600, env=env, callbacks=extra)  # the requeued job: same command, same job id
+    r = run_cli(
+        cmd, tmp_path, timeout=HANG_LIMIT, env=env, callbacks=extra
+    )  # the requeued job: same command, same job id
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming {job} from {hpc}" in r.stdout + r.stderr  # binexp's own line (Lightning's INFO is quiet)
     m = read_metrics(job)
@@ -463,7 +465,7 @@ def test_wandb_offline_records_the_scalars_and_the_config(tmp_path):
     r = run_cli(
         ["train", "logger=wandb", "trainer.max_epochs=2", *TINY, f"hydra.run.dir={run}"],
         tmp_path,
-        timeout=600,
+        timeout=HANG_LIMIT,
         env={"WANDB_MODE": "", "WANDB_API_KEY": ""},
     )
     assert r.returncode == 0, r.stderr[-3000:]

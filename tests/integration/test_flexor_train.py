@@ -15,7 +15,7 @@ from binexp.commands.list import config_options
 from binexp.quant.flexor import FlexorConv2d
 from binexp.quant.flexor_export import module_from_checkpoint, verify_roundtrip
 from binexp.quant.layers import quantized_layers
-from tests.conftest import QUICK, read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, QUICK, read_metrics, run_cli
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = [o for o in config_options("experiment") if o.startswith("flexor_")]
@@ -150,7 +150,7 @@ def preset_sweep(tmp_path_factory) -> Path:
             *QUICK,
         ],
         cwd,
-        timeout=600,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return sweep
@@ -174,13 +174,18 @@ def test_preset_launches_for_one_step_on_synthetic_data(preset_sweep, preset):
     ]
     assert m["status"] == "completed" and m["global_step"] == 1
     assert m["data"] == "synthetic"  # data=synthetic on the command line wins over the preset's data
-    assert m["quantizer"] == "flexor" and m["name"] == preset
+    baseline = "no number published" in preset_cfg["meta"]["source"]  # a reviewer's extra: maybe another method
+    assert m["quantizer"] == ("flexor" if not baseline else m["quantizer"]) and m["name"] == preset
     model = next(d["override /model"] for d in preset_cfg["defaults"] if "override /model" in d)
     assert m["model"] == model
     meta = m["meta"]
     assert meta["source"].startswith("FleXOR") and meta["table"] and meta["metric"]
     if meta["table"].startswith(("Table 1", "Table 2", "Table 3", "Table 6")):
         assert isinstance(meta["paper_value"], float)
+    elif baseline:  # questions the paper never answered (its own method or a baseline beside it)
+        assert meta["paper_value"] is None
+        if m["quantizer"] != "flexor":
+            return
     else:  # Table 5 and Fig. 5: the paper's numbers are not known
         assert "paper_value" not in meta and "unknown" in meta["note"]
     assert m["bits_per_weight"] == pytest.approx(meta["bits_per_weight"], abs=0.005)
@@ -208,7 +213,7 @@ def test_three_epochs_learn_far_above_chance_and_export(tmp_path):
             *QUICK,
         ],
         tmp_path,
-        timeout=900,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import HANG_LIMIT
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,14 +27,14 @@ def test_wheel_install_finds_configs_from_any_directory(tmp_path):
         ],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=HANG_LIMIT,
     )
     wheel = next(wheel_dir.glob("binexp-*.whl"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
         check=True,
         capture_output=True,
-        timeout=300,
+        timeout=HANG_LIMIT,
     )
     shipped = {p.relative_to(site / "binexp" / "conf") for p in (site / "binexp" / "conf").rglob("*.yaml")}
     assert shipped == {
@@ -50,7 +52,7 @@ def test_wheel_install_finds_configs_from_any_directory(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.splitlines()[0].startswith(str(site))  # the wheel's copy, not the checkout
@@ -72,7 +74,7 @@ def test_wheel_install_finds_configs_from_any_directory(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (work / "run" / "metrics.json").is_file()

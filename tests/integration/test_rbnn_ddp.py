@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.conftest import read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, read_metrics, run_cli
 
 
 def test_two_rank_ddp_run_ends_with_identical_rotations(tmp_path):
@@ -34,7 +34,7 @@ def test_two_rank_ddp_run_ends_with_identical_rotations(tmp_path):
             f"hydra.run.dir={run}",
         ],
         tmp_path,
-        timeout=600,
+        timeout=HANG_LIMIT,
         callbacks=[("tests.support.rank_state.RankStateDump", {})],  # in every rank (the launcher re-executes)
     )
     assert r.returncode == 0, r.stderr[-3000:]

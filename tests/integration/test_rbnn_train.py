@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from binexp.quant import quantized_layers
-from tests.conftest import read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, read_metrics, run_cli
 
 DUMP = [("tests.support.rank_state.RankStateDump", {"trace": True})]  # added by the test launcher
 # 3 training batches of 32 images of 16x16 px per epoch: the mechanics, not the accuracy
@@ -243,6 +243,8 @@ def test_preset_meta_values():
         "rbnn_ablation_angle_penalty": None,
         "rbnn_ablation_theta_clip": None,
         "rbnn_ablation_theta_bounded": None,
+        "rbnn_ablation_alpha_unconstrained": None,  # reviewer 1's "why alpha in [0, 1]?": not in the paper
+        **{f"rbnn_surrogate_{s}": None for s in ("approx_sign", "clipped_ste", "scaled_tanh", "ste", "swish_sign")},
     }
     assert sorted(expected) == rbnn_presets()
     models = {
@@ -275,7 +277,7 @@ def test_three_epochs_learn_far_above_chance_with_diagnostics(tmp_path):
             f"hydra.run.dir={run}",
         ],
         tmp_path,
-        timeout=900,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
@@ -291,7 +293,7 @@ def test_three_epochs_learn_far_above_chance_with_diagnostics(tmp_path):
 @pytest.mark.parametrize("preset", rbnn_presets())
 def test_every_preset_launches(tmp_path, preset):
     run = tmp_path / "run"
-    r = run_cli(["train", f"experiment={preset}", *SMOKE, f"hydra.run.dir={run}"], tmp_path, timeout=600)
+    r = run_cli(["train", f"experiment={preset}", *SMOKE, f"hydra.run.dir={run}"], tmp_path, timeout=HANG_LIMIT)
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(run)
     assert m["status"] == "completed" and m["quantizer"] == "rbnn" and m["data"] == "synthetic"
@@ -303,7 +305,9 @@ def test_every_preset_launches(tmp_path, preset):
 def test_ablation_sweep_in_one_command(tmp_path):
     sweep = tmp_path / "sweep"
     r = run_cli(
-        ["train", "-m", "experiment=" + ",".join(ABLATION), *SMOKE, f"hydra.sweep.dir={sweep}"], tmp_path, timeout=1200
+        ["train", "-m", "experiment=" + ",".join(ABLATION), *SMOKE, f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from binexp.runstate import effective_status
-from tests.conftest import QUICK, cli_command, read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, QUICK, cli_command, read_metrics, run_cli
 
 # 4 batches per epoch, 3 epochs: global steps 0..11
 TINY = [
@@ -94,7 +94,7 @@ def test_sigkill_then_sigint_mid_epoch_resume_bit_identically(tmp_path, referenc
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:  # the process freezes itself at step 5, holding its lock: the run reads running
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + HANG_LIMIT
         while not (tmp_path / "stop.fired").exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (tmp_path / "stop.fired").exists(), (tmp_path / "first.log").read_text()[-3000:]

@@ -23,6 +23,7 @@ from binexp.lit.callbacks import LayerDiagnostics, QuantizerSchedule, RunRecord
 from binexp.lit.distill import DistillConfig
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
+from tests.conftest import HANG_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = [
@@ -169,7 +170,7 @@ def test_angular_bias_two_stage_script_smoke(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [

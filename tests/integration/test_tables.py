@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 from tables import EVALUATIONS, MODEL_SWEEPS, TABLES, row_label  # noqa: E402
 
+from tests.conftest import HANG_LIMIT  # noqa: E402
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -20,7 +22,7 @@ def test_table_script_smoke(name, tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     experiments = TABLES[name][1]
@@ -120,16 +122,20 @@ def test_rbnn_ablation_rows_in_table_4_order_with_what_each_changes():
 
 def test_tables_list_and_unknown_table():
     r = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "tables.py"), "--list"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(REPO / "scripts" / "tables.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr
     assert [line.split()[0] for line in r.stdout.splitlines()] == list(TABLES) + list(EVALUATIONS)
-    assert all(f"({len(TABLES[line.split()[0]][1])} runs, " in line for line in r.stdout.splitlines()[: len(TABLES)])
+    runs = {name: len(TABLES[name][1]) * max(1, len(MODEL_SWEEPS.get(name, ()))) for name in TABLES}  # x models
+    assert all(f"({runs[line.split()[0]]} runs, " in line for line in r.stdout.splitlines()[: len(TABLES)])
     r = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "tables.py"), "no_such_table"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 2 and "unknown table 'no_such_table'" in r.stderr and r.stdout == ""
     assert not list(REPO.glob("scripts/table_*.py"))  # one entry point, no per-table wrappers

@@ -12,7 +12,7 @@ from binexp.init_from import load_compatible
 from binexp.lit.distill import DistillConfig, distillation_loss
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
-from tests.conftest import read_metrics, run_cli
+from tests.conftest import HANG_LIMIT, read_metrics, run_cli
 
 SHORT = ["debug=smoke"]  # conf/debug/smoke.yaml: synthetic data, one epoch of 2 batches, no sanity check
 
@@ -137,7 +137,7 @@ def test_two_stage_script_runs_both_stages(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=HANG_LIMIT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| two_stage_stage1 | 32.00 |" in r.stdout and "| two_stage_stage2 | 1.00 |" in r.stdout

@@ -8,6 +8,7 @@ import sys
 
 from binexp import catalog
 from binexp.cli import main
+from tests.conftest import HANG_LIMIT
 
 NO_HEAVY = (
     "import sys; from binexp.cli import main; main({args!r}); "
@@ -34,7 +35,7 @@ def test_catalog_matches_the_registries():
 def test_list_help_and_version_import_nothing_heavy():
     for args in (["list"], ["list", "experiment"], ["--help"], ["--version"]):
         r = subprocess.run(
-            [sys.executable, "-c", NO_HEAVY.format(args=args)], capture_output=True, text=True, timeout=60
+            [sys.executable, "-c", NO_HEAVY.format(args=args)], capture_output=True, text=True, timeout=HANG_LIMIT
         )
         assert r.returncode == 0, (args, r.stderr[-2000:])
 

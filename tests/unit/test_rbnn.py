@@ -26,6 +26,7 @@ from binexp.quant.rbnn import (
     standardize,
 )
 from binexp.quant.sign import SurrogateParams, sign_pm1
+from tests.conftest import HANG_LIMIT
 
 
 def make_layer(cout=16, cin=16, k=3, seed=0, index=0, **kw) -> RBNNConv2d:
@@ -607,7 +608,7 @@ def test_update_broadcasts_rank0_rotation(tmp_path):
         for r in range(2)
     ]
     for p in procs:
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=HANG_LIMIT)
         assert p.returncode == 0, err[-2000:]
     r0, r1 = torch.load(tmp_path / "r0.pt"), torch.load(tmp_path / "r1.pt")
     assert torch.equal(r0["R1"], r1["R1"]) and torch.equal(r0["R2"], r1["R2"])
