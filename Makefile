@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup train test test-slow test-all lint
+.PHONY: setup train test test-slow test-soak test-all lint
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,10 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m 'slow and not soak'
+
+test-soak: $(STAMP)
+	$(BIN)/pytest -q -m soak
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q -m ''

@@ -104,7 +104,7 @@ def uninterrupted(tmp_path_factory):
     return get
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # ~40 training processes per method: `make test-soak`, not in CI's 90 minutes (see README)
 @pytest.mark.parametrize("quantizer", ["rbnn", "flexor", "xnor"])
 def test_killed_at_every_step_resumes_exactly(tmp_path, uninterrupted, quantizer):
     ref = uninterrupted(quantizer)

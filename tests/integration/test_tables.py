@@ -14,7 +14,11 @@ from tests.conftest import HANG_LIMIT  # noqa: E402
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TABLES))
+@pytest.mark.parametrize(
+    "name",
+    # bibench: 9 operators x 2 architectures, the longest table (`make test-soak`)
+    [pytest.param(n, marks=pytest.mark.soak) if n == "bibench" else n for n in sorted(TABLES)],
+)
 def test_table_script_smoke(name, tmp_path):
     out = tmp_path / "sweep"
     r = subprocess.run(
