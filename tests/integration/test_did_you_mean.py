@@ -7,6 +7,14 @@ import pytest
 from binexp.cli import main as cli_main
 
 
+@pytest.fixture(autouse=True)
+def _no_verb_from_an_earlier_train(monkeypatch):
+    # `binexp train` in this process sets BINEXP_VERB (for its DDP children): a later bare typo
+    # would be read as a train argument
+    for var in ("BINEXP_VERB", "BINEXP_SWEPT_KEYS"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def one_line(capsys, args: list[str]) -> str:
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -66,7 +66,7 @@ def test_sweep_error_names_the_value_at_fault(capsys, tmp_path, monkeypatch):
             ["quantizer=rbnn", "quantizer.alpha_mod=fixed"],
             "unknown key quantizer.alpha_mod; did you mean quantizer.alpha_mode",
         ),
-        (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init?"),
+        (["model.bn_gama_init=1"], "unknown key model.bn_gama_init; did you mean model.bn_gamma_init"),
         (["schedule=rbnn_cifr"], "did you mean schedule=rbnn_cifar"),
         (["schedule.lr_schedul=cosine"], "did you mean schedule.lr_schedule?"),
         (["quantizr=rbnn"], "unknown key quantizr; did you mean quantizer=rbnn?"),
