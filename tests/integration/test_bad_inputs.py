@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from binexp.cli import main
+from binexp.quant.registry import quantizer_names
 from tests.artefacts import fake_checkpoint, fake_run, tree
 from tests.conftest import write_cifar_fixture, write_imagefolder_fixture
 
@@ -108,7 +109,7 @@ CASES = [
         "unknown-quantizer",
         lambda t: ["train", "quantizer=xnr"],
         2,
-        "unknown quantizer option 'xnr'; choose one of: bireal, flexor, fp, rbnn, xnor",
+        "unknown quantizer option 'xnr'; choose one of: " + ", ".join(quantizer_names()),
     ),
     ("unknown-model", lambda t: ["train", "model=resnet21"], 2, "unknown model option 'resnet21'"),
     ("unknown-key", lambda t: ["train", "quantizer.act_scal=K"], 2, "unknown key quantizer.act_scal"),

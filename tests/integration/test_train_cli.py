@@ -11,6 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from binexp.quant.registry import quantizer_names
 from tests.conftest import BIN, QUICK, read_metrics, run_cli
 
 METRIC_KEYS = {
@@ -185,7 +186,7 @@ class TestBadInput:
     @pytest.mark.parametrize(
         "args,expected",
         [
-            (["quantizer=xnr"], "unknown quantizer option 'xnr'; choose one of: bireal, flexor, fp, rbnn, xnor"),
+            (["quantizer=xnr"], "unknown quantizer option 'xnr'; choose one of: " + ", ".join(quantizer_names())),
             (["model=resnet21"], "unknown model option 'resnet21'"),
             (["quantizer.act_scal=K"], "unknown key quantizer.act_scal"),
             (["data=synthetic", "data.batch_size=lots"], "bad value for data.batch_size"),
