@@ -11,7 +11,8 @@ A table is one ``binexp train -m experiment=a,b,...`` sweep into
 ``outputs/tables/<name>/<time>/``, then ``binexp report`` on it (one row per experiment, the
 paper's number beside ours), rows in the order listed here (the paper's: Table 4's XNOR, T, R,
 RT, RAT ...), each labelled by what it changes (the presets' ``meta.row``) where they say.
-``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic data, one short epoch); any other
+``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic data, one short epoch), and for the
+longest tables smaller networks and batches (``SMOKE_EXTRA``); any other
 argument goes to ``binexp train`` unchanged (e.g. ``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from datetime import datetime
 from pathlib import Path
 
 SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
+# what --smoke adds for tables too long for debug=smoke alone (every row kept, each one smaller)
+SMOKE_EXTRA: dict[str, list[str]] = {
+    # 9 operators x 2 networks: quarter-width networks and batches of 32 (~1 min on 2 cores, not ~10)
+    "bibench": ["model.width=0.25", "data.batch_size=32"],
+}
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 
 # BiBench's eight operators in its tables' order (arXiv 2301.11233)
@@ -266,13 +272,14 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
         "-m",
         "experiment=" + ",".join(experiments),
         *(["model=" + ",".join(models)] if models else []),
-        *(SMOKE if args.smoke else []),
+        *([*SMOKE, *SMOKE_EXTRA.get(name, [])] if args.smoke else []),
         *extra,
         f"hydra.sweep.dir={out}",
     )
     print("$", " ".join(cmd[2:]), flush=True)
     train = subprocess.run(cmd)
-    print(f"\n## {title}{' (smoke: synthetic data, one short epoch)' if args.smoke else ''}\n", flush=True)
+    smoke = f" (smoke: synthetic data, one short epoch{''.join(', ' + o for o in SMOKE_EXTRA.get(name, []))})"
+    print(f"\n## {title}{smoke if args.smoke else ''}\n", flush=True)
     by = "experiment,meta.row" if all(row_label(e) for e in experiments) else "experiment"
     if name in MODEL_SWEEPS:
         by = "experiment,model.name"
