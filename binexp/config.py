@@ -514,6 +514,12 @@ def validate(cfg: DictConfig) -> RunConfig:
     seed = cfg.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
         raise BinexpError(f"seed must be a non-negative integer (at most {MAX_SEED}) or null, got {seed!r}")
+    name = str(cfg.get("name"))
+    if not name.strip() or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
+        raise BinexpError(
+            f"name={name!r} names the run directory (outputs/runs/<time>_<name>) and must be one folder name; "
+            f"fix: name=<a word without '/', e.g. rbnn_short>"
+        )
     penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
     return RunConfig(
         data=data,

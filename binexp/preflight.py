@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
+from binexp.env import NEW_RUN_DIR_ENV
 from binexp.errors import BinexpError, did_you_mean
 
 MAX_SWEEP_CHECKS = 64
@@ -262,6 +263,7 @@ def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, exp
     Returns the overrides to add."""
     if explicit is not None:
         if not multirun:
+            note_new_run_dir(explicit)
             explicit.mkdir(parents=True, exist_ok=True)
             try:
                 (explicit / ".hydra").mkdir()
@@ -274,6 +276,8 @@ def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, exp
     from omegaconf import OmegaConf
 
     wanted = Path(str(OmegaConf.select(compose(first), key)))
+    if not multirun:
+        note_new_run_dir(wanted)
     wanted.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = wanted if n == 1 else wanted.with_name(f"{wanted.name}_{n}")
@@ -281,8 +285,22 @@ def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, exp
             candidate.mkdir()
         except FileExistsError:
             continue
+        if not multirun and n > 1:
+            os.environ[NEW_RUN_DIR_ENV] = str(candidate.absolute())  # its parent existed already
         return [f"{key}={quote_path(candidate)}"]
     raise BinexpError(f"no free output directory next to {wanted}; fix: set {key}=<a new folder>")
+
+
+def note_new_run_dir(d: Path) -> None:
+    """Tell the run the topmost folder that making ``d`` creates (``d`` itself, or a new
+    ``outputs/``...), so that a run failed by bad input can remove exactly what this command made."""
+    d = d.absolute()
+    top = None
+    for folder in (d, *d.parents):
+        if folder.exists():
+            break
+        top = folder
+    os.environ[NEW_RUN_DIR_ENV] = str(top) if top is not None else ""
 
 
 def check_writable(d: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from binexp.analysis.entropy import model_entropy
 from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 from binexp.config import register_schemas, validate
 from binexp.data import build_datamodule
-from binexp.env import SWEPT_ENV
+from binexp.env import NEW_RUN_DIR_ENV, SWEPT_ENV
 from binexp.errors import BinexpError
 from binexp.init_from import load_compatible
 from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
@@ -158,8 +159,40 @@ def run_training(cfg: DictConfig) -> dict:
         )
     try:
         return _run_training(cfg, run, hc, run_dir)
+    except BinexpError as e:
+        lock.release()
+        if not isinstance(e, RunWriteError):
+            _discard_if_nothing_made(cfg, hc, run_dir)
+        raise
     finally:
         lock.release()
+
+
+def _discard_if_nothing_made(cfg: DictConfig, hc, run_dir: Path) -> None:
+    """Bad input found only once training starts (an empty CIFAR batch, an unreadable image) leaves
+    nothing behind, as one found by the pre-flight does: a new single run (not a resume, not a
+    sweep job, whose record says why it failed) that wrote no checkpoint loses its files, and its
+    folder too when this ``binexp train`` made it."""
+    import shutil
+
+    if hc.mode != RunMode.RUN or cfg.get("resume") or _rank() != 0:
+        return
+    if any(name.endswith(".ckpt") for _, _, files in os.walk(run_dir) for name in files):
+        return
+    made = os.environ.get(NEW_RUN_DIR_ENV) or ""  # the topmost folder this command made for the run
+    made_here = bool(made) and (run_dir.absolute() == Path(made) or Path(made) in run_dir.absolute().parents)
+    for entry in run_dir.iterdir():  # rmtree never follows a link out of the folder
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    if made_here:
+        with contextlib.suppress(OSError):  # up to the topmost folder made, while empty
+            for folder in (run_dir.absolute(), *run_dir.absolute().parents):
+                folder.rmdir()
+                if folder == Path(made):
+                    break
 
 
 def _run_training(cfg: DictConfig, run, hc, run_dir: Path) -> dict:
@@ -356,10 +389,14 @@ def _finish(trainer, record, module, run_dir: Path) -> dict:
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
+class RunWriteError(BinexpError):
+    """The run directory cannot be written (full disk, read-only): what it holds stays for a resume."""
+
+
 def write_error(e: OSError, run_dir: Path) -> BinexpError:
     """A full disk or unwritable output as one line."""
     where = f" {e.filename}" if e.filename else ""
-    return BinexpError(
+    return RunWriteError(
         f"cannot write to the run directory {run_dir} ({e.strerror or e}{where}); "
         f"fix: free disk space or make it writable, then continue with resume={run_dir}"
     )

@@ -63,4 +63,12 @@ def main(args: list[str]) -> int:
             f"({unreadable[0].metrics['error'].removeprefix('metrics.json: ')}); "
             f"fix: restore it, or remove that run directory"
         )
+    unresolved = [(r, o) for r in runs for o in r.metrics.get("overrides") or [] if "${" in str(o)]
+    if unresolved:  # shown as written above; never resolved from a run directory, as resume= refuses it
+        (run, override), others = unresolved[0], len({id(r) for r, _ in unresolved}) - 1
+        raise BinexpError(
+            f"report: {run.path} recorded the override {override!r}, an interpolation binexp never resolves "
+            f"from a run directory (its table cell shows the text){f' (and {others} more runs)' if others else ''}; "
+            f"fix: rerun with a plain value, or remove that run directory"
+        )
     return 0

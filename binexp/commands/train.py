@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from binexp.env import SWEPT_ENV, VERB_ENV
+from binexp.env import NEW_RUN_DIR_ENV, SWEPT_ENV, VERB_ENV
 
 # Hydra flags that only print or that change where configs come from: no pre-flight for them.
 _PASSTHROUGH_FLAGS = {
@@ -92,6 +92,7 @@ def check_flags(flags: list[str]) -> None:
 
 def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
+    os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
     from binexp.preflight import preflight, resume_args
 
     flags, overrides = split_args(args)

@@ -22,7 +22,9 @@ def cli(monkeypatch, tmp_path, capsys):
             code = main(args)
         except SystemExit as e:  # an error found inside a Hydra job: hydra_train exits 1
             code = e.code
-        err = capsys.readouterr().err
+        captured = capsys.readouterr()
+        run.out = captured.out  # type: ignore[attr-defined]  # what the command printed, for tests that read it
+        err = captured.err
         assert "Traceback" not in err, err
         return code, [line for line in err.splitlines() if line.strip()]
 

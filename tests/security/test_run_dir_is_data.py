@@ -43,6 +43,8 @@ VALUES = [
     (["data.noise=nan"], "bad value for data.noise: nan is not a finite number"),
     (["data.image_size=1"], "images of 1x1 pixels are too small for model=resnet20"),
     (["hydra.run.dir=/proc/x/run"], "cannot write to /proc"),
+    # a name is one folder: "${oc.env:HOME}" made outputs/runs/<time>_/root, a nested folder
+    (["name=../../escape"], "name='../../escape' names the run directory"),
 ]
 
 
@@ -492,7 +494,9 @@ def test_mnist_with_zero_images(cli, tmp_path):
     assert tree(tmp_path) == before
 
 
-def test_empty_cifar_batches(cli, tmp_path):
+@pytest.mark.parametrize("where", ["explicit", "default"])
+def test_empty_cifar_batches(cli, tmp_path, where):
+    """Found only when training starts; the run's folder (and an ``outputs/`` made for it) goes again."""
     import pickle
 
     import numpy as np
@@ -503,17 +507,19 @@ def test_empty_cifar_batches(cli, tmp_path):
     for f in (root / "cifar-10-batches-py").glob("*_batch*"):
         with open(f, "wb") as out:
             pickle.dump({"data": np.zeros((0, 3072), np.uint8), "labels": []}, out)
+    before = tree(tmp_path)
     code, lines = cli(
         [
             "train",
             "data=cifar10",
             f"data.root={root}",
-            f"hydra.run.dir={tmp_path / 'run'}",
+            *([f"hydra.run.dir={tmp_path / 'run'}"] if where == "explicit" else []),
             "trainer.enable_progress_bar=false",
         ]
     )
     assert code == 1 and sum(line.startswith("binexp: error:") for line in lines) == 1
     assert "hold 0 training and 0 test images" in lines[-1]
+    assert tree(tmp_path) == before  # the run found it while starting to train: its folder is gone again
 
 
 def test_sweep_of_a_hundred_million_jobs(cli, tmp_path):
@@ -528,16 +534,19 @@ def test_sweep_of_a_hundred_million_jobs(cli, tmp_path):
 
 
 def test_report_leaves_an_interpolation_as_text(cli, tmp_path, monkeypatch, capsys):
-    """A saved ``${oc.env:...}`` is shown as written, never resolved (unset: no traceback; set: no secret)."""
+    """A saved ``${oc.env:...}`` is shown as written and named in one error line, never resolved
+    (unset: no traceback; set: no secret)."""
     monkeypatch.delenv("BINEXP_TEST_SECRET", raising=False)
     job = tmp_path / "sweep" / "0_seed=0"
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n- name=${oc.env:BINEXP_TEST_SECRET}\n")
     code, lines = cli(["report", str(tmp_path / "sweep")])
-    assert code == 0 and lines == []
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("binexp: error: report: "), lines
+    assert "name=${oc.env:BINEXP_TEST_SECRET}" in lines[0] and "never resolves" in lines[0]
+    assert "${oc.env:BINEXP_TEST_SECRET}" in cli.out  # the table shows it as written
     monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
     code, lines = cli(["status", str(tmp_path / "sweep")])
-    assert code == 0 and "hunter2" not in capsys.readouterr().out
+    assert code == 0 and "name=${oc.env:BINEXP_TEST_SECRET}" in cli.out and "hunter2" not in cli.out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,6 +673,7 @@ def test_unreadable_image_is_one_line(cli, tmp_path, bad):
         victim.write_bytes(victim.read_bytes()[:-40])
         with pytest.raises(OSError):
             Image.open(victim).load()
+    before = tree(tmp_path)
     code, lines = cli(
         [
             "train",
@@ -681,3 +691,4 @@ def test_unreadable_image_is_one_line(cli, tmp_path, bad):
     )
     assert code == 1 and sum(line.startswith("binexp: error:") for line in lines) == 1, lines
     assert f"image {victim} cannot be read" in lines[-1]
+    assert tree(tmp_path) == before
