@@ -541,7 +541,7 @@ def test_report_leaves_an_interpolation_as_text(cli, tmp_path, monkeypatch, caps
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n- name=${oc.env:BINEXP_TEST_SECRET}\n")
     code, lines = cli(["report", str(tmp_path / "sweep")])
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("binexp: error: report: "), lines
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("binexp: error: report: "), (code, lines)
     assert "name=${oc.env:BINEXP_TEST_SECRET}" in lines[0] and "never resolves" in lines[0]
     assert "${oc.env:BINEXP_TEST_SECRET}" in cli.out  # the table shows it as written
     monkeypatch.setenv("BINEXP_TEST_SECRET", "hunter2")
