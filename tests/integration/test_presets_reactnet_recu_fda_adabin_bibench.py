@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from binexp.cli import main
 from binexp.config import validate
+from binexp.models import build_model
+from binexp.models.activations import Maxout, RPReLU
 from binexp.preflight import compose
+from binexp.quant import ConvFactory
 from tests.conftest import QUICK
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "experiment"
@@ -35,6 +39,20 @@ def test_preset_composes_with_its_paper_value_or_why_not(preset):
         assert run.data.normalize == "cifar" and run.data.batch_size == 128
     if meta.paper_value is None:
         assert meta.paper_note  # "—" and why
+
+
+@pytest.mark.parametrize(
+    ("preset", "act", "module"),
+    [("reactnet_cifar_resnet20", "rprelu", RPReLU), ("adabin_cifar_resnet20", "maxout", Maxout)],
+)
+def test_reactnet_and_adabin_presets_use_their_papers_activations(preset, act, module):
+    """ReActNet's RPReLU (liuzechun/ReActNet resnet/2_step2/birealnet.py) and AdaBin's Maxout
+    (BinaryNetworks/AdaBin/cifar10/nets/resnet20.py): after the stem and after each of the 18 binary convs."""
+    run = validate(compose([f"experiment={preset}"]))
+    assert run.model.act == act
+    net = build_model(run.model, ConvFactory(run.quantizer), 10)
+    assert sum(isinstance(m, module) for m in net.modules()) == 1 + 18
+    assert not any(isinstance(m, nn.Hardtanh) for m in net.modules())
 
 
 def test_bibench_operators_are_bibench_layers():
