@@ -119,7 +119,7 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
     "flexor_q": (
         (
             "FleXOR reviewers' question (R3): q = 1, 2, 3 bit planes at N_in = 8, N_out = 20 (ResNet-20),"
-            " with q = 1 at 0.8 bit for equal storage, and DoReFa 2- and 3-bit weights as multi-bit baselines"
+            " with q = 1 at 0.8 bit for equal storage, and DoReFa and LSQ 2- and 3-bit weights as multi-bit baselines"
         ),
         [
             "flexor_resnet20_q1",
@@ -128,6 +128,8 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
             "flexor_resnet20_b08",
             "flexor_q_dorefa_w2",
             "flexor_q_dorefa_w3",
+            "flexor_q_lsq_w2",
+            "flexor_q_lsq_w3",
         ],
         "500 epochs x 50k images each",
     ),
