@@ -17,6 +17,9 @@ Fidelity: ``AdaBinConv2d`` was compared in float64 with the official ``AdaBin_Co
 ``.cuda()`` calls removed) on the same weights, alpha_a, beta_a, (k, t) and inputs: output, dL/dx,
 dL/dW, dL/dalpha_a and dL/dbeta_a agree to 1e-12 at (k, t) = (1000, 0.001) and (1, 10)
 (tests/unit/test_adabin.py holds the official code's values as golden numbers).
+
+Convolutions only: the official code defines ``AdaBin_Conv2d`` and no linear layer, so a model
+with binarized linear layers (``model=vit_cifar``) is refused in one line before training.
 """
 
 from __future__ import annotations

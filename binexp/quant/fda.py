@@ -16,6 +16,9 @@ Fidelity: ``FDAConv2d`` was compared in float64 with BiBench's ``FDAConv2d`` (ht
 and with a layer wide enough for both noise MLPs to be non-zero: output, dL/dx, dL/dW and the
 gradients of every noise-module weight agree to 1e-12 (tests/unit/test_fda.py holds BiBench's
 values as golden numbers).
+
+Convolutions only: no linear rule (BiBench's ``FDALinear`` is not reproduced), so a
+model with binarized linear layers (``model=vit_cifar``) is refused in one line before training.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ same weights, alpha, tau and inputs, in training and in evaluation mode: output,
 dL/dalpha agree to 1e-12 (tests/unit/test_recu.py holds the official code's values as golden
 numbers); the tau schedule agrees with ``cpt_tau`` to float32 precision (the official code
 computes it in float32).
+
+Convolutions only: no linear rule (BiBench's ``ReCULinear`` is not reproduced), so a
+model with binarized linear layers (``model=vit_cifar``) is refused in one line before training.
 """
 
 from __future__ import annotations

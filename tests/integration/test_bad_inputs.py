@@ -364,6 +364,19 @@ CASES = [
     # verbs
     ("unknown-verb", lambda t: ["trian"], 2, "unknown verb 'trian'"),
     ("summary-bad-option", lambda t: ["summary", "quantizer=xnr"], 2, "unknown quantizer option 'xnr'"),
+    # methods whose papers and official code binarize convolutions only, on a model with binarized
+    # linear layers: refused before any training or run directory
+    *(
+        (
+            f"no-linear-rule-{q}",
+            lambda t, q=q: ["train", "model=vit_cifar", f"quantizer={q}", "model.depth=1", *SYN],
+            2,
+            f"quantizer {q} has no linear rule, and this model binarizes linear layers; "
+            "fix: quantizer=<one of: bireal, bnn, dorefa, flexor, fp, irnet, rbnn, reactnet, xnor, xnorpp>, "
+            "or a convolution-only model",
+        )
+        for q in ("recu", "fda", "adabin")
+    ),
 ]
 
 
