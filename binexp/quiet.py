@@ -1,12 +1,14 @@
 """Quiet by default: what ``binexp train`` prints is binexp's own (a compact summary, one line
 per epoch, the final line). Lightning's start-up lines (GPU/TPU available, the litlogger tip,
-"`Trainer.fit` stopped"), its model summary table and a few warnings that say nothing to a
-binexp user are turned off here; ``binexp train -v`` (``verbose=true``) leaves them all on.
-Per-layer reports (logger ``binexp.detail``) go to ``train.log`` only."""
+"`Trainer.fit` stopped"), its model summary table, MLflow's database and experiment lines and a
+few warnings that say nothing to a binexp user are turned off here; ``binexp train -v``
+(``verbose=true``) leaves them all on. Per-layer reports (logger ``binexp.detail``) go to ``train.log`` only."""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import warnings
 
@@ -21,6 +23,34 @@ NOISE_WARNINGS = [
     # a local run on a machine that has SLURM's srun (a login node, a workstation in the cluster)
     (UserWarning, r".*`srun` command is available on your system but is not used.*"),
 ]
+
+
+# libraries whose INFO lines narrate routine steps ("Creating initial MLflow database tables...")
+QUIET_LIBRARIES = ("mlflow", "alembic")
+# (logger, message regex) of warnings that report a routine step: Lightning's MLflow logger on a
+# new experiment (the tracker creates it, as asked)
+NOISE_LOGS = [("lightning.pytorch.loggers.mlflow", r"Experiment with name .* not found\. Creating it\.")]
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.fullmatch(record.getMessage())
+
+
+def quiet_libraries() -> None:
+    """The :data:`QUIET_LIBRARIES` at WARNING and the :data:`NOISE_LOGS` dropped. MLflow sets its
+    loggers' level when it is imported, from ``MLFLOW_LOGGING_LEVEL``: set for a later import too."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, pattern in NOISE_LOGS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) and f.pattern.pattern == pattern for f in log.filters):
+            log.addFilter(_DropMessage(pattern))
 
 
 class _DropDetail(logging.Filter):
@@ -47,6 +77,7 @@ def make_quiet() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     ignore_noise_warnings()
+    quiet_libraries()
     for handler in console_handlers():
         if not any(isinstance(f, _DropDetail) for f in handler.filters):
             handler.addFilter(_DropDetail())
@@ -83,4 +114,14 @@ def make_verbose() -> None:
             handler.removeFilter(f)
 
 
-__all__ = ["DETAIL_LOGGER", "NOISE_WARNINGS", "follow_stdout", "ignore_noise_warnings", "make_quiet", "make_verbose"]
+__all__ = [
+    "DETAIL_LOGGER",
+    "NOISE_LOGS",
+    "NOISE_WARNINGS",
+    "QUIET_LIBRARIES",
+    "follow_stdout",
+    "ignore_noise_warnings",
+    "make_quiet",
+    "make_verbose",
+    "quiet_libraries",
+]

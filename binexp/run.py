@@ -84,12 +84,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     loggers: list[Logger] = []
     lcfg = cfg.get("logger") or {}
     if lcfg.get("tensorboard", True):
-        # events in <run dir>/tensorboard/<run dir name>/: TensorBoard names a run by that path
-        loggers.append(
-            EpochTensorBoardLogger(
-                save_dir=str(run_dir), name="tensorboard", version=run_dir.name, default_hp_metric=False
-            )
-        )
+        # events in the run directory itself: TensorBoard names a run by the events' folder relative
+        # to --logdir, so a sweep's run is named once by its folder (``0_quantizer=xnor``)
+        loggers.append(EpochTensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False))
     if lcfg.get("csv", False):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     from binexp.trackers import build as build_trackers  # logger.wandb / logger.mlflow
@@ -218,10 +215,10 @@ def _plan_start(cfg: DictConfig, run, hc, run_dir: Path) -> tuple[dict | None, s
     if cfg.get("resume"):
         previous = previous_record(run_dir)
         if already_complete(previous, run.trainer.get("max_epochs")):
-            print(
-                f"binexp: {run_dir} already completed its {previous['epochs']} epochs; nothing to do "
-                f"(fix: add trainer.max_epochs=<more> to train it further)",
-                file=sys.stderr,
+            n = previous["epochs"]
+            print(  # not an error: the run is done
+                f"{run_dir} already completed its {n} epoch{'s' if n != 1 else ''}; to train it further: "
+                f"binexp train resume={run_dir} trainer.max_epochs=<more than {n}>"
             )
             return previous, None, previous
         ckpt, note = resume_checkpoint(run_dir)

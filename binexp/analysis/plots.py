@@ -1,7 +1,7 @@
 """Figures from runs: what ``binexp report --plot`` and ``binexp plot`` draw.
 
 Data come from each run's ``metrics.json`` and its TensorBoard event files (every
-``events.out.tfevents.*`` under ``<run>/tensorboard/``, in any subfolder). The x axis of
+``events.out.tfevents.*`` in ``<run>/``, or under ``<run>/tensorboard/`` for older runs). The x axis of
 curves is the epoch (1 = after the first epoch): TensorBoard steps are global steps, mapped
 to epochs through Lightning's ``epoch`` scalar (or ``global_step / epochs`` of metrics.json).
 
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binexp.errors import BinexpError
+from binexp.tb_tags import logged_tag
 
 FIGURES = ("quant_error", "weight_hist", "alpha", "angular_bias", "flexor_stanh", "flexor_ntap")
 SWEEP_FIGURES = {"flexor_stanh": "quantizer.s_tanh", "flexor_ntap": "quantizer.n_tap"}
@@ -82,8 +83,9 @@ class RunData:
 
 
 def event_files(run_dir: Path) -> list[Path]:
-    tb = run_dir / "tensorboard"
-    return sorted((tb if tb.is_dir() else run_dir).rglob("events.out.tfevents.*"))
+    """The run's event files: in the run directory (runs before 2026-12: under ``tensorboard/``)."""
+    old = sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    return sorted(run_dir.glob("events.out.tfevents.*")) + old
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -102,8 +104,8 @@ def load_run(run_dir: Path) -> RunData:
         acc = EventAccumulator(str(ev), size_guidance={"scalars": 0, "histograms": 0})
         acc.Reload()
         tags = acc.Tags()
-        for tag in tags.get("scalars", []):
-            data.scalars.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+        for tag in tags.get("scalars", []):  # by the names binexp logs (``val/acc1``, not TensorBoard's)
+            data.scalars.setdefault(logged_tag(tag), []).extend((e.step, e.value) for e in acc.Scalars(tag))
         for tag in tags.get("histograms", []):
             data.histograms.setdefault(tag, []).extend((e.step, e.histogram_value) for e in acc.Histograms(tag))
     for tag in list(data.scalars):
@@ -120,6 +122,7 @@ def run_dirs(root: Path) -> list[Path]:
     if not root.exists():
         raise BinexpError(f"plot: {root} does not exist; fix: pass a run or sweep directory")
     found = {p.parent for p in root.rglob("metrics.json")} | {p.parent for p in root.rglob("tensorboard") if p.is_dir()}
+    found |= {p.parent for p in root.rglob("events.out.tfevents.*")}
     return sorted(d for d in found if "tensorboard" not in d.relative_to(root).parts)
 
 
@@ -603,7 +606,7 @@ def draw(
     dirs = run_dirs(root)
     if not dirs:
         raise BinexpError(
-            f"plot: no runs (metrics.json or tensorboard/) under {root}; fix: pass a run or sweep directory"
+            f"plot: no runs (metrics.json or TensorBoard events) under {root}; fix: pass a run or sweep directory"
         )
     runs = [load_run(d) for d in dirs]
     name_runs(runs)

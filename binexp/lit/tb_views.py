@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from binexp.tb_tags import tb_tag
+
 # Values that are the same for every layer of a method: logged once as ``method/<name>``.
 METHOD_WIDE = ("rbnn_t", "rbnn_k", "rbnn_act_t", "rbnn_act_k", "rbnn_rotation_updates")
 # The run's scalars the HParams table shows as metrics.
@@ -58,7 +60,8 @@ def _category(stat: str) -> str:
 
 
 def _exact(tag: str) -> str:
-    return f"^{re.escape(tag)}$"
+    """The pattern of the TensorBoard tag of the logged scalar ``tag``, and only of it."""
+    return f"^{re.escape(tb_tag(tag))}$"
 
 
 def layout(tags: list[str]) -> list[tuple[str, bool, dict[str, list[str]]]]:
@@ -96,7 +99,7 @@ def layout(tags: list[str]) -> list[tuple[str, bool, dict[str, list[str]]]]:
         if tag.startswith("train/") and tag not in ("train/acc1", "train/loss"):
             training[tag] = [_exact(tag)]  # angle penalty, attention loss ...
     if any(t.startswith("lr-") for t in seen):
-        training["learning rate"] = ["^lr-"]
+        training["learning rate"] = [f"^{re.escape(tb_tag('lr-'))}"]
     out: list[tuple[str, bool, dict[str, list[str]]]] = [(FIRST_CATEGORY, False, first), ("training", False, training)]
     ordered = means + [s for s in per_layer if s not in means]
     for stat in ordered:
@@ -166,7 +169,13 @@ class EpochTensorBoardLogger(TensorBoardLogger):
         for stat, values in layers.items():
             metrics[f"layer_mean/{stat}"] = sum(values) / len(values)
         self.tags.update(dict.fromkeys(t for t in metrics if t != "epoch"))
-        super().log_metrics(metrics, step)
+        super().log_metrics({tb_tag(tag): value for tag, value in metrics.items()}, step)
+
+    @rank_zero_only
+    def save(self) -> None:
+        """Flush the events; no ``hparams.yaml`` beside them (the run's config is in ``.hydra/``)."""
+        if self._experiment is not None:
+            self._experiment.flush()
 
 
 def hparams_of(static: dict) -> dict:
@@ -253,7 +262,7 @@ def mark_differs(exp_summary, names: set[str]) -> None:
 def write_hparams(writer, static: dict) -> None:
     from torch.utils.tensorboard.summary import hparams
 
-    exp, ssi, sei = hparams(hparams_of(static), {m: 0.0 for m in HPARAM_METRICS})
+    exp, ssi, sei = hparams(hparams_of(static), {tb_tag(m): 0.0 for m in HPARAM_METRICS})
     mark_differs(exp, swept_hparams())
     file_writer = writer._get_file_writer()
     for summary in (exp, ssi, sei):

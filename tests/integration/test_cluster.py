@@ -296,6 +296,13 @@ def test_local_launcher_runs_a_two_job_sweep_into_one_directory(tmp_path):
         m["best_val_acc1"] is not None and (p / "checkpoints" / "last.ckpt").is_file() for m, p in zip(records, jobs)
     )
     assert len(list((sweep / ".submitit").glob("*/*_submitted.pkl"))) == 2  # each job went through submitit's executor
+    assert not (sweep / ".submitit" / "%j").exists()  # no empty folder named by submitit's placeholder
+    lines = r.stdout.splitlines()  # the jobs' lines are in .submitit/; the sweep says how each ended
+    assert f"sweep finished: 2 of 2 jobs completed in {sweep}" in "\n".join(lines), r.stdout
+    assert [line.split()[:3] for line in lines[-2:]] == [
+        ["0", "quantizer=fp", "completed"],
+        ["1", "quantizer=xnor", "completed"],
+    ]
 
 
 @pytest.mark.slow
@@ -334,7 +341,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, capsys):
         job0 / "checkpoints" / "last.ckpt",
         job0 / "metrics.json",
         *sorted((job0 / ".hydra").iterdir()),
-        *sorted(p for p in (job0 / "tensorboard").rglob("*") if p.is_file()),
+        *sorted(job0.glob("events.out.tfevents.*")),
         job0 / "summary.json",
     ]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in kept}
@@ -489,15 +496,18 @@ def test_wandb_offline_records_the_scalars_and_the_config(tmp_path):
     assert {"train/loss", "train/acc1"} <= set().union(*history) and any("lr-SGD" in h for h in history)
     assert config["run_config"]["quantizer"]["name"] == "xnor" and config["run_config"]["data"]["train_size"] == 128
     assert config["run_config"]["trainer"]["max_epochs"] == 2 and config["num_classes"] == 10
-    assert (run / "tensorboard").is_dir()  # TensorBoard still gets everything
+    assert list(run.glob("events.out.tfevents.*"))  # TensorBoard still gets everything
 
 
 @pytest.mark.slow
-def test_mlflow_sqlite_store_records_the_scalars_and_the_config(tmp_path, monkeypatch):
+def test_mlflow_sqlite_store_records_the_scalars_and_the_config(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     run = tmp_path / "run"
     assert cli_main(["train", "logger=mlflow", "trainer.max_epochs=2", *TINY, f"hydra.run.dir={run}"]) == 0
+    out, err = capfd.readouterr()  # no MLflow database set-up, no "Experiment ... Creating it."
+    starts = [line.split(" ", 1)[0] for line in (out + err).splitlines()]
+    assert starts == ["resnet20", "deployed", "epoch", "epoch", "completed"], out + err  # binexp's lines only
     from mlflow.tracking import MlflowClient
 
     store = tmp_path / "outputs" / "mlflow.db"  # the default: a local SQLite store under ./outputs
@@ -514,3 +524,38 @@ def test_mlflow_sqlite_store_records_the_scalars_and_the_config(tmp_path, monkey
     params = found.data.params
     assert params["run_config/quantizer/name"] == "xnor" and params["run_config/data/train_size"] == "128"
     assert params["run_config/trainer/max_epochs"] == "2" and params["num_classes"] == "10"
+
+
+def test_a_submitit_sweep_ends_with_one_line_per_job_and_no_empty_percent_j_folder(tmp_path, capsys):
+    """``hydra/launcher=local``: the jobs' own lines went to .submitit/, so the sweep process prints
+    how each job ended; the empty ``.submitit/%j`` that submitit's local executor makes is gone,
+    the jobs' log folders are kept. The basic launcher (jobs in this process) adds nothing."""
+    from omegaconf import OmegaConf
+
+    from binexp.sweep_end import SweepEnd
+
+    sweep = tmp_path / "sweep"
+    for num, quantizer, status in ((0, "fp", "completed"), (1, "xnor", "failed")):
+        job = sweep / f"{num}_quantizer={quantizer}"
+        job.mkdir(parents=True)
+        record = {"status": status, "epochs": 1, "max_epochs": 1, "best_val_acc1": 12.5 + num}
+        (job / "metrics.json").write_text(json.dumps({**record, "overrides": [f"quantizer={quantizer}"]}))
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(f"- quantizer={quantizer}\n")
+    (sweep / ".submitit" / "%j").mkdir(parents=True)
+    (sweep / ".submitit" / "4242_0").mkdir()
+    (sweep / ".submitit" / "4242_0" / "4242_0_0_log.out").write_text("epoch 1/1 ...\n")
+    params = _launcher(["hydra/launcher=local"])
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}, "launcher": {**params}}})
+    config.hydra.launcher.submitit_folder = str(sweep / ".submitit" / "%j")
+    SweepEnd().on_multirun_end(config)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"sweep finished: 1 of 2 jobs completed in {sweep} (job logs: {sweep / '.submitit'})"
+    assert [line.split()[:5] for line in lines[2:]] == [
+        ["0", "quantizer=fp", "completed", "1/1", "12.50"],
+        ["1", "quantizer=xnor", "failed", "1/1", "13.50"],
+    ]
+    assert sorted(p.name for p in (sweep / ".submitit").iterdir()) == ["4242_0"]
+    config.hydra.launcher._target_ = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    SweepEnd().on_multirun_end(config)
+    assert capsys.readouterr().out == ""

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from binexp.commands.list import config_options
 from binexp.quant.flexor import FlexorConv2d
 from binexp.quant.flexor_export import module_from_checkpoint, verify_roundtrip
 from binexp.quant.layers import quantized_layers
 from tests.conftest import HANG_LIMIT, QUICK, read_metrics, run_cli
+from tests.support.tb import RunEvents
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = [o for o in config_options("experiment") if o.startswith("flexor_")]
@@ -74,8 +74,7 @@ def test_n_in_sweep_reports_fractional_bits(bits_sweep):
 
 def test_sweep_logs_flexor_diagnostics_to_tensorboard_and_the_run_log(bits_sweep):
     run = job_dirs(bits_sweep)[0]
-    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
-    events.Reload()
+    events = RunEvents(run)
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     for tag in (
         "flexor_bits_per_weight",

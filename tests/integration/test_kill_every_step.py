@@ -77,12 +77,14 @@ def val_curve(run: Path) -> dict[int, float]:
     written wins, as TensorBoard draws a step logged twice)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from binexp.tb_tags import tb_tag
+
     points: dict[int, tuple[float, float]] = {}
-    for events in sorted((run / "tensorboard").rglob("events.out.tfevents.*")):
+    for events in sorted(run.glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
         acc.Reload()
-        if "val/acc1" in acc.Tags()["scalars"]:
-            for e in acc.Scalars("val/acc1"):
+        if tb_tag("val/acc1") in acc.Tags()["scalars"]:
+            for e in acc.Scalars(tb_tag("val/acc1")):
                 if e.step not in points or e.wall_time >= points[e.step][0]:
                     points[e.step] = (e.wall_time, e.value)
     return {step: value for step, (_, value) in sorted(points.items())}

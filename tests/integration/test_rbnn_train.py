@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from binexp.quant import quantized_layers
 from tests.conftest import HANG_LIMIT, read_metrics, run_cli
+from tests.support.tb import RunEvents
 
 DUMP = [("tests.support.rank_state.RankStateDump", {"trace": True})]  # added by the test launcher
 # 3 training batches of 32 images of 16x16 px per epoch: the mechanics, not the accuracy
@@ -81,9 +81,8 @@ def changes(trace: list[dict]) -> list[tuple[str, int, int]]:
     return out
 
 
-def assert_tensorboard_diagnostics(run: Path, layers: int) -> EventAccumulator:
-    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
-    events.Reload()
+def assert_tensorboard_diagnostics(run: Path, layers: int) -> RunEvents:
+    events = RunEvents(run)
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     names = sorted(t.split("/", 1)[1] for t in scalars if t.startswith("rbnn_cos_after/"))
     assert len(names) == layers, names

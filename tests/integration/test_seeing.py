@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from binexp.lit.tb_views import FIRST_CATEGORY
 from tests.conftest import read_metrics, run_cli
+from tests.support.tb import RunEvents
 
 EPOCHS = 2
 # the epoch line: epoch / max, train loss and top-1, val top-1 (best), LR, epoch time, images/s, ETA
@@ -95,8 +95,7 @@ def test_one_line_per_epoch_on_the_console_and_in_train_log(sweep):
         assert float(mine[0][6]) <= float(last[6])  # best so far never falls
         assert last[10] == "0:00:00" and mine[0][10] != ""  # nothing left after the last epoch
         assert float(last[9].replace(",", "")) > 0
-        events = EventAccumulator(str(event_dir(job)), size_guidance={"scalars": 0})
-        events.Reload()  # the LR each epoch trained with (rbnn_cifar's warm-up: it changes every epoch)
+        events = RunEvents(job)  # the LR each epoch trained with (rbnn_cifar's warm-up: it changes every epoch)
         assert [float(m[7]) for m in mine] == [float(f"{e.value:.4g}") for e in events.Scalars("lr-SGD")]
         assert "completed after 2 epochs" in log
 
@@ -125,12 +124,6 @@ def test_sweep_job_directories_name_only_the_swept_values(sweep):
     assert [p.name for p in jobs(out)] == ["0_quantizer=fp", "1_quantizer=xnor"]
 
 
-def event_dir(job: Path) -> Path:
-    d = job / "tensorboard" / job.name  # TensorBoard names the run after the run directory
-    assert d.is_dir() and list(d.glob("events.out.tfevents.*")), list((job / "tensorboard").rglob("*"))
-    return d
-
-
 def test_custom_scalars_layout_and_hparams_read_back(sweep):
     from tensorboard.plugins.custom_scalar import layout_pb2
     from tensorboard.plugins.hparams import metadata as hp_metadata
@@ -138,21 +131,20 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
     out, _ = sweep
     sessions = {}
     for job in jobs(out):
-        events = EventAccumulator(str(event_dir(job)), size_guidance={"scalars": 0, "tensors": 0})
-        events.Reload()
-        scalars = set(events.Tags()["scalars"])
+        events = RunEvents(job)  # in the run directory: TensorBoard names the run by it, once
+        scalars = set(events.acc.Tags()["scalars"])  # TensorBoard's names, which the layout matches
         layout = layout_pb2.Layout()
         layout.ParseFromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
         # the first screen: runs compared on val top-1, then α and angular bias (means over layers)
         first = layout.category[0]
         assert first.title == FIRST_CATEGORY and not first.closed
         assert [c.title for c in first.chart][0] == "val top-1 (%)" and list(first.chart[0].multiline.tag) == [
-            "^val/acc1$"
+            "^compare/accuracy_val_top1$"
         ]
         charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
         for title, patterns in charts.items():  # no empty chart: every pattern matches a logged tag
             assert all(any(re.match(p, t) for t in scalars) for p in patterns), title
-        assert charts["train loss"] == ["^train/loss$"] and charts["val loss"] == ["^val/loss$"]
+        assert charts["train loss"] == ["^curves/train_loss$"] and charts["val loss"] == ["^curves/val_loss$"]
         # the x axis reads epochs (1 = after the first), for Lightning's metrics and the diagnostics
         assert [e.step for e in events.Scalars("val/acc1")] == list(range(1, EPOCHS + 1))
         assert [e.step for e in events.Scalars("lr-SGD")] == list(range(1, EPOCHS + 1))
@@ -167,15 +159,19 @@ def test_custom_scalars_layout_and_hparams_read_back(sweep):
             ]
             assert not per_layer.closed and len(per_layer.chart) == 18
             assert per_layer.chart[0].title == "angular_bias · layer1.0.conv1"
-            assert list(per_layer.chart[0].multiline.tag) == ["^angular_bias/layer1\\.0\\.conv1$"]
+            assert list(per_layer.chart[0].multiline.tag) == ["^per_layer\\.angular_bias/layer1\\.0\\.conv1$"]
             assert [e.step for e in events.Scalars("angular_bias/layer1.0.conv1")] == list(range(1, EPOCHS + 1))
             assert [e.step for e in events.Scalars("act_angular_bias/layer1.0.conv1")] == list(range(1, EPOCHS + 1))
-            layers = [t for t in scalars if t.startswith("angular_bias/")]
+            layers = [t for t in events.Tags()["scalars"] if t.startswith("angular_bias/")]
             mean = sum(events.Scalars(t)[-1].value for t in layers) / len(layers)
             assert events.Scalars("layer_mean/angular_bias")[-1].value == pytest.approx(mean, rel=1e-5)
         content = events.PluginTagToContent("hparams")
         exp = hp_metadata.parse_experiment_plugin_data(content[hp_metadata.EXPERIMENT_TAG])
-        assert [m.name.tag for m in exp.metric_infos] == ["val/acc1_best", "val/acc1", "model/bits_per_weight"]
+        assert [m.name.tag for m in exp.metric_infos] == [
+            "curves/val_top1_best",
+            "compare/accuracy_val_top1",
+            "model/bits_per_weight",
+        ]
         start = hp_metadata.parse_session_start_info_plugin_data(content[hp_metadata.SESSION_START_INFO_TAG])
         hp = {k: v.string_value for k, v in start.hparams.items()}
         assert {h.name for h in exp.hparam_infos} == set(hp) and "max_epochs" not in hp  # trainer.max_epochs only
@@ -203,8 +199,7 @@ def test_layer_diagnostics_reach_the_csv_logger_too(sweep):
     assert len([c for c in columns if c.startswith("flip_rate/")]) == 18
     values = [float(row["angular_bias/layer1.0.conv1"]) for row in rows if row.get("angular_bias/layer1.0.conv1")]
     assert len(values) == EPOCHS and all(0.5 < v <= 1.0 for v in values)  # cos(w, sign w) ~ 0.8 for Gaussian w
-    events = EventAccumulator(str(event_dir(job)), size_guidance={"scalars": 0})
-    events.Reload()
+    events = RunEvents(job)
     tb = [e.value for e in events.Scalars("angular_bias/layer1.0.conv1")]
     assert tb == pytest.approx(values, rel=1e-6)  # the same numbers in both loggers
 

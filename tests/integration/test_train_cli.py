@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from binexp.quant.registry import quantizer_names
 from tests.conftest import BIN, QUICK, read_metrics, run_cli
+from tests.support.tb import RunEvents
 
 METRIC_KEYS = {
     "val_acc1",
@@ -56,8 +56,7 @@ def test_xnor_two_epochs_writes_the_run_directory(tmp_path):
     assert m["train_images_per_s"] > 0 and m["wall_time_s"] > 0
     assert m["overrides"] == ["data=synthetic", "model=resnet20", "quantizer=xnor", "trainer.max_epochs=2", *QUICK]
 
-    events = EventAccumulator(str(run / "tensorboard" / run.name), size_guidance={"scalars": 0, "histograms": 0})
-    events.Reload()
+    events = RunEvents(run)
     scalars, hists = set(events.Tags()["scalars"]), set(events.Tags()["histograms"])
     assert {"train/loss", "train/acc1", "val/loss", "val/acc1", "val/acc5", "lr-SGD"} <= scalars
     layers = [t.split("/", 1)[1] for t in scalars if t.startswith("angular_bias/")]

@@ -77,3 +77,25 @@ def test_detail_lines_reach_the_file_but_not_the_console(tmp_path, restore_level
         "epoch 1/2",
         "layer layer1.0.conv2: {'n_in': 8}",
     ]
+
+
+def test_mlflow_says_nothing_about_routine_steps(capfd, caplog, monkeypatch, restore_levels):
+    """``logger=mlflow``'s three lines: MLflow's database set-up (INFO, its own handler on stderr)
+    and Lightning's "Experiment ... not found. Creating it." (a warning) are off; MLflow's and
+    Lightning's real warnings still show."""
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    monkeypatch.setattr(logging.getLogger("mlflow"), "level", logging.getLogger("mlflow").level)
+    make_quiet()
+    import mlflow.store.db.utils  # noqa: F401  (MLflow configures its loggers when imported)
+
+    assert logging.getLogger("mlflow").getEffectiveLevel() == logging.WARNING
+    logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+    logging.getLogger("mlflow.store.db.utils").info("Updating database tables")
+    assert capfd.readouterr().err == ""
+    logging.getLogger("mlflow.tracking").warning("the store is read-only")
+    assert "read-only" in capfd.readouterr().err
+    lightning_mlflow = logging.getLogger("lightning.pytorch.loggers.mlflow")
+    with caplog.at_level(logging.WARNING):
+        lightning_mlflow.warning("Experiment with name binexp not found. Creating it.")
+        lightning_mlflow.warning("Discarding metric with string value lr=x.")
+    assert [r.getMessage() for r in caplog.records] == ["Discarding metric with string value lr=x."]
