@@ -3,6 +3,7 @@
 
     python scripts/bench.py model=resnet20 data=synthetic data.batch_size=128 \
         --vs quantizer=fp quantizer=xnor quantizer=rbnn quantizer=flexor quantizer=bireal
+    python scripts/bench.py model=resnet20 data=synthetic data.batch_size=64 --every-quantizer
 
 For each config (the common overrides plus one ``--vs`` entry) it builds exactly what
 ``binexp train`` builds (datamodule, network, optimizer, LR schedule), warms up, then times
@@ -14,7 +15,8 @@ surrogate schedules: ``layer.epoch_start``) and reports it as a share of one ful
 ``--epoch-images`` images (50,000: CIFAR-10) extrapolated from the measured step time, and,
 with ``--epoch``, times one real epoch through Lightning on the configured data.
 
-Results go to stdout and to ``--json`` (default ``bench.json``)."""
+Results go to stdout and to ``--json`` (default ``bench.json``). ``--every-quantizer`` times every registered quantizer
+(``binexp list quantizer``), XNOR-Net first so that each ratio is to XNOR's step."""
 
 from __future__ import annotations
 
@@ -190,6 +192,11 @@ def main() -> None:
     p.add_argument(
         "--vs", nargs="+", default=None, help="one extra override (or several joined by spaces in quotes) per config"
     )
+    p.add_argument(
+        "--every-quantizer",
+        action="store_true",
+        help="one config per registered quantizer, xnor first (ratios to XNOR); adds to --vs",
+    )
     p.add_argument("--steps", type=int, default=10, help="timed steps per config per round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds over the configs")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per config before timing")
@@ -207,7 +214,12 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    variants = a.vs or [""]
+    variants = a.vs or []
+    if a.every_quantizer:
+        from binexp.quant.registry import quantizer_names
+
+        variants = [*(f"quantizer={q}" for q in sorted(quantizer_names(), key=lambda q: q != "xnor")), *variants]
+    variants = variants or [""]
     benches = [
         Bench(v or "base", list(a.overrides) + v.split(), device, a.precision, a.channels_last, a.compile)
         for v in variants

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from binexp.cli import main
-from binexp.quant.registry import quantizer_names
+from binexp.quant.registry import linear_quantizer_names, quantizer_names
 from tests.artefacts import fake_checkpoint, fake_run, tree
 from tests.conftest import write_cifar_fixture, write_imagefolder_fixture
 
@@ -372,8 +372,7 @@ CASES = [
             lambda t, q=q: ["train", "model=vit_cifar", f"quantizer={q}", "model.depth=1", *SYN],
             2,
             f"quantizer {q} has no linear rule, and this model binarizes linear layers; "
-            "fix: quantizer=<one of: bireal, bnn, dorefa, flexor, fp, irnet, rbnn, reactnet, xnor, xnorpp>, "
-            "or a convolution-only model",
+            f"fix: quantizer=<one of: {', '.join(linear_quantizer_names())}>, or a convolution-only model",
         )
         for q in ("recu", "fda", "adabin")
     ),
