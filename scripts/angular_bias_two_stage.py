@@ -10,8 +10,8 @@ Runs: ``one_stage`` (experiment=rbnn_cifar_resnet20), ``stage1`` (two_stage_rbnn
 real weights, binary activations), ``two_stage`` (two_stage_rbnn_cifar_stage2, init_from stage 1)
 and ``two_stage_at`` (the same plus KL on logits and attention transfer from stage 1,
 ``distill.attention_weight``; ``--attention-weight 0`` leaves it out). The table gives, per run,
-the best top-1, and the mean over binarized layers of the final weight angular bias
-cos(w, sign w) (``angular_bias_final_mean``) and of the activation angular bias cos(a, sign a)
+the best top-1, and the mean over binarized layers of the final weight angular bias, the
+angle(w, sign w) in degrees (``angular_bias_final_mean``), and of the activation angular bias angle(a, sign a)
 on the fixed validation batch (``act_angular_bias_mean``), both from each run's metrics.json.
 Other arguments go to every ``binexp train`` unchanged."""
 
@@ -57,8 +57,8 @@ def _fmt(value, digits: int = 4) -> str:
 def table(out: Path, names: list[str]) -> str:
     lines = [
         (
-            "| run | weights / activations | best top-1 (%) | weight angular bias (mean over layers) "
-            "| activation angular bias (mean over layers) |"
+            "| run | weights / activations | best top-1 (%) | weight angular bias (°, mean over layers) "
+            "| activation angular bias (°, mean over layers) |"
         ),
         "|---|---|---|---|---|",
     ]
@@ -66,8 +66,8 @@ def table(out: Path, names: list[str]) -> str:
         m = json.loads((out / name / "metrics.json").read_text())
         wa = "real / binary" if name == "stage1" else "binary / binary"
         lines.append(
-            f"| {name} | {wa} | {_fmt(m.get('best_val_acc1'), 2)} | {_fmt(m.get('angular_bias_final_mean'))} | "
-            f"{_fmt(m.get('act_angular_bias_mean'))} |"
+            f"| {name} | {wa} | {_fmt(m.get('best_val_acc1'), 2)} | {_fmt(m.get('angular_bias_final_mean'), 2)} | "
+            f"{_fmt(m.get('act_angular_bias_mean'), 2)} |"
         )
     return "\n".join(lines)
 

@@ -1,14 +1,17 @@
 """Per-layer diagnostics of binarized weights (what TensorBoard shows, and the tests check).
 
 For one output channel w in R^n and b = sign(w):
-* angular bias: cos(w, b) = ||w||_1 / (||w||_2 sqrt(n)); -> sqrt(2/pi) ~ 0.798 for Gaussian w;
+* angular bias (RBNN Sec. 3.1, arXiv 2009.13055): the angle between w and b, in degrees,
+  arccos cos(w, b) with cos(w, b) = ||w||_1 / (||w||_2 sqrt(n)) (:func:`sign_cosine`); 0 = w on a
+  binary vertex, higher = more bias, 37.0 for Gaussian w (whose cosine is sqrt(2/pi) ~ 0.798);
+  the mean over output channels;
 * quantization error at the best per-channel scale alpha = mean|w|: ||alpha b - w||^2 / ||w||^2
   (= sin^2 of the angle, 1 - 2/pi ~ 0.363 for Gaussian w), summed over channels;
 * unscaled quantization error ||sign(w) - w||^2 / ||w||^2 (no scale: what a histogram of w
   against +-1 shows, RBNN Fig. 5, as opposed to the optimal-scale error of Fig. 2(b));
 * flip rate: share of signs that changed since the previous measurement;
-* activation angular bias: mean over samples of cos(a_i, sign(a_i)) of the tensor a layer
-  binarizes, each sample flattened (RBNN reviewer 1's question on activations).
+* activation angular bias: mean over samples of the angle(a_i, sign(a_i)) in degrees of the
+  tensor a layer binarizes, each sample flattened (RBNN reviewer 1's question on activations).
 """
 
 from __future__ import annotations
@@ -22,11 +25,20 @@ from binexp.quant.sign import quantization_error, sign_pm1  # quantization_error
 
 
 @torch.no_grad()
+def sign_cosine(x: Tensor) -> Tensor:
+    """cos(x_r, sign(x_r)) = ||x_r||_1 / (||x_r||_2 sqrt(n)) of each row of ``x`` (rows, ...), as (rows,)."""
+    x = x.detach().double().flatten(1)
+    return (x.abs().sum(1) / (x.norm(dim=1) * math.sqrt(x.shape[1])).clamp_min(1e-12)).clamp(-1.0, 1.0)
+
+
+def _degrees(cos: Tensor) -> Tensor:
+    return torch.rad2deg(torch.arccos(cos)).mean().float()
+
+
+@torch.no_grad()
 def angular_bias(w: Tensor) -> Tensor:
-    """Mean over output channels of cos(w_c, sign(w_c)); ``w`` is (C_out, ...)."""
-    w = w.detach().float().flatten(1)
-    n = w.shape[1]
-    return (w.abs().sum(1) / (w.norm(dim=1) * math.sqrt(n)).clamp_min(1e-12)).mean()
+    """Mean over output channels of the angle(w_c, sign(w_c)) in degrees; ``w`` is (C_out, ...)."""
+    return _degrees(sign_cosine(w))
 
 
 @torch.no_grad()
@@ -38,10 +50,8 @@ def quantization_error_unscaled(w: Tensor) -> Tensor:
 
 @torch.no_grad()
 def activation_angular_bias(a: Tensor) -> Tensor:
-    """Mean over samples of cos(a_i, sign(a_i)) = ||a_i||_1 / (||a_i||_2 sqrt(n)), ``a`` (N, ...)."""
-    a = a.detach().float().flatten(1)
-    n = a.shape[1]
-    return (a.abs().sum(1) / (a.norm(dim=1) * math.sqrt(n)).clamp_min(1e-12)).mean()
+    """Mean over samples of the angle(a_i, sign(a_i)) in degrees, ``a`` (N, ...)."""
+    return _degrees(sign_cosine(a))
 
 
 @torch.no_grad()
@@ -76,6 +86,7 @@ __all__ = [
     "layer_stats",
     "quantization_error",
     "quantization_error_unscaled",
+    "sign_cosine",
     "sign_pm1",
     "weight_signs",
 ]

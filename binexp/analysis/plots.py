@@ -18,7 +18,7 @@ Figures of ``binexp plot``:
   panel per chosen layer, one line per chosen epoch (0 = before training); each row says what
   the method's latent weight is.
 * ``alpha`` — ``rbnn_alpha_mean/<layer>`` over epochs; every run in one picture.
-* ``angular_bias`` — the angle arccos cos(x, sign x) (degrees; higher = more bias) of the
+* ``angular_bias`` — the angle(x, sign x) in degrees as logged (higher = more bias) of the
   weights (``angular_bias/<layer>``) and, in a second panel on the same y range, of the
   activations (``act_angular_bias/<layer>``); every run in one picture.
 * ``flexor_stanh`` / ``flexor_ntap`` — FleXOR (arXiv 2009.04126) Fig. 6/7: accuracy against
@@ -225,14 +225,12 @@ def layer_curves(
     out: Path,
     root: Path,
     min_span: float = 0.0,
-    transform=None,
 ) -> tuple[list[Path], dict]:
     """One picture: one panel per ``(prefix, ylabel)`` that some run logs, all panels on one y
     range, x in epochs. One run: a line per layer. Several runs: per run the mean over its layers
-    (a line) and their min–max (a band), so runs compare at a glance. ``transform`` maps each
-    logged value to the drawn one. The y axis spans at least ``min_span`` (so float noise in a
-    constant, e.g. RBNN's alpha at 1 - 6e-8, is not drawn as a fall). Series: ``(run, prefix,
-    layer)`` per layer and, for several runs, ``(run, prefix, "mean")``."""
+    (a line) and their min–max (a band), so runs compare at a glance. The y axis spans at least
+    ``min_span`` (so float noise in a constant, e.g. RBNN's alpha at 1 - 6e-8, is not drawn as a
+    fall). Series: ``(run, prefix, layer)`` per layer and, for several runs, ``(run, prefix, "mean")``."""
     plt = _plt()
     prefixes = [p for p, _ in panels]
     runs = _need(
@@ -250,7 +248,7 @@ def layer_curves(
             layers = run.layers(prefix)
             per_layer = {}
             for layer in layers:
-                pts = [(e, transform(v) if transform else v) for e, v in run.series(f"{prefix}/{layer}")]
+                pts = run.series(f"{prefix}/{layer}")
                 series[(run.label, prefix, layer)] = per_layer[layer] = pts
                 values += [v for _, v in pts]
                 epochs |= {e for e, _ in pts}
@@ -629,19 +627,10 @@ def draw(
             ("angular_bias", "weights: angle(w, sign w) in degrees\n(higher = more angular bias)"),
             ("act_angular_bias", "activations: angle(a, sign a) in degrees\n(higher = more angular bias)"),
         ],
-        "angular_bias = arccos cos(x, sign x) per layer (RBNN Sec. 3.1)",
+        "angular_bias = angle(x, sign x) per layer (RBNN Sec. 3.1; 37° for Gaussian x)",
         out,
         root,
-        transform=angle_degrees,
     )
-
-
-def angle_degrees(cosine: float) -> float:
-    """The angular bias as an angle: arccos of the logged cos(x, sign x), in degrees (0 = x on a
-    binary vertex; 37.0 for Gaussian x, whose cosine is sqrt(2/pi))."""
-    import math
-
-    return math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
 
 
 # --- binexp report --plot -----------------------------------------------------------------

@@ -9,10 +9,11 @@ network on it in eval mode with a forward pre-hook on every binarized layer. Per
 measures the tensor the layer binarizes (``layer.act_latent(x)``: x for XNOR-Net, Bi-Real and
 FleXOR, the per-sample standardised a_s for RBNN), each sample flattened:
 
-    act_angular_bias = mean_i cos(a_i, sign a_i) = mean_i ||a_i||_1 / (||a_i||_2 sqrt(n))
+    act_angular_bias = mean_i angle(a_i, sign a_i) in degrees,  cos = ||a_i||_1 / (||a_i||_2 sqrt(n))
 
-(-> sqrt(2/pi) ~ 0.798 for Gaussian a_i). It is logged as ``act_angular_bias/<layer>`` through
-every Lightning logger at the global step, and kept for ``metrics.json``. Layers whose
+(0 = on a binary vertex, higher = more bias; 37.0 for Gaussian a_i, whose cosine is sqrt(2/pi)).
+It is logged as ``act_angular_bias/<layer>`` through every Lightning logger at the global step,
+and kept for ``metrics.json``. Layers whose
 activations stay real (``binary_activations=false``) are skipped."""
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def measure_act_angular_bias(net: torch.nn.Module, x: torch.Tensor, channels_las
 
 
 class ActivationDiagnostics(Callback):
-    """Per binarized layer, mean cos(a, sign a) of its binarized input on a fixed validation
+    """Per binarized layer, the mean angle(a, sign a) in degrees of its binarized input on a fixed validation
     batch (up to ``max_samples`` images), every ``every_n_epochs`` epochs; rank 0 only."""
 
     def __init__(self, every_n_epochs: int = 1, max_samples: int = 128) -> None:

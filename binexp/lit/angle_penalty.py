@@ -7,7 +7,7 @@ binary weight: w for XNOR-Net / Bi-Real, the mixed w~ for RBNN, w_s with the rot
 
     P(layer) = mean_c (1 - cos(w_c, sign w_c)),   cos(w_c, sign w_c) = ||w_c||_1 / (||w_c||_2 sqrt(n))
 
-(the angular bias of :func:`binexp.analysis.diagnostics.angular_bias`), and the loss adds
+(the cosine of the angular bias :func:`binexp.analysis.diagnostics.angular_bias` logs in degrees), and the loss adds
 ``angle_penalty * mean over binarized layers of P``. Its gradient per channel is
 dP/dw_c = -(sign(w_c) / ||w_c||_2 - ||w_c||_1 w_c / ||w_c||_2^3) / (C_out sqrt(n)).
 Set with the top-level config field ``angle_penalty`` (0 = off)."""

@@ -84,9 +84,9 @@ def _tensorboard(trainer: L.Trainer):
 
 class LayerDiagnostics(Callback):
     """Every ``every_n_epochs`` epochs, on rank 0 only, logs for each binarized layer:
-    ``angular_bias/<layer>``, ``quant_error/<layer>``, ``flip_rate/<layer>`` (signs changed
-    since the previous log), the layer's own ``extra_stats`` and histograms of its latent weights
-    (also once before training, at step 0),
+    ``angular_bias/<layer>`` (the angle(w, sign w) in degrees), ``quant_error/<layer>``,
+    ``flip_rate/<layer>`` (signs changed since the previous log), the layer's own ``extra_stats``
+    and histograms of its latent weights (also once before training, at step 0),
     and a method's model-level ``model_report`` numbers as ``model/<key>``. Scalars go to every
     configured logger (``log_metrics``: TensorBoard, CSV, ...); histograms to TensorBoard only.
     A statistic that every layer shares (RBNN's t, k, rotation count: ``tb_views.METHOD_WIDE``)

@@ -3,7 +3,7 @@ the per-layer statistics that moved most in that epoch relative to their own his
 
 Each epoch, on rank 0, after that epoch's validation, :class:`DivergenceMonitor` takes a snapshot
 of the quantities that move when a binary network falls apart: every binarized layer's
-diagnostics (cos(w, sign w), quantization error, a method's ``extra_stats`` such as RBNN's θ
+diagnostics (angular bias, quantization error, a method's ``extra_stats`` such as RBNN's θ
 gradient norm, max |θ − π/2|, α and surrogate t/k), the layer's sign flip rate since the previous
 epoch, the gradient norm of its parameters at the epoch's last step, and every BatchNorm's mean
 |γ|. Two events are reported:
@@ -55,7 +55,7 @@ LABELS = {
     "flip_rate": "flip rate",
     "grad_norm": "gradient norm",
     "bn_scale": "BN scale |γ|",
-    "angular_bias": "cos(w, sign w)",
+    "angular_bias": "angular bias (degrees)",
     "quant_error": "quantization error",
     "quant_error_unscaled": "unscaled quantization error",
 }

@@ -4,7 +4,6 @@ one-line errors, and (slow) every figure of a real tiny RBNN run."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -56,9 +55,9 @@ def fake_run(
             if rotated:
                 w.add_scalar(f"quant_error_rotated/{layer}", 0.2 + 0.01 * i, step)
             w.add_scalar(f"rbnn_alpha_mean/{layer}", 1.0 - 0.1 * e, step)
-            w.add_scalar(f"angular_bias/{layer}", 0.8 * scale + 0.01 * e, step)
+            w.add_scalar(f"angular_bias/{layer}", 37.0 / scale + e, step)  # degrees, as logged
             if act:
-                w.add_scalar(f"act_angular_bias/{layer}", 0.7 + 0.01 * e, step)
+                w.add_scalar(f"act_angular_bias/{layer}", 40.0 + e, step)
             w.add_histogram(f"latent_weight/{layer}", rng.normal(0, 1 + e, 500), step)
     w.close()
     return d
@@ -152,10 +151,8 @@ def test_alpha_and_angular_bias_one_picture_all_layers_x_in_epochs(tmp_path, fig
     paths, series = draw("angular_bias", run, tmp_path / "out")
     assert [p.name for p in paths] == ["angular_bias.png"]
     assert sorted({k[1] for k in series}) == ["act_angular_bias", "angular_bias"] and len(series) == 6  # two panels
-    # drawn as an angle: arccos of the logged cosine, in degrees (higher = more bias)
-    assert [v for _, v in series[("run", "angular_bias", LAYERS[0])]] == pytest.approx(
-        [math.degrees(math.acos(c)) for c in (0.80, 0.81, 0.82)], abs=1e-4
-    )
+    # drawn as logged: the angle in degrees (higher = more bias)
+    assert [v for _, v in series[("run", "angular_bias", LAYERS[0])]] == [37.0, 38.0, 39.0]
     weights, acts = figs[-1]["axes"]
     assert weights["ylabel"].startswith("weights: angle(w, sign w) in degrees") and "higher = more" in weights["ylabel"]
     assert acts["ylabel"].startswith("activations: angle(a, sign a)") and acts["ylim"] == weights["ylim"]
@@ -163,13 +160,13 @@ def test_alpha_and_angular_bias_one_picture_all_layers_x_in_epochs(tmp_path, fig
 
 def test_angular_bias_compares_runs_on_one_picture(tmp_path, figs):
     sweep = tmp_path / "sweep"
-    fake_run(sweep / "0", overrides=["quantizer=rbnn"], scale=1.2)  # cos 0.96: a smaller angle
+    fake_run(sweep / "0", overrides=["quantizer=rbnn"], scale=1.2)  # 30.8 degrees: a smaller angle
     fake_run(sweep / "1", overrides=["quantizer=xnor"])
     paths, series = draw("angular_bias", sweep, tmp_path / "out")
     assert [p.name for p in paths] == ["angular_bias.png"] and len(figs[-1]["axes"]) == 1
     rbnn, xnor = series[("quantizer=rbnn", "angular_bias", "mean")], series[("quantizer=xnor", "angular_bias", "mean")]
     assert [e for e, _ in rbnn] == [1, 2, 3]
-    assert [v for _, v in xnor] == pytest.approx([math.degrees(math.acos(0.8 + 0.01 * e)) for e in range(3)], abs=1e-4)
+    assert [v for _, v in xnor] == pytest.approx([37.0 + e for e in range(3)], abs=1e-5)
     assert all(r < x for (_, r), (_, x) in zip(rbnn, xnor))  # RBNN less biased: lower
     assert figs[-1]["axes"][0]["legend"][0] == "quantizer=rbnn (mean)"
 

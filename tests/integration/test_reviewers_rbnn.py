@@ -93,7 +93,7 @@ def test_a_run_logs_and_records_every_rbnn_reviewer_diagnostic(tmp_path):
             assert f"{stat}/{name}" in tags, (stat, name)
         act = events.Scalars(f"act_angular_bias/{name}")
         assert [s.step for s in act] == [2, 4]  # every diagnostic epoch, at the global step
-        assert all(0.5 < s.value <= 1.0 for s in act)
+        assert all(0 <= s.value < 60 for s in act)  # degrees (37 for Gaussian activations)
         # with alpha = 1 the binary weight is the rotated one: the mixed error is the rotated one
         assert events.Scalars(f"quant_error_mixed/{name}")[-1].value == pytest.approx(
             events.Scalars(f"quant_error_rotated/{name}")[-1].value, abs=1e-5
@@ -109,7 +109,7 @@ def test_a_run_logs_and_records_every_rbnn_reviewer_diagnostic(tmp_path):
     assert m["act_angular_bias_mean"] == pytest.approx(sum(last.values()) / 18)
     alpha = {n: float(module.net.get_submodule(n).alpha().detach().mean()) for n in layers}
     assert m["alpha_final"] == pytest.approx(alpha) and all(0 <= a <= 1 for a in alpha.values())
-    assert sorted(m["angular_bias_final"]) == layers and 0.7 < m["angular_bias_final_mean"] < 1
+    assert sorted(m["angular_bias_final"]) == layers and 0 < m["angular_bias_final_mean"] < 46
 
 
 def test_attention_transfer_trains_through_the_module(tmp_path):

@@ -11,9 +11,11 @@ from torch import nn
 
 from binexp.analysis.diagnostics import (
     activation_angular_bias,
+    angular_bias,
     layer_stats,
     quantization_error,
     quantization_error_unscaled,
+    sign_cosine,
 )
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import measure_act_angular_bias
@@ -28,21 +30,29 @@ def rbnn_layer(**kw) -> RBNNConv2d:
 
 
 # -- activation angular bias (reviewer 1) -------------------------------------------------------
-def test_activation_cosine_on_a_hand_made_tensor():
+ANGLE_07 = math.degrees(math.acos(0.7))  # 45.57 degrees
+
+
+def test_activation_angle_on_a_hand_made_tensor():
     a = torch.tensor([[1.0, -1.0, 1.0, -1.0], [3.0, 0.0, 0.0, 4.0]]).view(2, 1, 2, 2)
-    # sample 0: ||a||_1 / (||a||_2 sqrt 4) = 4 / (2 * 2) = 1; sample 1: 7 / (5 * 2) = 0.7
-    assert activation_angular_bias(a).item() == pytest.approx(0.85, abs=1e-7)
+    # sample 0: cos = ||a||_1 / (||a||_2 sqrt 4) = 4 / (2 * 2) = 1 (0 degrees); sample 1: 7 / (5 * 2) = 0.7
+    assert sign_cosine(a).tolist() == pytest.approx([1.0, 0.7], abs=1e-15)
+    assert activation_angular_bias(a).item() == pytest.approx(ANGLE_07 / 2, abs=1e-5)
+    # the weights' angular bias is the same rule over output channels: higher = further from a vertex
+    assert angular_bias(a.view(2, 4)).item() == pytest.approx(ANGLE_07 / 2, abs=1e-5)
+    gauss = torch.randn(64, 20000, generator=torch.Generator().manual_seed(0))
+    assert angular_bias(gauss).item() == pytest.approx(math.degrees(math.acos(math.sqrt(2 / math.pi))), abs=0.1)
 
 
 def test_measure_hooks_read_what_each_layer_binarizes():
     x = torch.tensor([[1.0, -1.0, 1.0, -1.0], [3.0, 0.0, 0.0, 4.0]]).view(2, 1, 2, 2)
     xnor = XnorConv2d(XnorConfig(), 1, 1, 1)
-    assert measure_act_angular_bias(nn.Sequential(xnor), x) == {"0": pytest.approx(0.85, abs=1e-7)}
+    assert measure_act_angular_bias(nn.Sequential(xnor), x) == {"0": pytest.approx(ANGLE_07 / 2, abs=1e-5)}
     # RBNN binarizes a_s = (a - mean) / std per sample: sample 0 is already centred (cos 1),
     # sample 1 centres to [1.25, -1.75, -1.75, 2.25]: 7 / (sqrt(12.75) * 2)
     rbnn = rbnn_layer()
     got = measure_act_angular_bias(nn.Sequential(rbnn), x)["0"]
-    assert got == pytest.approx((1 + 7 / (math.sqrt(12.75) * 2)) / 2, abs=1e-6)
+    assert got == pytest.approx(math.degrees(math.acos(7 / (math.sqrt(12.75) * 2))) / 2, abs=1e-5)
     assert rbnn_layer(binary_activations=False).act_latent(x) is None  # a32: nothing binarized, no value
     assert measure_act_angular_bias(nn.Sequential(rbnn_layer(binary_activations=False)), x) == {}
 
