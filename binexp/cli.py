@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from binexp.env import VERB_ENV
+from binexp.runs import VERB_ENV
 
 HELP = """usage: binexp <verb> [args]    (binexp --version)
 

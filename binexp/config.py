@@ -28,8 +28,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from binexp.data.registry import DATASETS, dataset_kinds
 from binexp.errors import BinexpError, did_you_mean
 from binexp.models.registry import ModelConfig
+from binexp.optimizer import ScheduleConfig
 from binexp.quant.registry import get_quantizer, quantizer_names
-from binexp.schedule import ScheduleConfig
 
 MAX_SEED = 2**32 - 1  # numpy's (and Lightning's seed_everything's) range
 
@@ -136,7 +136,7 @@ def _option_keys(group: str) -> dict[str, set[str]]:
 
     import yaml
 
-    from binexp.catalog import config_options
+    from binexp.source_index import config_options
 
     known = schemas().get(group, {})
     out: dict[str, set[str]] = {}
@@ -216,7 +216,7 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
     if not parent:  # a misspelt group name: suggest the whole override (quantizr=xnor -> quantizer=xnor)
         import difflib
 
-        from binexp.catalog import config_groups
+        from binexp.source_index import config_groups
 
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == key), None)
         close = difflib.get_close_matches(leaf, config_groups(), n=1, cutoff=0.6)
@@ -263,7 +263,7 @@ def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpEr
             key = getattr(cause, "full_key", None) or msg
             return _unknown_key_error(str(key), overrides)
         if msg.startswith("Could not override '") and "No match in the defaults list" in msg:
-            from binexp.catalog import config_groups
+            from binexp.source_index import config_groups
 
             group = msg.split("'")[1]
             return BinexpError(

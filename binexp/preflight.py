@@ -9,8 +9,8 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
-from binexp.env import NEW_RUN_DIR_ENV
 from binexp.errors import BinexpError, did_you_mean
+from binexp.runs.layout import check_new_run_dir, check_writable, claim_output_dir
 
 MAX_SWEEP_CHECKS = 64
 
@@ -123,8 +123,8 @@ def check_config(overrides: list[str]):
     check_trackers(cfg.get("logger"))  # logger=wandb|mlflow: fields known, package installed
     check_trainer(run.trainer)
     if cfg.get("init_from") and not cfg.get("resume"):
-        from binexp.init_from import load_compatible
         from binexp.lit.module import build_classifier
+        from binexp.runs.init_from import load_compatible
 
         # into a throwaway copy of the model: shapes and class count fail here, before any run directory exists
         module = build_classifier(run, datamodule.num_classes)
@@ -206,7 +206,7 @@ def swept_keys(overrides: list[str]) -> list[str]:
 
 def preflight(overrides: list[str], multirun: bool) -> list[str]:
     """Check everything that can be checked before Hydra starts; returns the overrides to add
-    (the output directory this process claimed, see :func:`claim_output_dir`)."""
+    (the output directory this process claimed, see :func:`binexp.runs.layout.claim_output_dir`)."""
     from binexp.extras import check_launcher_overrides
 
     check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
@@ -237,203 +237,24 @@ def preflight(overrides: list[str], multirun: bool) -> list[str]:
         check_new_run_dir(target)
     check_writable(target)
     if explicit and multirun:
-        from binexp.sweep_resume import check_same_sweep
+        from binexp.runs.sweep import check_same_sweep
 
         check_same_sweep(target, overrides)
     if resuming or ddp_child:
         return []
-    return claim_output_dir(overrides, variants[0], multirun, target if explicit else None)
-
-
-def quote_path(path: Path) -> str:
-    """A path as a quoted Hydra override value (run dirs may hold '=' and ',')."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def claim_output_dir(overrides: list[str], first: list[str], multirun: bool, explicit: Path | None) -> list[str]:
-    """Make this process's output directory before Hydra writes ``.hydra/`` into it, with a
-    ``mkdir`` that only one process can win, so that two ``binexp train`` started in the same
-    second never share a directory (nor overwrite each other's ``.hydra/`` files):
-
-    * the default ``outputs/runs/<time>_<name>`` (``outputs/multiruns/<time>`` for a sweep) is
-      made here, the first free one of ``<dir>``, ``<dir>_2``, ``<dir>_3``... and handed to Hydra
-      as ``hydra.run.dir`` (``hydra.sweep.dir``), so DDP children join the same one;
-    * an explicit ``hydra.run.dir`` is claimed by making its ``.hydra/`` folder: the loser of a
-      race gets one line (an explicit sweep directory is shared on purpose: a re-run continues it).
-    Returns the overrides to add."""
-    if explicit is not None:
-        if not multirun:
-            note_new_run_dir(explicit)
-            explicit.mkdir(parents=True, exist_ok=True)
-            try:
-                (explicit / ".hydra").mkdir()
-            except FileExistsError:
-                raise BinexpError(
-                    f"{explicit} is being started by another binexp train; fix: choose another hydra.run.dir"
-                ) from None
-        return []
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     from omegaconf import OmegaConf
 
-    wanted = Path(str(OmegaConf.select(compose(first), key)))
-    if not multirun:
-        note_new_run_dir(wanted)
-    wanted.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        candidate = wanted if n == 1 else wanted.with_name(f"{wanted.name}_{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        if not multirun and n > 1:
-            os.environ[NEW_RUN_DIR_ENV] = str(candidate.absolute())  # its parent existed already
-        return [f"{key}={quote_path(candidate)}"]
-    raise BinexpError(f"no free output directory next to {wanted}; fix: set {key}=<a new folder>")
+    def default_dir(key: str) -> str:
+        return str(OmegaConf.select(compose(variants[0]), key))
 
-
-def note_new_run_dir(d: Path) -> None:
-    """Tell the run the topmost folder that making ``d`` creates (``d`` itself, or a new
-    ``outputs/``...), so that a run failed by bad input can remove exactly what this command made."""
-    d = d.absolute()
-    top = None
-    for folder in (d, *d.parents):
-        if folder.exists():
-            break
-        top = folder
-    os.environ[NEW_RUN_DIR_ENV] = str(top) if top is not None else ""
-
-
-def check_writable(d: Path) -> None:
-    """The output folder (or the nearest existing folder above it) can be written."""
-    probe = d.absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise BinexpError(
-            f"{probe} is a file, not a folder; fix: choose another output directory (hydra.run.dir / hydra.sweep.dir)"
-        )
-    if not os.access(probe, os.W_OK | os.X_OK) or not _can_make_folder(probe):
-        raise BinexpError(
-            f"cannot write to {probe} (read-only or no permission); fix: choose a writable output directory "
-            f"with hydra.run.dir=<folder> (or run from a writable folder)"
-        )
-
-
-def _can_make_folder(parent: Path) -> bool:
-    """A folder can be created in ``parent`` (tried, then removed): ``os.access`` says yes for
-    /proc and /sys, where nothing can be created."""
-    import tempfile
-
-    try:
-        before = os.stat(parent)
-        os.rmdir(tempfile.mkdtemp(prefix=".binexp-probe-", dir=parent))
-        os.utime(parent, ns=(before.st_atime_ns, before.st_mtime_ns))  # as it was: the probe left no trace
-    except OSError:
-        return False
-    return True
-
-
-def check_new_run_dir(d: Path) -> None:
-    """An explicit ``hydra.run.dir`` is new, or an empty folder: never a run (continue that
-    with resume=) and never a folder of the user's own files."""
-    if (d / "metrics.json").exists() or (d / "checkpoints").exists():
-        raise BinexpError(f"{d} already holds a run; fix: continue it with resume={d}, or choose another hydra.run.dir")
-    if d.is_dir() and any(d.iterdir()):
-        raise BinexpError(
-            f"{d} is an existing folder with other files in it; fix: choose a new or empty hydra.run.dir "
-            f"(a run writes several files and folders there)"
-        )
-
-
-def check_checkpoint(path: Path) -> None:
-    """A readable Lightning checkpoint (weights-only load), or a one-line error."""
-    from binexp import checkpoint
-
-    if not path.is_file():
-        raise BinexpError(
-            f"nothing to resume: {path} does not exist (the run stopped before its first checkpoint); "
-            f"fix: start it again without resume="
-        )
-    state = checkpoint.load(path, "resume")
-    if "epoch" not in state:
-        raise BinexpError(
-            f"resume: checkpoint {path} is corrupt (no epoch inside); "
-            f"fix: restore it, or start a new run without resume="
-        )
-
-
-# what a run directory holds that binexp opens by name: each a regular file (or absent), each
-# folder a real folder, so nothing is read or written through a link, a FIFO or a device
-RUN_FILES = (".lock", "train.log", "metrics.json", "summary.txt", "summary.json", ".hydra/overrides.yaml")
-RUN_FOLDERS = (".hydra", "checkpoints", "tensorboard", "figures")
-
-
-def check_run_files(run_dir: Path) -> None:
-    from binexp.safeio import check_real_dir, check_regular_or_absent
-
-    for name in RUN_FOLDERS:
-        check_real_dir(run_dir / name)
-    for name in RUN_FILES:
-        check_regular_or_absent(run_dir / name)
-
-
-def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
-    """``resume=<run dir>`` -> the run's saved overrides + ``hydra.run.dir=<run dir>``.
-    Extra overrides may only touch ``trainer.*`` (e.g. more epochs or another device)."""
-    if "-m" in flags or "--multirun" in flags:
-        raise BinexpError("resume= continues one run; fix: drop -m and resume each run directory on its own")
-    value = [o for o in overrides if o.startswith("resume=")][-1].split("=", 1)[1].strip("'\"")
-    extra = [o for o in overrides if not o.startswith("resume=")]
-    bad = [o for o in extra if not o.lstrip("+~").startswith(("trainer.", "verbose="))]
-    if bad:
-        raise BinexpError(
-            f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}"
-        )
-    run_dir = Path(value).expanduser().resolve()
-    if not run_dir.is_dir():
-        raise BinexpError(
-            f"cannot resume: no run directory at {run_dir}; "
-            f"fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
-        )
-    saved_file = run_dir / ".hydra" / "overrides.yaml"
-    check_run_files(run_dir)
-    if not saved_file.is_file():
-        raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
-    from binexp.resume import resume_checkpoint
-    from binexp.safeio import read_yaml
-    from binexp.targets import check_saved_overrides
-
-    try:
-        loaded = read_yaml(saved_file)
-        if not isinstance(loaded, list) or not all(isinstance(o, (str, int, float, bool)) for o in loaded):
-            raise TypeError(f"a {type(loaded).__name__}")
-        saved = [str(o) for o in loaded]
-    except BinexpError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
-        raise BinexpError(
-            f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); "
-            f"fix: restore it from the original run"
-        ) from None
-    check_saved_overrides(
-        [o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file)
-    )
-    resume_checkpoint(run_dir)  # last.ckpt, or the newest readable checkpoint, or one line
-    saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
-    saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]
-    quoted = quote_path(run_dir)
-    new = saved + extra + [f"resume={quoted}", f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
-    return flags, new
+    return claim_output_dir(default_dir, multirun, target if explicit else None)
 
 
 __all__ = [
-    "check_checkpoint",
     "check_config",
     "compose",
     "did_you_mean",
     "expand_sweeps",
     "preflight",
-    "resume_args",
     "swept_keys",
 ]

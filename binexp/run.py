@@ -20,24 +20,23 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 import binexp
-from binexp import (
-    checkpoint,
-    sweep_resume,  # noqa: F401 - registers the resolver behind hydra.output_subdir
-)
+from binexp import safeio
 from binexp.analysis.accounting import model_bits, model_ops
 from binexp.analysis.entropy import model_entropy
 from binexp.analysis.summary import compact_summary, data_input_size, format_summary, summarize, summary_dict
 from binexp.config import register_schemas, validate
 from binexp.data import build_datamodule
-from binexp.env import NEW_RUN_DIR_ENV, SWEPT_ENV
 from binexp.errors import BinexpError
-from binexp.init_from import load_compatible
-from binexp.lit.callbacks import CHECKPOINT_DIR, QuantizerSchedule, RunRecord, build_callbacks
+from binexp.lit.callbacks import QuantizerSchedule, RunRecord, build_callbacks
 from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import build_classifier
 from binexp.lit.restore import load_teacher
-from binexp.resume import already_complete, previous_record, resume_checkpoint
-from binexp.runstate import RunLock
+from binexp.runs import NEW_RUN_DIR_ENV, SWEPT_ENV, checkpoint
+from binexp.runs import sweep as sweep_resume  # registers the resolver behind hydra.output_subdir
+from binexp.runs.init_from import load_compatible
+from binexp.runs.layout import CHECKPOINT_DIR, LAST
+from binexp.runs.record import RunLock
+from binexp.runs.resume import already_complete, previous_record, resume_checkpoint
 
 log = logging.getLogger("binexp.train")
 detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
@@ -105,15 +104,15 @@ def write_summary(net, run_dir: Path, input_size: int, title: str) -> list:
     rows = summarize(net, input_size)
     entropy = format_entropy(model_entropy(net))  # of the initial weights; metrics.json has the trained ones
     text = format_summary(rows, title) + ("\n\n(at initialisation) " + entropy if entropy else "") + "\n"
-    checkpoint.atomic_write_text(run_dir / "summary.txt", text)
-    checkpoint.atomic_write_text(run_dir / "summary.json", json.dumps(summary_dict(rows), indent=2))
+    safeio.atomic_write_text(run_dir / "summary.txt", text)
+    safeio.atomic_write_text(run_dir / "summary.json", json.dumps(summary_dict(rows), indent=2))
     return rows
 
 
 def progress_and_noise(cfg: DictConfig, trainer_kwargs: dict) -> list:
     """Quiet unless ``verbose``; the live bar (Rich) only on a terminal, never carriage returns
     in a log. Returns the progress-bar callbacks to add."""
-    from binexp.quiet import follow_stdout, make_quiet, make_verbose
+    from binexp.console import follow_stdout, make_quiet, make_verbose
 
     verbose = bool(cfg.get("verbose"))
     (make_verbose if verbose else make_quiet)()
@@ -227,7 +226,7 @@ def _plan_start(cfg: DictConfig, run, hc, run_dir: Path) -> tuple[dict | None, s
             log.warning(note)
         if _rank() == 0:  # what a killed write left behind
             for folder in (run_dir, run_dir / CHECKPOINT_DIR):
-                checkpoint.remove_stale_temps(folder)
+                safeio.remove_stale_temps(folder)
     elif hc.mode == RunMode.MULTIRUN:  # a sweep re-run into its own directory: skip, resume or start
         action, ckpt_path, note = sweep_resume.plan(run_dir)
         if action == "skip":
@@ -320,7 +319,7 @@ def _fit(
 ):
     """The callbacks, the Trainer and ``trainer.fit``; a failure is recorded in metrics.json first."""
     record = RunRecord(str(run_dir), static, previous=previous)
-    interrupt = Interrupt(run_dir / CHECKPOINT_DIR / checkpoint.LAST)
+    interrupt = Interrupt(run_dir / CHECKPOINT_DIR / LAST)
     from binexp.lit.epoch_line import EpochLine
     from binexp.lit.tb_views import TensorBoardViews
 
@@ -416,7 +415,7 @@ def one_line(e: BaseException) -> str:
 def record_early_failure(run_dir: Path, e: BaseException) -> None:
     """A sweep job that failed before its run wrote ``metrics.json`` (e.g. a tracker that could not
     start) records ``failed`` with the reason, so ``binexp status`` never shows it as starting."""
-    from binexp.runstate import is_held
+    from binexp.runs.record import is_held
 
     path = run_dir / "metrics.json"
     if getattr(rank_zero_only, "rank", 0) != 0 or path.exists() or is_held(run_dir):  # held: another live process's run
@@ -426,7 +425,7 @@ def record_early_failure(run_dir: Path, e: BaseException) -> None:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     record = {"status": "failed", "epochs": 0, "run_dir": str(run_dir), "error": f"{type(e).__name__}: {first}"}
     with contextlib.suppress(OSError):
-        checkpoint.atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+        safeio.atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 
 @hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")

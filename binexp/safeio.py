@@ -8,6 +8,7 @@ path, which could change in between) decides whether it is a regular file."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -140,28 +141,6 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
 
 
 # metrics.json fields read as numbers by report, status, plot and resume: a number or null
-_NUMBER_SUFFIXES = ("acc1", "acc5", "loss", "epochs", "step", "_mean", "_per_weight", "_s", "_kib")
-
-
-def read_record(run_dir: str | Path) -> dict:
-    """A run's ``metrics.json``, checked to be the kind of record binexp writes (numbers where
-    binexp writes numbers, a list of strings as overrides), or a one-line :class:`BinexpError`.
-    ``FileNotFoundError`` passes through."""
-    path = Path(run_dir) / "metrics.json"
-    record = read_json_object(path)
-    for key, value in record.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key.endswith(_NUMBER_SUFFIXES) and value is not None and not number:
-            raise BinexpError(f"{path}: {key} is {str(value)[:40]!r}, not a number")
-    for key in ("status", "name"):
-        if record.get(key) is not None and not isinstance(record[key], str):
-            raise BinexpError(f"{path}: {key} is not a string")
-    overrides = record.get("overrides")
-    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
-        raise BinexpError(f"{path}: overrides is not a list of strings")
-    return record
-
-
 def read_yaml(path: str | Path, what: str = "") -> object:
     """A small YAML file read as plain data: bounded in size, and refused if it uses anchors or
     aliases (binexp never writes them; a few lines of nested aliases expand to billions of
@@ -177,3 +156,61 @@ def read_yaml(path: str | Path, what: str = "") -> object:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise BinexpError(f"{name} is not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+# ------------------------------------------------------------------------------------------
+# atomic writes: a file is replaced whole or not at all
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(file)`` on ``<path>.tmp-<pid>`` in the same directory, fsync, rename over
+    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    try:  # the rename itself survives a crash once the directory entry is on disk
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` files that :func:`atomic_write` of a process that no longer
+    exists left behind (killed mid-write); returns what was removed."""
+    import re
+
+    removed = []
+    for p in Path(folder).glob(".*.tmp-*"):
+        m = re.fullmatch(r"\..+\.tmp-(\d+)", p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))

@@ -53,9 +53,9 @@ class Bench:
         from binexp.config import validate
         from binexp.data import build_datamodule
         from binexp.lit.module import ClassifierModule
+        from binexp.optimizer import build_optimizer
         from binexp.preflight import compose
         from binexp.quant import quantized_layers
-        from binexp.schedule import build_optimizer
 
         self.label, self.device = label, device
         cfg = compose(overrides)

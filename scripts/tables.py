@@ -211,9 +211,9 @@ def cifar10c_table(argv: list[str]) -> int:
     then print the runs side by side, one column per run labelled by what differs between them."""
     from binexp.analysis.report import value_of
     from binexp.analysis.robustness import side_by_side
-    from binexp.analysis.runs import differing_keys, find_runs
     from binexp.cli import main as cli
     from binexp.errors import BinexpError
+    from binexp.runs.discovery import differing_keys, find_runs
 
     parser = argparse.ArgumentParser(prog="tables.py cifar10c", description=cifar10c_table.__doc__)
     parser.add_argument("dirs", nargs="+", help="run or sweep directories, then data overrides (data.root=...)")

@@ -91,7 +91,7 @@ def event_files(run_dir: Path) -> list[Path]:
 def load_run(run_dir: Path) -> RunData:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from binexp.safeio import read_record
+    from binexp.runs.record import read_record
 
     try:
         metrics = read_record(run_dir)
@@ -154,7 +154,7 @@ def _epoch_axis(ax, epochs=()) -> None:
 def data_note(records: list[dict]) -> str:
     """ "" for runs on real data at their recipe's scale; else one line saying the picture comes
     from synthetic data and/or smoke scale (``debug=smoke`` or a cut ``limit_train_batches``)."""
-    from binexp.analysis.runs import parse_overrides
+    from binexp.runs.discovery import parse_overrides
 
     parts = []
     if any(m.get("data") == "synthetic" for m in records):
@@ -185,7 +185,7 @@ def _save(fig, path: Path, note: str = "", h_pad: float | None = None) -> Path:
     symbolic link is replaced, never written through."""
     import io
 
-    from binexp.checkpoint import atomic_write
+    from binexp.safeio import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = textwrap.wrap(note, max(40, int(fig.get_figwidth() * 13))) if note else []
@@ -531,7 +531,7 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     per setting of the other swept keys, seeds folded into mean ± std; the legend names the
     setting (model, N_in, N_out ... common to the line); x on a log axis with a tick at each value
     when the values span a decade."""
-    from binexp.analysis.runs import differing_keys, find_runs
+    from binexp.runs.discovery import differing_keys, find_runs
 
     runs = [
         r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))
@@ -639,7 +639,7 @@ def draw(
 def name_runs(runs: list[RunData]) -> None:
     """Short labels for a sweep's runs: the overrides that differ between them
     (``quantizer=rbnn``), not Hydra's 90-character job directory names."""
-    from binexp.analysis.runs import parse_overrides
+    from binexp.runs.discovery import parse_overrides
 
     if len(runs) < 2:
         return

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binexp.analysis import paper as paper_check
-from binexp.analysis.runs import Run, find_runs
 from binexp.errors import BinexpError
+from binexp.runs.discovery import Run, find_runs
 
 PAPER_KEYS = paper_check.TOP1_KEYS
 RECORD_METRICS = ("best_val_acc1", "val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss")

@@ -1,7 +1,7 @@
 """``binexp evaluate <run dir or .ckpt> [--split val|train] [--name NAME] [data overrides]``:
 evaluate a trained network on its own data, another dataset or split, without training.
 
-The network is rebuilt from the checkpoint's saved config (:mod:`binexp.checkpoint`: a
+The network is rebuilt from the checkpoint's saved config (:mod:`binexp.runs.checkpoint`: a
 weights-only load), the data config is the run's own with the given overrides (``data=<option>``
 switches the dataset; the run's ``normalize`` is kept unless ``data.normalize`` is given), and
 Lightning's ``Trainer.test`` runs it with torchmetrics (top-1, top-5, loss, per-class accuracy).
@@ -42,9 +42,11 @@ def main(args: list[str]) -> int:
 
 
 def evaluate(source: str, overrides: list[str], split: str = "val", name: str | None = None, accelerator="auto") -> int:
-    from binexp import checkpoint
     from binexp.analysis import robustness
     from binexp.lit.restore import build_module
+    from binexp.runs import checkpoint
+    from binexp.runs.layout import CHECKPOINT_DIR
+    from binexp.safeio import atomic_write_text
 
     path = checkpoint.locate(source, OPTION)
     ckpt = checkpoint.load(path, OPTION)
@@ -61,7 +63,7 @@ def evaluate(source: str, overrides: list[str], split: str = "val", name: str | 
         )
     clean_dm = _datamodule(data_config(config, []), num_classes, path) if corrupted else None
     module = build_module(ckpt, path, OPTION)
-    run_dir = path.parent.parent if path.parent.name == checkpoint.CHECKPOINT_DIR else path.parent
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
     name = name or (data_cfg.name if split == "val" else f"{data_cfg.name}_{split}")
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or name.startswith("."):
         raise BinexpError(f"evaluate: --name {name!r} is not a plain file name; fix: use letters, digits, - _ .")
@@ -94,7 +96,7 @@ def evaluate(source: str, overrides: list[str], split: str = "val", name: str | 
         record.update(tester.run(datamodule, split))
         table = _format(record)
     out.parent.mkdir(exist_ok=True)
-    checkpoint.atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     print(table)
     print(f"wrote {out}")
     return 0
@@ -185,7 +187,7 @@ class Tester:
     """``Trainer.test`` of the rebuilt network on one datamodule at a time, with torchmetrics."""
 
     def __init__(self, module, num_classes: int, accelerator: str) -> None:
-        from binexp.quiet import make_quiet
+        from binexp.console import make_quiet
 
         make_quiet()
         self.module = EvalModule(module, num_classes)

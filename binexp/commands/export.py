@@ -25,8 +25,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("checkpoint", help="a FleXOR run directory (its checkpoints/last.ckpt) or a .ckpt file")
     p.add_argument("out", help="the .flexor file to write (must not exist)")
     args = p.parse_args(argv)
-    from binexp import checkpoint
     from binexp.lit.restore import build_module
+    from binexp.runs import checkpoint
 
     path = checkpoint.locate(args.checkpoint, "export")
     out = Path(args.out).expanduser()

@@ -1,13 +1,13 @@
 """``binexp list``: the registered names and the config options that exist (read from the source
-and the YAML files by :mod:`binexp.catalog`, so it never imports torch)."""
+and the YAML files by :mod:`binexp.source_index`, so it never imports torch)."""
 
 from __future__ import annotations
 
-from binexp.catalog import config_options  # noqa: F401  (re-exported: tests and scripts import it from here)
+from binexp.source_index import config_options  # noqa: F401  (re-exported: tests and scripts import it from here)
 
 
 def _experiment_rows() -> list[tuple[str, str]]:
-    from binexp.catalog import experiment_meta
+    from binexp.source_index import experiment_meta
 
     rows = []
     for name in config_options("experiment"):
@@ -26,7 +26,7 @@ def _experiment_rows() -> list[tuple[str, str]]:
 
 
 def sections(group: str | None = None) -> dict[str, list[tuple[str, str]]]:
-    from binexp import catalog
+    from binexp import source_index as catalog
 
     builders = {
         "quantizer": lambda: sorted(catalog.quantizers().items()),

@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 
 from binexp.analysis.report import COLUMN_NAMES, check_keys, group, plot, render, render_alpha, table_records
-from binexp.analysis.runs import differing_keys, find_runs
 from binexp.errors import BinexpError
+from binexp.runs.discovery import differing_keys, find_runs
 
 
 def main(args: list[str]) -> int:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from binexp.errors import BinexpError
-from binexp.runstate import effective_status, is_held
-from binexp.safeio import read_record
+from binexp.runs.record import effective_status, is_held, read_record
 
 
 def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
@@ -53,7 +52,7 @@ def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
 
 
 def _saved_overrides(run_dir: Path) -> list[str]:
-    from binexp.analysis.runs import saved_overrides
+    from binexp.runs.discovery import saved_overrides
 
     try:
         return saved_overrides(run_dir)

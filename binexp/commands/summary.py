@@ -74,8 +74,8 @@ def _summarize_run(ns) -> int:
     """``--run``: rebuild the run's model from its checkpoint (weights_only load) and summarise it."""
     from omegaconf import OmegaConf
 
-    from binexp import checkpoint
     from binexp.lit.restore import build_module
+    from binexp.runs import checkpoint
 
     path = checkpoint.locate(ns.run, "summary")
     module = build_module(checkpoint.load(path, "summary"), path, "summary")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from binexp.env import NEW_RUN_DIR_ENV, SWEPT_ENV, VERB_ENV
+from binexp.runs import NEW_RUN_DIR_ENV, SWEPT_ENV, VERB_ENV
 
 # Hydra flags that only print or that change where configs come from: no pre-flight for them.
 _PASSTHROUGH_FLAGS = {
@@ -93,7 +93,8 @@ def check_flags(flags: list[str]) -> None:
 def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
     os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
-    from binexp.preflight import preflight, resume_args
+    from binexp.preflight import preflight
+    from binexp.runs.resume import resume_args
 
     flags, overrides = split_args(args)
     check_flags(flags)
@@ -101,7 +102,7 @@ def main(args: list[str]) -> int:
         flags = [f for f in flags if f not in ("-v", "--verbose")]
         overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
     if "verbose=true" not in overrides:
-        from binexp.quiet import ignore_noise_warnings
+        from binexp.console import ignore_noise_warnings
 
         ignore_noise_warnings()
     if any(o.startswith("resume=") for o in overrides):

@@ -16,12 +16,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from binexp.analysis.diagnostics import flip_rate, layer_stats, weight_signs
-from binexp.checkpoint import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt and the best epoch
 from binexp.errors import BinexpError
 from binexp.lit.act_diagnostics import run_records
+from binexp.optimizer import lr_decays_before, max_epochs
 from binexp.quant.layers import quantized_layers
-from binexp.schedule import lr_decays_before, max_epochs
-from binexp.targets import check_targets
+from binexp.runs.allowlist import check_targets
+from binexp.runs.layout import CHECKPOINT_DIR  # <run dir>/checkpoints: last.ckpt and the best epoch
 
 
 class QuantizerSchedule(Callback):
@@ -273,7 +273,7 @@ class RunRecord(Callback):
     def _save(self, trainer, record: dict) -> dict:
         self.last = record
         if trainer.is_global_zero:
-            from binexp.checkpoint import atomic_write_text
+            from binexp.safeio import atomic_write_text
 
             atomic_write_text(self.path, json.dumps(record, indent=2, sort_keys=True))
         return record

@@ -149,7 +149,7 @@ class Interrupt(Callback):
         the resume command, and exit with 128 + the signal number. ``fresh``: a new run (not a
         resume), whose record is removed again when nothing was trained, so the same command
         can simply be run again."""
-        from binexp.resume import read_position
+        from binexp.runs.resume import read_position
 
         signum = e.signum if isinstance(e, RunInterrupted) else (self.requested or signal.SIGINT)
         where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"  # 1-based, as the epoch line

@@ -16,8 +16,8 @@ from binexp.errors import BinexpError
 from binexp.lit.angle_penalty import angle_penalty
 from binexp.lit.distill import DistillConfig, FeatureTap, attention_transfer_loss, block_names, distillation_loss
 from binexp.models import ModelConfig, build_model
+from binexp.optimizer import ScheduleConfig, build_optimizer, build_scheduler, max_epochs
 from binexp.quant import ConvFactory, quantized_layers
-from binexp.schedule import ScheduleConfig, build_optimizer, build_scheduler, max_epochs
 
 
 class ClassifierModule(L.LightningModule):

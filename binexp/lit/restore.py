@@ -1,6 +1,6 @@
 """Rebuild a run's :class:`~binexp.lit.module.ClassifierModule` (or its network) from a checkpoint:
 the config saved in the checkpoint's hyperparameters, validated against the schemas like any
-config, then the weights (loaded weights-only by :mod:`binexp.checkpoint`)."""
+config, then the weights (loaded weights-only by :mod:`binexp.runs.checkpoint`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from binexp.checkpoint import _first_line, load, locate, run_config
 from binexp.errors import BinexpError
 from binexp.lit.module import ClassifierModule, SavedSettings, build_classifier
+from binexp.runs.checkpoint import _first_line, load, locate, run_config
 
 
 def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True):
@@ -20,8 +20,8 @@ def build_module(ckpt: dict, path: Path, option: str, load_weights: bool = True)
 
     from binexp.config import to_schema
     from binexp.models.registry import ModelConfig
+    from binexp.optimizer import ScheduleConfig
     from binexp.quant.registry import get_quantizer
-    from binexp.schedule import ScheduleConfig
 
     config, num_classes = run_config(ckpt, path, option)
     if "${" in repr(config):  # binexp saves the resolved config: an interpolation here was put in by hand

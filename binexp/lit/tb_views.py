@@ -242,7 +242,7 @@ def swept_hparams() -> set[str]:
     """The keys ``binexp train -m`` sweeps (the HParams columns that differ between runs)."""
     import os
 
-    from binexp.env import SWEPT_ENV
+    from binexp.runs import SWEPT_ENV
 
     return {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
 

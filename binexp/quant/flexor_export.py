@@ -129,7 +129,7 @@ def pack_model(model: nn.Module) -> bytes:
 
 def export_model(model: nn.Module, path: str | Path) -> int:
     """Write the ``.flexor`` file; returns its size in bytes."""
-    from binexp.checkpoint import atomic_write
+    from binexp.safeio import atomic_write
 
     data = pack_model(model)
     atomic_write(path, lambda f: f.write(data))
@@ -193,8 +193,8 @@ def module_from_checkpoint(path: str | Path, load: bool = True):
     """Rebuild a run's :class:`~binexp.lit.module.ClassifierModule` from its checkpoint (the
     resolved run config is in the checkpoint's hparams) and load the weights (``load=False``:
     keep the fresh initialisation, e.g. to compare with the trained state)."""
-    from binexp import checkpoint
     from binexp.lit.restore import build_module
+    from binexp.runs import checkpoint
 
     path = Path(path)
     return build_module(checkpoint.load(path, "export"), path, "export", load_weights=load)

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from binexp.catalog import conf_dir
 from binexp.config import SCHEMA_GROUP, schema_defaults, schemas
 from binexp.preflight import compose
+from binexp.source_index import conf_dir
 
 CONF = conf_dir()
 SCHEMA_GROUPS = sorted(g for g in schemas() if (CONF / g).is_dir())

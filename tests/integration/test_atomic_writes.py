@@ -14,8 +14,9 @@ import lightning.pytorch  # noqa: F401 - imported outside capsys: its log handle
 import pytest
 import torch
 
-from binexp import checkpoint
+from binexp import safeio
 from binexp.cli import main
+from binexp.runs import checkpoint
 from tests.conftest import QUICK
 
 TINY = [
@@ -168,9 +169,9 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(OSError):
-        checkpoint.atomic_write(target, half)
+        safeio.atomic_write(target, half)
     assert target.read_text() == '{"status": "running"}' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-    checkpoint.atomic_write_text(target, '{"status": "completed"}')
+    safeio.atomic_write_text(target, '{"status": "completed"}')
     assert target.read_text() == '{"status": "completed"}' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
@@ -215,5 +216,5 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     (tmp_path / f".last.ckpt.tmp-{dead}").write_bytes(b"half")
     (tmp_path / f".metrics.json.tmp-{os.getpid()}").write_bytes(b"mine")  # a live writer's file stays
     (tmp_path / "last.ckpt").write_bytes(b"whole")
-    assert [p.name for p in checkpoint.remove_stale_temps(tmp_path)] == [f".last.ckpt.tmp-{dead}"]
+    assert [p.name for p in safeio.remove_stale_temps(tmp_path)] == [f".last.ckpt.tmp-{dead}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".metrics.json.tmp-{os.getpid()}", "last.ckpt"]

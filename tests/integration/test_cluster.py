@@ -179,7 +179,7 @@ def test_unknown_tracker_field_is_one_line(tmp_path, monkeypatch, capsys):
 def test_resume_checkpoint_prefers_the_newest_of_last_and_hpc(tmp_path):
     import torch
 
-    from binexp import sweep_resume
+    from binexp.runs import sweep as sweep_resume
 
     def ckpt(path, step):
         torch.save({"state_dict": {}, "epoch": step // 2, "global_step": step}, path)
@@ -214,7 +214,7 @@ def _write_job(sweep: Path, num: int, record: dict | None) -> Path:
 
 
 def test_status_prints_one_line_per_job_in_every_state(tmp_path, capsys):
-    from binexp.runstate import RunLock
+    from binexp.runs.record import RunLock
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()

@@ -52,9 +52,9 @@ def digests(run: Path) -> dict[str, str]:
 
 def by_hand(run: Path, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Top-1 (%) and mean cross-entropy of the run's last checkpoint, without Lightning."""
-    from binexp import checkpoint
     from binexp.data.augment import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
     from binexp.lit.restore import build_module
+    from binexp.runs import checkpoint
 
     path = checkpoint.locate(run, "evaluate")
     module = build_module(checkpoint.load(path, "evaluate"), path, "evaluate")

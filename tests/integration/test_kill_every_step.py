@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from binexp.resume import find_checkpoint
-from binexp.runstate import effective_status
+from binexp.runs.record import effective_status
+from binexp.runs.resume import find_checkpoint
 from tests.conftest import QUICK, read_metrics, run_cli
 
 TINY = [

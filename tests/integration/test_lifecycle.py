@@ -57,7 +57,7 @@ def test_a_sweep_rerun_with_other_overrides_refuses_naming_the_keys(tmp_path, ca
 
 
 def test_the_same_sweep_may_continue_in_its_directory(tmp_path):
-    from binexp.sweep_resume import check_same_sweep
+    from binexp.runs.sweep import check_same_sweep
 
     sweep = tmp_path / "sweep"
     _recorded_sweep(sweep, ["data=synthetic", "seed=1,2"])
@@ -185,7 +185,7 @@ def test_a_cpu_slurm_job_gets_valid_tasks_per_node_without_an_override(tmp_path,
 
 
 def test_a_job_without_record_is_starting_while_its_process_lives_then_dead(tmp_path, capsys):
-    from binexp.runstate import RunLock
+    from binexp.runs.record import RunLock
 
     sweep = tmp_path / "sweep"
     _recorded_sweep(sweep, ["data=synthetic", "seed=1,2"])

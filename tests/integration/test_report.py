@@ -117,7 +117,7 @@ def test_paper_column_and_running_runs(tmp_path):
     run("b", 8, 82.0, 2, paper=88.23)
     run("c", 16, 85.0, 1, paper=89.91)
     run("d", 16, 10.0, 2, status="running", paper=89.91)
-    from binexp.runstate import RunLock
+    from binexp.runs.record import RunLock
 
     lock = RunLock(tmp_path / "sweep" / "d")  # a running run: its training process holds the lock
     assert lock.acquire()

@@ -214,7 +214,7 @@ def test_one_seed_has_a_blank_std(tmp_path, capsys):
 
 
 def test_dead_and_interrupted_runs_have_rows_of_their_own(tmp_path, capsys):
-    from binexp.runstate import RunLock
+    from binexp.runs.record import RunLock
 
     write_run(tmp_path, "a", ["seed=1"], best_val_acc1=70.0)
     write_run(tmp_path, "b", ["seed=2"], status="running")  # no lock file: nobody runs it

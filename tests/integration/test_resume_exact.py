@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from binexp.runstate import effective_status
+from binexp.runs.record import effective_status
 from tests.conftest import HANG_LIMIT, QUICK, cli_command, read_metrics, run_cli
 
 # 4 batches per epoch, 3 epochs: global steps 0..11
@@ -145,7 +145,7 @@ def test_a_killed_process_leaves_its_lock_free_so_the_run_reads_dead(tmp_path):
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps({"status": "running"}))
     code = (
-        "import sys, time; from binexp.runstate import RunLock; "
+        "import sys, time; from binexp.runs.record import RunLock; "
         f"assert RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from binexp.config import validate
 from binexp.errors import BinexpError
-from binexp.init_from import load_compatible
 from binexp.lit.distill import DistillConfig, distillation_loss
 from binexp.lit.module import ClassifierModule
 from binexp.preflight import compose
+from binexp.runs.init_from import load_compatible
 from tests.conftest import HANG_LIMIT, read_metrics, run_cli
 
 SHORT = ["debug=smoke"]  # conf/debug/smoke.yaml: synthetic data, one epoch of 2 batches, no sanity check

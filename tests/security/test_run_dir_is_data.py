@@ -158,7 +158,7 @@ def test_lock_link_payload_is_real(tmp_path):
 
 
 def test_lock_is_never_taken_through_a_link_or_fifo(tmp_path):
-    from binexp.runstate import RunLock, is_held
+    from binexp.runs.record import RunLock, is_held
 
     target = tmp_path / "precious.txt"
     target.write_text("my thesis")
@@ -328,7 +328,7 @@ def test_billion_laughs_in_saved_overrides(cli, tmp_path):
 
 def test_saved_overrides_binexp_writes_still_replay(tmp_path):
     """What a real run records passes (groups, fields, lists, paths as plain strings)."""
-    from binexp.targets import check_saved_overrides
+    from binexp.runs.allowlist import check_saved_overrides
 
     check_saved_overrides(
         [
@@ -388,7 +388,7 @@ def test_zip_bomb_beside_last_ckpt_is_never_loaded(tmp_path, monkeypatch):
     """resume= looks at every checkpoint of the run: the bomb is not a candidate, never inflated."""
     import torch
 
-    from binexp.resume import find_checkpoint
+    from binexp.runs.resume import find_checkpoint
     from tests.artefacts import zip_bomb_checkpoint
 
     run = fake_run(tmp_path / "run")
@@ -556,7 +556,7 @@ def test_report_leaves_an_interpolation_as_text(cli, tmp_path, monkeypatch, caps
 def test_the_killpoint_payload_is_real(tmp_path):
     """A test callback (tests/support) kills or freezes a process at a chosen step: under the old
     prefix rule ``binexp.*`` any class binexp ships was admitted."""
-    from binexp.targets import allowed_target
+    from binexp.runs.allowlist import allowed_target
 
     assert "binexp.lit.killpoint.KillAt".startswith(("lightning.pytorch.callbacks.", "binexp."))
     assert not allowed_target("binexp.lit.killpoint.KillAt")
@@ -569,7 +569,7 @@ def test_the_killpoint_payload_is_real(tmp_path):
         "tests.support.killpoint.KillAt",
         "binexp.lit.interrupt.Interrupt",
         "binexp.lit.callbacks.RunRecord",
-        "binexp.checkpoint.atomic_write_text",
+        "binexp.safeio.atomic_write_text",
         "lightning.pytorch.callbacks.LambdaCallback",
         "lightning.pytorch.callbacks.ModelPruning",
         "lightning.pytorch.callbacks.lr_monitor.LearningRateMonitor.__init__",
@@ -585,9 +585,10 @@ def test_every_shipped_target_is_listed():
     """Each ``_target_`` in binexp's own configs is on the list and is a Lightning Callback."""
     import importlib
 
+    import yaml
     from lightning.pytorch.callbacks import Callback
 
-    from binexp.targets import ALLOWED_TARGETS
+    from binexp.runs.allowlist import ALLOWED_TARGETS
 
     shipped = {
         line.split("_target_:")[1].split("#")[0].strip()
@@ -595,6 +596,9 @@ def test_every_shipped_target_is_listed():
         for line in f.read_text().splitlines()
         if "_target_:" in line and not line.lstrip().startswith("#")
     }
+    # Hydra's own callbacks (hydra.callbacks in train.yaml) are Hydra's config, which no override may set
+    hydra_callbacks = yaml.safe_load(Path("conf/train.yaml").read_text())["hydra"].get("callbacks") or {}
+    shipped -= {c["_target_"] for c in hydra_callbacks.values()}
     assert shipped and shipped <= ALLOWED_TARGETS
     for target in ALLOWED_TARGETS:
         module, name = target.rsplit(".", 1)

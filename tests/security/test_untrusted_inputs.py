@@ -12,8 +12,8 @@ import lightning.pytorch  # noqa: F401 - imported outside capsys: its log handle
 import pytest
 import torch
 
-from binexp import checkpoint
 from binexp.errors import BinexpError
+from binexp.runs import checkpoint
 from tests.artefacts import (
     evil_checkpoint,
     evil_cifar_batch,
@@ -80,12 +80,12 @@ def test_checkpoint_through_resume(cli, tmp_path):
 def test_lightnings_own_resume_load_is_weights_only(cli, tmp_path, monkeypatch):
     """Past the pre-flight (a good last.ckpt when it looked, a malicious one when Lightning
     loads it): Lightning's restore goes through SafeCheckpointIO, so it refuses the payload."""
-    import binexp.resume
     import binexp.run
+    import binexp.runs.resume
 
     marker = tmp_path / "fired"
     run = fake_run(tmp_path / "run")
-    real_check = binexp.resume.resume_checkpoint
+    real_check = binexp.runs.resume.resume_checkpoint
 
     def swap_after_check(run_dir):
         found = real_check(run_dir)

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from binexp.config import validate
+from binexp.optimizer import lr_factor
 from binexp.preflight import compose
-from binexp.schedule import lr_factor
 
 CASES = {
     # name: (epochs, optimizer, lr, momentum, weight decay)

@@ -9,10 +9,10 @@ import torch
 
 from binexp.lit.module import ClassifierModule
 from binexp.models.registry import ModelConfig
+from binexp.optimizer import ScheduleConfig
 from binexp.quant.fda import FDAConfig, FDAConv2d, fda_alpha
 from binexp.quant.layers import ConvSpec
 from binexp.quant.sign import SurrogateParams, fda_terms, make_surrogate
-from binexp.schedule import ScheduleConfig
 from tests.unit import golden_values as golden
 
 F64 = torch.float64

@@ -355,7 +355,7 @@ def test_s_tanh_warmup_doubling_and_clipping():
 
 def test_weight_decay_on_encrypted_only():
     from binexp.lit.module import ClassifierModule
-    from binexp.schedule import ScheduleConfig, build_optimizer
+    from binexp.optimizer import ScheduleConfig, build_optimizer
 
     sched = ScheduleConfig(lr=0.1, weight_decay=0.5, momentum=0.9)
     everything = ClassifierModule(ModelConfig(name="resnet20"), FlexorConfig(seed=0), sched, 10)

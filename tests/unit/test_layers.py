@@ -1,5 +1,6 @@
-"""The package's layering: commands > run > lit > models > quant; the run directory, checkpoints,
-config and data below lit; analysis reads runs and never imports run or commands.
+"""The package's layering: commands > run > lit > models > quant; the run directory
+(``binexp.runs``: checkpoints, lock, record, resume), config and data below lit; analysis reads runs
+and never imports run or commands.
 
 Every ``import`` statement counts, at module level or inside a function (the graph of
 ``tests/unit/test_imports.py``; ``if TYPE_CHECKING:`` imports are left out). A module may import
@@ -16,29 +17,15 @@ from tests.unit.test_imports import import_graph
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "base",
-        {"binexp", "binexp.errors", "binexp.env", "binexp.extras", "binexp.catalog", "binexp.quiet", "binexp.safeio"}
-        | {"binexp.suggest"},
+        {"binexp", "binexp.errors", "binexp.extras", "binexp.source_index", "binexp.console", "binexp.safeio"}
+        | {"binexp.suggest", "binexp.tb_tags"},
     ),
-    ("quant", {"binexp.quant", "binexp.schedule"}),
+    ("quant", {"binexp.quant", "binexp.optimizer"}),
     ("models and data", {"binexp.models", "binexp.data"}),
-    (
-        "below lit",
-        {
-            "binexp.config",
-            "binexp.checkpoint",
-            "binexp.init_from",
-            "binexp.targets",
-            "binexp.resume",
-            "binexp.runstate",
-            "binexp.sweep_resume",
-            "binexp.runs",
-            "binexp.trackers",
-            "binexp.analysis",
-        },
-    ),
+    ("below lit", {"binexp.config", "binexp.runs", "binexp.trackers", "binexp.analysis"}),
     ("lit", {"binexp.lit"}),
     ("run", {"binexp.run", "binexp.preflight"}),
-    ("commands", {"binexp.commands"}),
+    ("commands", {"binexp.commands", "binexp.sweep_end"}),  # sweep_end: Hydra's callback prints status's table
     ("cli", {"binexp.cli", "binexp.__main__"}),
 ]
 # Modules placed apart from their package: FleXOR's export format lives beside its quantizer but

@@ -66,7 +66,7 @@ def test_options_threshold_off_real_weights_and_storage():
 def test_weight_decay_on_conv_weights_follows_the_official_rule():
     from binexp.lit.module import ClassifierModule
     from binexp.models.registry import ModelConfig
-    from binexp.schedule import ScheduleConfig, build_optimizer
+    from binexp.optimizer import ScheduleConfig, build_optimizer
 
     module = ClassifierModule(
         ModelConfig(name="resnet20_bireal", width=0.25),

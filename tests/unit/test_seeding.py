@@ -9,7 +9,7 @@ import torch
 from binexp.data.seeding import EpochSampler, SeededSamples, augment_generator, mix, train_loader
 from binexp.data.synthetic import SyntheticDataModule
 from binexp.errors import BinexpError
-from binexp.resume import already_complete, resume_checkpoint
+from binexp.runs.resume import already_complete, resume_checkpoint
 
 
 class Images(torch.utils.data.Dataset):

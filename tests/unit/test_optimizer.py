@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from binexp.schedule import ScheduleConfig, lr_decays_before, lr_factor
+from binexp.optimizer import ScheduleConfig, lr_decays_before, lr_factor
 
 
 def test_rbnn_cosine_reproduces_the_official_code():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from torch import nn
 
-from binexp import checkpoint
 from binexp.errors import BinexpError
+from binexp.runs import checkpoint
 
 
 @dataclass

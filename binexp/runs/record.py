@@ -6,12 +6,16 @@ OOM, a node lost), so a reader that can take the lock knows that nobody is runni
 ``metrics.json`` that still says ``running`` then belongs to a dead run.
 
 ``effective_status(run_dir, record)`` is what ``binexp report`` and ``binexp status`` show:
-the recorded status, except ``running`` becomes ``dead`` when the lock is free."""
+the recorded status, except ``running`` becomes ``dead`` when the lock is free. The record itself,
+``metrics.json``, is read through :func:`read_record` only."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from binexp.errors import BinexpError
+from binexp.safeio import read_json_object
 
 LOCK_NAME = ".lock"
 
@@ -79,3 +83,25 @@ def effective_status(run_dir: str | Path, record: dict) -> str:
     if status == "running" and not is_held(run_dir):
         return "dead"
     return status
+
+
+_NUMBER_SUFFIXES = ("acc1", "acc5", "loss", "epochs", "step", "_mean", "_per_weight", "_s", "_kib")
+
+
+def read_record(run_dir: str | Path) -> dict:
+    """A run's ``metrics.json``, checked to be the kind of record binexp writes (numbers where
+    binexp writes numbers, a list of strings as overrides), or a one-line :class:`BinexpError`.
+    ``FileNotFoundError`` passes through."""
+    path = Path(run_dir) / "metrics.json"
+    record = read_json_object(path)
+    for key, value in record.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.endswith(_NUMBER_SUFFIXES) and value is not None and not number:
+            raise BinexpError(f"{path}: {key} is {str(value)[:40]!r}, not a number")
+    for key in ("status", "name"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise BinexpError(f"{path}: {key} is not a string")
+    overrides = record.get("overrides")
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise BinexpError(f"{path}: overrides is not a list of strings")
+    return record

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from binexp import catalog
+from binexp import source_index as catalog
 from binexp.cli import main
 from tests.conftest import HANG_LIMIT
 

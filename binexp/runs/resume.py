@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from binexp.checkpoint import CHECKPOINT_DIR, LAST, load
 from binexp.errors import BinexpError
+from binexp.runs.checkpoint import _first_line, load
+from binexp.runs.layout import CHECKPOINT_DIR, LAST, check_run_files, quote_path
 
 
 def read_position(path: Path) -> tuple[int, int] | None:
@@ -79,7 +80,7 @@ def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:
 
 def previous_record(run_dir: str | Path) -> dict:
     """The run's ``metrics.json`` as a dict ({} when missing or unreadable)."""
-    from binexp.safeio import read_record
+    from binexp.runs.record import read_record
 
     try:
         return read_record(run_dir)
@@ -96,3 +97,52 @@ def already_complete(record: dict, max_epochs) -> bool:
         and max_epochs is not None
         and 0 <= int(max_epochs) <= epochs
     )
+
+
+def resume_args(flags: list[str], overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``resume=<run dir>`` -> the run's saved overrides + ``hydra.run.dir=<run dir>``.
+    Extra overrides may only touch ``trainer.*`` (e.g. more epochs or another device)."""
+    if "-m" in flags or "--multirun" in flags:
+        raise BinexpError("resume= continues one run; fix: drop -m and resume each run directory on its own")
+    value = [o for o in overrides if o.startswith("resume=")][-1].split("=", 1)[1].strip("'\"")
+    extra = [o for o in overrides if not o.startswith("resume=")]
+    bad = [o for o in extra if not o.lstrip("+~").startswith(("trainer.", "verbose="))]
+    if bad:
+        raise BinexpError(
+            f"resume= continues a run with its saved config; only trainer.* overrides may be added, got {bad[0]}"
+        )
+    run_dir = Path(value).expanduser().resolve()
+    if not run_dir.is_dir():
+        raise BinexpError(
+            f"cannot resume: no run directory at {run_dir}; "
+            f"fix: pass resume=<a run directory under outputs/runs or outputs/multiruns>"
+        )
+    saved_file = run_dir / ".hydra" / "overrides.yaml"
+    check_run_files(run_dir)
+    if not saved_file.is_file():
+        raise BinexpError(f"cannot resume: {run_dir} is not a binexp run directory (no .hydra/overrides.yaml)")
+    from binexp.runs.allowlist import check_saved_overrides
+    from binexp.safeio import read_yaml
+
+    try:
+        loaded = read_yaml(saved_file)
+        if not isinstance(loaded, list) or not all(isinstance(o, (str, int, float, bool)) for o in loaded):
+            raise TypeError(f"a {type(loaded).__name__}")
+        saved = [str(o) for o in loaded]
+    except BinexpError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged or hand-edited file
+        raise BinexpError(
+            f"cannot resume: {saved_file} is not a list of overrides ({_first_line(e)}); "
+            f"fix: restore it from the original run"
+        ) from None
+    check_saved_overrides(
+        [o for o in saved if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))], str(saved_file)
+    )
+    resume_checkpoint(run_dir)  # last.ckpt, or the newest readable checkpoint, or one line
+    saved = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir=", "hydra.output_subdir="))]
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in extra}
+    saved = [o for o in saved if o.split("=", 1)[0].lstrip("+~") not in keys]
+    quoted = quote_path(run_dir)
+    new = saved + extra + [f"resume={quoted}", f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
+    return flags, new

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binexp.errors import BinexpError
-from binexp.runstate import effective_status
-from binexp.safeio import read_record
+from binexp.runs.record import effective_status, read_record
 
 FOLDED = {"seed"}  # keys folded into mean ± std, never columns
 # keys that say where things are or how they are shown, never what was run: no default column

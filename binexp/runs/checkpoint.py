@@ -15,7 +15,6 @@ is empty; anything added to a checkpoint later that needs a global must be named
 
 from __future__ import annotations
 
-import contextlib
 import os
 import zipfile
 from pathlib import Path
@@ -24,9 +23,8 @@ from typing import Any
 import torch
 
 from binexp.errors import BinexpError
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
+from binexp.runs.layout import CHECKPOINT_DIR, LAST
+from binexp.safeio import atomic_write
 
 # Globals beyond torch's default weights-only set that binexp's own checkpoints need: none.
 SAFE_GLOBALS: tuple = ()
@@ -145,60 +143,6 @@ def run_config(ckpt: dict, path: Path, option: str) -> tuple[dict, int]:
 # Lightning's checkpoint IO: the same safe load on resume, atomic saves
 
 
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(file)`` on ``<path>.tmp-<pid>`` in the same directory, fsync, rename over
-    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    try:  # the rename itself survives a crash once the directory entry is on disk
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Remove ``.<name>.tmp-<pid>`` files that :func:`atomic_write` of a process that no longer
-    exists left behind (killed mid-write); returns what was removed."""
-    import re
-
-    removed = []
-    for p in Path(folder).glob(".*.tmp-*"):
-        m = re.fullmatch(r"\..+\.tmp-(\d+)", p.name)
-        if not m or int(m.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue  # its writer still runs
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def safe_checkpoint_io():
     """A :class:`lightning.fabric.plugins.TorchCheckpointIO` whose saves are atomic in the
     target's own directory (Lightning's go through a temporary file in the system temp dir,
@@ -226,11 +170,8 @@ def safe_checkpoint_io():
 
 __all__ = [
     "SAFE_GLOBALS",
-    "atomic_write",
-    "atomic_write_text",
     "load",
     "locate",
-    "remove_stale_temps",
     "run_config",
     "safe_checkpoint_io",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 
 def read_record(run_dir: str | Path) -> dict | None:
     from binexp.errors import BinexpError
-    from binexp.safeio import read_record
+    from binexp.runs.record import read_record
 
     try:
         return read_record(run_dir)
@@ -35,8 +35,8 @@ def is_completed(run_dir: str | Path) -> bool:
 
 def plan(run_dir: str | Path) -> tuple[str, str | None, str | None]:
     """``("skip", None, None)``, ``("resume", ckpt_path, note)`` or ``("start", None, None)`` for a
-    sweep job; the checkpoint is chosen as ``resume=`` chooses it (:func:`binexp.resume.find_checkpoint`)."""
-    from binexp.resume import find_checkpoint
+    sweep job; the checkpoint is chosen as ``resume=`` chooses it (:func:`binexp.runs.resume.find_checkpoint`)."""
+    from binexp.runs.resume import find_checkpoint
 
     if is_completed(run_dir):
         return "skip", None, None

@@ -2,7 +2,7 @@
 answer at once. Names and one-line summaries come from the package's own source (the
 ``register_quantizer``/``register_model`` decorators, the surrogate classes in
 ``quant/sign.py``, the ``DATASETS`` table) parsed with :mod:`ast`, and config options from the
-YAML files; ``tests/unit/test_catalog.py`` checks that this agrees with the imported registries."""
+YAML files; ``tests/unit/test_source_index.py`` checks that this agrees with the imported registries."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
-from binexp.quiet import DETAIL_LOGGER, make_quiet, make_verbose
+from binexp.console import DETAIL_LOGGER, make_quiet, make_verbose
 from binexp.run import progress_and_noise
 
 

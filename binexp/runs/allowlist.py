@@ -104,7 +104,7 @@ def check_saved_overrides(overrides: list[str], where: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
 
-    from binexp.catalog import config_groups, config_options
+    from binexp.source_index import config_groups, config_options
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -154,7 +154,7 @@ def _config_fields() -> set[str]:
     """The top-level keys of the train config and its groups (``binexp train --cfg job``)."""
     import yaml
 
-    from binexp.catalog import conf_dir, config_groups
+    from binexp.source_index import conf_dir, config_groups
 
     data = yaml.safe_load((conf_dir() / "train.yaml").read_text()) or {}
     return ({str(k) for k in data} | set(config_groups())) - {"hydra", "defaults"}
