@@ -11,6 +11,7 @@ EXTRAS = {
     "slurm": ("hydra/launcher=slurm|local", ("submitit", "hydra_plugins.hydra_submitit_launcher.submitit_launcher")),
     "wandb": ("logger=wandb", ("wandb",)),
     "mlflow": ("logger=mlflow", ("mlflow", "sqlalchemy", "alembic")),
+    "photos": ("data=photocrops", ("skimage.data",)),
 }
 
 

@@ -84,6 +84,62 @@ class SyntheticConfig(InMemoryConfig):
             raise ValueError(f"data.noise must be >= 0, got {self.noise}")
 
 
+# the skimage.data photos of data=photocrops, one class each (any loader of skimage.data that returns an
+# (H, W) or (H, W, 3) uint8 image works)
+PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "rocket",
+)
+
+
+@dataclass
+class PhotoCropsConfig(InMemoryConfig):
+    """Real photos cut into labelled crops, in memory (binexp/data/photocrops.py): one class per
+    photo of scikit-image's bundled samples (``pip install 'binexp[photos]'``). Training crops
+    come from the left ``1 - val_fraction`` of each photo, validation crops from the rest."""
+
+    kind: str = "photocrops"
+    name: str = "photocrops"
+    # skimage.data loader names, one class each (grey photos are replicated to 3 channels)
+    photos: list[str] = field(default_factory=lambda: list(PHOTOS))
+    train_per_class: int = 480  # 12 x 480 = 5,760 training crops
+    val_per_class: int = 120
+    image_size: int = 32
+    # crop side as a fraction of the photo's shorter side, uniform in [min_scale, max_scale]
+    min_scale: float = 0.08
+    max_scale: float = 0.35
+    val_fraction: float = 0.25  # right-hand share of each photo's width that only validation crops see
+    seed: int = 0  # crops, places and mirrors (validation uses seed + 1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(
+            "data",
+            train_per_class=self.train_per_class,
+            val_per_class=self.val_per_class,
+            image_size=self.image_size,
+            min_scale=self.min_scale,
+        )
+        if not self.photos or len(set(self.photos)) != len(self.photos):
+            raise ValueError(f"data.photos must be a non-empty list of distinct names, got {list(self.photos)}")
+        if not self.min_scale <= self.max_scale <= 1:
+            raise ValueError(
+                f"data.min_scale <= data.max_scale <= 1 is needed, got {self.min_scale} and {self.max_scale}"
+            )
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
 @dataclass
 class MNISTConfig(InMemoryConfig):
     """MNIST from the IDX files (binexp/data/mnist.py); ``normalize``: imagenet = MNIST's own
@@ -178,6 +234,22 @@ def _build_synthetic(c: SyntheticConfig) -> ClassifierData:
     )
 
 
+def _build_photocrops(c: PhotoCropsConfig) -> ClassifierData:
+    from binexp.data.photocrops import PhotoCropsDataModule
+
+    return PhotoCropsDataModule(
+        photos=tuple(c.photos),
+        train_per_class=c.train_per_class,
+        val_per_class=c.val_per_class,
+        image_size=c.image_size,
+        min_scale=c.min_scale,
+        max_scale=c.max_scale,
+        val_fraction=c.val_fraction,
+        seed=c.seed,
+        **c.loader_kwargs(),
+    )
+
+
 def _build_mnist(c: MNISTConfig) -> ClassifierData:
     from binexp.data.mnist import MNISTDataModule
 
@@ -221,6 +293,7 @@ DATASETS: dict[str, DatasetEntry] = {
     "synthetic": DatasetEntry("synthetic", SyntheticConfig, _build_synthetic),
     "imagefolder": DatasetEntry("imagefolder", ImageFolderConfig, _build_imagefolder),
     "mnist": DatasetEntry("mnist", MNISTConfig, _build_mnist),
+    "photocrops": DatasetEntry("photocrops", PhotoCropsConfig, _build_photocrops),
     "cifar10c": DatasetEntry("cifar10c", Cifar10CConfig, _build_cifar10c),
 }
 

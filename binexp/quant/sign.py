@@ -74,11 +74,25 @@ class SurrogateParams:
     tanh_end: float = 10.0  # tanh: temperature approached at the last epoch
     t_min: float = 1e-2  # rbnn, ede: T_min
     t_max: float = 1e1  # rbnn, ede: T_max
+    # rbnn, ede: the run length E of t = T_min (T_max/T_min)^(e/E). None (default, the codes): the run's
+    # max_epochs. An integer N: t follows the schedule of an N-epoch run, held at T_max after epoch N
+    # (N = 1000 on a short run keeps t near T_min; a 1000-epoch run is unchanged)
+    schedule_epochs: int | None = None
+    # rbnn, activation role only: the largest t_a (t_a = min(max(t, 1), act_t_max)); None (default) =
+    # no cap, the code's max(t, 1), which rises to T_max over the last third of the run. 1.0 keeps the
+    # activation surrogate at F'(x) = max(0, sqrt2 - |x|) throughout
+    act_t_max: float | None = None
     s_tanh: float = 10.0  # scaled_tanh: S_tanh
     fda_omega: float = 0.1  # fda: base frequency omega of the Fourier series
     fda_n0: int = 9  # fda: terms beyond the first at epoch 0 (n rises from n0 to 2 n0 - 1 over training)
 
     def __post_init__(self) -> None:
+        if self.schedule_epochs is not None and self.schedule_epochs < 1:
+            raise ValueError(f"surrogate_params.schedule_epochs must be >= 1 or null, got {self.schedule_epochs}")
+        if self.act_t_max is not None and not self.act_t_max >= 1.0:
+            raise ValueError(
+                f"surrogate_params.act_t_max must be >= 1 (the activation's t is never below 1), got {self.act_t_max}"
+            )
         if self.fda_n0 < 0:
             raise ValueError(f"surrogate_params.fda_n0 must be >= 0, got {self.fda_n0}")
         for key in ("clip", "beta", "tanh_start", "tanh_end", "t_min", "t_max", "s_tanh", "fda_omega"):
@@ -206,8 +220,10 @@ class AnnealedTanh(Surrogate):
 
 
 def rbnn_t_k(epoch: int, max_epochs: int, t_min: float, t_max: float) -> tuple[float, float]:
-    """RBNN's per-epoch schedule (official code): t = Tmin (Tmax/Tmin)^(e/E), k = max(1/t, 1)."""
-    t = 10 ** (math.log10(t_min) + (math.log10(t_max) - math.log10(t_min)) * epoch / max(max_epochs, 1))
+    """RBNN's per-epoch schedule (official code): t = Tmin (Tmax/Tmin)^(e/E), k = max(1/t, 1)
+    (e > E, as with ``schedule_epochs`` shorter than the run, holds t at Tmax)."""
+    progress = min(epoch / max(max_epochs, 1), 1.0)
+    t = 10 ** (math.log10(t_min) + (math.log10(t_max) - math.log10(t_min)) * progress)
     return t, max(1.0 / t, 1.0)
 
 
@@ -229,7 +245,9 @@ class LogScheduleSurrogate(Surrogate):
         return t, k
 
     def set_progress(self, epoch: int, max_epochs: int) -> None:
-        t, k = self.role_t_k(*rbnn_t_k(epoch, max_epochs, self.params.t_min, self.params.t_max))
+        p = self.params
+        horizon = max_epochs if p.schedule_epochs is None else p.schedule_epochs
+        t, k = self.role_t_k(*rbnn_t_k(epoch, horizon, p.t_min, p.t_max))
         self.t.fill_(t)
         self.k.fill_(k)
 
@@ -243,14 +261,18 @@ class RBNNTrainingAware(LogScheduleSurrogate):
 
     Schedule per epoch e of E (official code): t = Tmin (Tmax/Tmin)^(e/E).
     Weights use k = max(1/t, 1); activations use k = 1 and t_a = max(t, 1) (the code's
-    asymmetry, not stated in the paper).
+    asymmetry, not stated in the paper), capped at ``act_t_max`` (binexp's short-budget
+    variant; no cap by default).
 
     Paper: Lin et al., "Rotated Binary Neural Network", NeurIPS 2020, Sec. 3.4."""
 
     name = "rbnn"
 
     def role_t_k(self, t: float, k: float) -> tuple[float, float]:
-        return (max(t, 1.0), 1.0) if self.role == "activation" else (t, k)
+        if self.role != "activation":
+            return t, k
+        cap = self.params.act_t_max
+        return (max(t, 1.0) if cap is None else min(max(t, 1.0), cap)), 1.0
 
     def derivative(self, x: Tensor) -> Tensor:
         t = self.t.to(x.dtype)

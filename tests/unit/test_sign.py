@@ -180,3 +180,65 @@ def test_annealed_tanh_schedule_and_gradient():
 def test_unknown_surrogate_is_rejected():
     with pytest.raises(ValueError, match="choose one of"):
         make_surrogate("nope")
+
+
+# -- the short-budget variants of the rbnn schedule (surrogate_params.act_t_max, schedule_epochs) -----
+@pytest.mark.parametrize(
+    "cap,e,t_w,t_a",
+    [
+        (None, 0, 0.01, 1.0),  # the code: t_a = max(t, 1)
+        (None, 13, 0.89125, 1.0),
+        (None, 14, 1.25893, 1.25893),  # t_a leaves 1 with the weight's t (epoch 2E/3 onwards)
+        (None, 19, 7.07946, 7.07946),
+        (1.0, 14, 1.25893, 1.0),  # capped: F'_a stays max(0, sqrt2 - |x|)
+        (1.0, 19, 7.07946, 1.0),
+        (2.0, 16, 2.51189, 2.0),
+        (2.0, 15, 1.77828, 1.77828),
+    ],
+)
+def test_rbnn_act_t_max_caps_only_the_activation_t(cap, e, t_w, t_a):
+    params = SurrogateParams(act_t_max=cap)
+    w, a = make_surrogate("rbnn", "weight", params), make_surrogate("rbnn", "activation", params)
+    w.set_progress(e, 20)
+    a.set_progress(e, 20)
+    assert w.t.item() == pytest.approx(t_w, rel=1e-5) and a.t.item() == pytest.approx(t_a, rel=1e-5)
+    assert w.k.item() == pytest.approx(max(1 / t_w, 1.0), rel=1e-5) and a.k.item() == 1.0
+    # the activation's F' at 0 is sqrt2 t_a and vanishes at |x| = sqrt2 / t_a
+    g = grad_at(a, [0.0, math.sqrt(2) / t_a])
+    assert g.tolist() == pytest.approx([math.sqrt(2) * t_a, 0.0], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "horizon,e,big_e,t",
+    [
+        (None, 19, 20, 7.07946),  # the code: the run's own length
+        (1000, 0, 20, 0.01),
+        (1000, 10, 20, 0.0107152),  # a 20-epoch run sees the first 2 % of the 1000-epoch schedule
+        (1000, 19, 20, 0.0114025),
+        (1000, 667, 1000, 1.00231),  # a 1000-epoch run is unchanged
+        (1000, 999, 1000, 9.931),
+        (10, 15, 20, 10.0),  # past its horizon t is held at T_max
+    ],
+)
+def test_rbnn_schedule_epochs_sets_the_horizon(horizon, e, big_e, t):
+    params = SurrogateParams(schedule_epochs=horizon)
+    for surrogate in ("rbnn", "ede"):
+        s = make_surrogate(surrogate, "weight", params)
+        s.set_progress(e, big_e)
+        assert s.t.item() == pytest.approx(t, rel=1e-4)
+    a = make_surrogate("rbnn", "activation", params)
+    a.set_progress(e, big_e)
+    assert a.t.item() == pytest.approx(max(t, 1.0), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("schedule_epochs", 0, "surrogate_params.schedule_epochs must be >= 1 or null, got 0"),
+        ("act_t_max", 0.5, "surrogate_params.act_t_max must be >= 1"),
+        ("act_t_max", math.nan, "surrogate_params.act_t_max must be >= 1"),
+    ],
+)
+def test_short_budget_fields_refuse_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SurrogateParams(**{field: value})
