@@ -9,14 +9,16 @@ For each config (the common overrides plus one ``--vs`` entry) it builds exactly
 ``binexp train`` builds (datamodule, network, optimizer, LR schedule), warms up, then times
 training steps split into data + augmentation, forward (+ loss), backward and optimizer, each
 phase fenced by a device synchronisation (for measurement only: training itself never
-synchronises). Configs are timed in alternating rounds in one process, so their ratios hold
-on a noisy machine. It also times each method's per-epoch work (RBNN's rotation update, the
-surrogate schedules: ``layer.epoch_start``) and reports it as a share of one full epoch of
+synchronises). Configs are timed in alternating rounds in one process, and each ratio is the
+median of the per-round ratios, so they hold on a noisy machine (``--steps 1`` with many rounds
+alternates configs step by step, for a machine whose load changes by the minute). It also times
+each method's per-epoch work (RBNN's rotation update, the surrogate schedules:
+``layer.epoch_start``) and reports it as a share of one full epoch of
 ``--epoch-images`` images (50,000: CIFAR-10) extrapolated from the measured step time, and,
 with ``--epoch``, times one real epoch through Lightning on the configured data.
 
-Results go to stdout and to ``--json`` (default ``bench.json``). ``--every-quantizer`` times every registered quantizer
-(``binexp list quantizer``), XNOR-Net first so that each ratio is to XNOR's step."""
+Results go to stdout and to ``--json`` (default ``bench.json``). ``--every-quantizer`` times every
+registered quantizer (``binexp list quantizer``), XNOR-Net first so that each ratio is to XNOR's step."""
 
 from __future__ import annotations
 
@@ -238,9 +240,15 @@ def main() -> None:
             res["lightning_epoch_s"] = time_lightning_epoch(
                 list(a.overrides) + (b.label.split() if b.label != "base" else []), device
             )
-    base = results[0]["step_ms"]
+    # ratio: the median over rounds of each round's step-time ratio to the first config, so that a
+    # machine whose load changes between rounds (a shared one) shifts both sides of each ratio alike
+    def round_medians(res: dict) -> list[float]:
+        steps = res["step_ms_all"]
+        return [statistics.median(steps[r * a.steps : (r + 1) * a.steps]) for r in range(a.rounds)]
+
+    base = round_medians(results[0])
     for res in results:
-        res["step_ratio_to_first"] = res["step_ms"] / base
+        res["step_ratio_to_first"] = statistics.median(t / b for t, b in zip(round_medians(res), base))
     machine = {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -257,7 +265,7 @@ def main() -> None:
     )
     print(
         f"# precision {a.precision}, channels_last {a.channels_last}, compile {a.compile}; "
-        f"{a.rounds} rounds x {a.steps} steps after {a.warmup} warm-up; medians"
+        f"{a.rounds} rounds x {a.steps} steps after {a.warmup} warm-up; medians (ratio: of the per-round ratios)"
     )
     header = (
         f"{'config':<28}{'step ms':>9}{'img/s':>9}{'ratio':>7}{'data':>7}{'fwd':>7}{'bwd':>7}{'opt':>7}"
