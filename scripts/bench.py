@@ -240,6 +240,7 @@ def main() -> None:
             res["lightning_epoch_s"] = time_lightning_epoch(
                 list(a.overrides) + (b.label.split() if b.label != "base" else []), device
             )
+
     # ratio: the median over rounds of each round's step-time ratio to the first config, so that a
     # machine whose load changes between rounds (a shared one) shifts both sides of each ratio alike
     def round_medians(res: dict) -> list[float]:
