@@ -22,6 +22,8 @@ NOISE_WARNINGS = [
     (UserWarning, r".*smaller than the logging interval.*"),
     # a local run on a machine that has SLURM's srun (a login node, a workstation in the cluster)
     (UserWarning, r".*`srun` command is available on your system but is not used.*"),
+    # a resumed run continues into its own checkpoints/ folder; a new run's folder is always new
+    (UserWarning, r"Checkpoint directory .* exists and is not empty\."),
 ]
 
 
