@@ -20,16 +20,16 @@ import dataclasses
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from binexp.data.registry import DATASETS, dataset_kinds
 from binexp.errors import BinexpError, did_you_mean
-from binexp.models.registry import ModelConfig
-from binexp.optimizer import ScheduleConfig
-from binexp.quant.registry import get_quantizer, quantizer_names
+
+if TYPE_CHECKING:  # imported where used: composing and checking a config imports no torch
+    from binexp.models.registry import ModelConfig
+    from binexp.optimizer import ScheduleConfig
 
 MAX_SEED = 2**32 - 1  # numpy's (and Lightning's seed_everything's) range
 
@@ -89,7 +89,21 @@ SCHEMA_GROUP = "_schema"  # ConfigStore root of the schema defaults (hidden from
 
 def schemas() -> dict[str, dict[str, type]]:
     """``{group: {schema name: dataclass}}``: the schemas option YAMLs start from
-    (``/_schema/<group>/<name>``)."""
+    (``/_schema/<group>/<name>``), read from source without importing torch
+    (:mod:`binexp.schema_source`: the same fields and defaults), else imported."""
+    from binexp import schema_source
+
+    try:
+        return schema_source.schemas()
+    except schema_source.Unavailable:
+        return imported_schemas()
+
+
+def imported_schemas() -> dict[str, dict[str, type]]:
+    """:func:`schemas` from the imported registries (imports torch)."""
+    from binexp.data.registry import DATASETS
+    from binexp.models.registry import ModelConfig
+    from binexp.optimizer import ScheduleConfig
     from binexp.quant.registry import QUANTIZERS
 
     return {
@@ -466,13 +480,14 @@ def check_trainer(kwargs: dict) -> None:
             q.setLevel(level)
 
 
-def check_angle_penalty(value, quantizer_cfg) -> float:
+def check_angle_penalty(value, quantizer_cfg, probe: bool = True) -> float:
     """Validate the top-level ``angle_penalty``: a number >= 0, and > 0 only for a quantizer whose
-    layers keep a latent weight (checked on one probe layer built from a copy of the config)."""
+    layers keep a latent weight (checked on one probe layer built from a copy of the config, unless
+    ``probe`` is false)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise BinexpError(f"angle_penalty must be a number >= 0, got {value!r}; fix: e.g. angle_penalty=0.1 (0 = off)")
-    if value == 0:
-        return 0.0
+    if value == 0 or not probe:
+        return float(value)
     from binexp.quant.registry import ConvFactory
 
     probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
@@ -485,8 +500,27 @@ def check_angle_penalty(value, quantizer_cfg) -> float:
     return float(value)
 
 
-def validate(cfg: DictConfig) -> RunConfig:
-    """Check the composed config; raise :class:`BinexpError` with one line on the first problem."""
+def check_light(overrides: list[str]) -> None:
+    """The config check that imports no torch or Lightning, so that a typo is answered at once:
+    compose (unknown keys, options and groups, bare keys) and check every group against its schema
+    read from source (types, ranges, choice values), each problem as the same line as
+    :func:`validate` gives. Not checked here: the ``trainer`` arguments against Lightning, the
+    angle penalty's layers, the data, the model (``preflight.check_config`` does all of it next).
+    Returns quietly when it finds nothing, or when a schema needs torch after all."""
+    from binexp import schema_source
+
+    cfg = compose(overrides)
+    try:
+        validate(cfg, light=schema_source.schemas())
+    except (schema_source.Unavailable, NameError):
+        return  # a check this reader cannot run: the full check runs it
+
+
+def validate(cfg: DictConfig, light: dict[str, dict[str, type]] | None = None) -> RunConfig:
+    """Check the composed config; raise :class:`BinexpError` with one line on the first problem.
+    ``light``: the schemas of :mod:`binexp.schema_source` (no torch imported; the ``trainer``
+    arguments and the angle penalty's layers are then not checked, and the return value is only
+    for the check)."""
     try:
         qname = cfg.quantizer.name
         dkind = cfg.data.kind
@@ -494,20 +528,31 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise BinexpError(
             f"config is missing quantizer.name or data.kind ({e}); fix: select quantizer=<name> and data=<name>"
         ) from None
-    try:
-        qentry = get_quantizer(qname)
-    except KeyError:
+    if light is not None:
+        quantizers, datasets = light["quantizer"], light["data"]
+        model_schema, schedule_schema = light["model"]["model"], light["schedule"]["schedule"]
+        distill_schema = light["distill"]["distill"]
+    else:
+        from binexp.data.registry import DATASETS
+        from binexp.models.registry import ModelConfig
+        from binexp.optimizer import ScheduleConfig
+        from binexp.quant.registry import QUANTIZERS
+
+        quantizers = {n: e.schema for n, e in QUANTIZERS.items()}
+        datasets = {k: e.schema for k, e in DATASETS.items()}
+        model_schema, schedule_schema, distill_schema = ModelConfig, ScheduleConfig, DistillConfig
+    if qname not in quantizers:
         raise BinexpError(
-            f"quantizer.name={qname!r} is not a registered quantizer; choose one of: {', '.join(quantizer_names())}"
+            f"quantizer.name={qname!r} is not a registered quantizer; choose one of: {', '.join(sorted(quantizers))}"
         ) from None
-    if dkind not in DATASETS:
-        raise BinexpError(f"data.kind={dkind!r} is not a dataset kind; choose one of: {', '.join(dataset_kinds())}")
-    quantizer = to_schema(qentry.schema, cfg.quantizer, "quantizer")
-    data = to_schema(DATASETS[dkind].schema, cfg.data, "data")
-    model = to_schema(ModelConfig, cfg.model, "model")
-    schedule = to_schema(ScheduleConfig, cfg.schedule, "schedule")
-    trainer = trainer_kwargs(cfg.trainer)
-    distill = to_schema(DistillConfig, cfg.get("distill") or {}, "distill")
+    if dkind not in datasets:
+        raise BinexpError(f"data.kind={dkind!r} is not a dataset kind; choose one of: {', '.join(sorted(datasets))}")
+    quantizer = to_schema(quantizers[qname], cfg.quantizer, "quantizer")
+    data = to_schema(datasets[dkind], cfg.data, "data")
+    model = to_schema(model_schema, cfg.model, "model")
+    schedule = to_schema(schedule_schema, cfg.schedule, "schedule")
+    trainer = trainer_kwargs(cfg.trainer) if light is None else {}
+    distill = to_schema(distill_schema, cfg.get("distill") or {}, "distill")
     for flag in ("verbose", "compile", "channels_last"):
         if cfg.get(flag) not in (None, True, False):
             raise BinexpError(f"{flag} must be true or false, got {cfg.get(flag)!r}; fix: {flag}=true or {flag}=false")
@@ -520,7 +565,7 @@ def validate(cfg: DictConfig) -> RunConfig:
             f"name={name!r} names the run directory (outputs/runs/<time>_<name>) and must be one folder name; "
             f"fix: name=<a word without '/', e.g. rbnn_short>"
         )
-    penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer)
+    penalty = check_angle_penalty(cfg.get("angle_penalty", 0.0), quantizer, probe=light is None)
     return RunConfig(
         data=data,
         model=model,

@@ -212,19 +212,23 @@ def preflight(overrides: list[str], multirun: bool) -> list[str]:
     check_launcher_overrides(overrides)  # hydra/launcher=slurm|local without its package: one line
     variants = expand_sweeps(overrides, multirun)
     swept = set(swept_keys(overrides)) if multirun else set()
-    failures: list[tuple[list[str], BinexpError]] = []
-    for variant in variants:
-        try:
-            check_config(variant)
-        except BinexpError as e:
-            if not swept:
-                raise
-            failures.append((variant, e))
-    if failures:  # name the sweep job (the values it sweeps) whose config is wrong
-        failed, error = failures[0]
-        job = " ".join(o for o in failed if o.split("=", 1)[0].lstrip("+~") in swept)
-        more = f" ({len(failures)} of the {len(variants)} sweep jobs checked fail)" if len(failures) > 1 else ""
-        raise BinexpError(f"in the sweep job {job}: {error}{more}")
+    from binexp.config import check_light
+
+    # first without torch (a typo is answered at once), then everything (imports torch)
+    for check in (check_light, check_config):
+        failures: list[tuple[list[str], BinexpError]] = []
+        for variant in variants:
+            try:
+                check(variant)
+            except BinexpError as e:
+                if not swept:
+                    raise
+                failures.append((variant, e))
+        if failures:  # name the sweep job (the values it sweeps) whose config is wrong
+            failed, error = failures[0]
+            job = " ".join(o for o in failed if o.split("=", 1)[0].lstrip("+~") in swept)
+            more = f" ({len(failures)} of the {len(variants)} sweep jobs checked fail)" if len(failures) > 1 else ""
+            raise BinexpError(f"in the sweep job {job}: {error}{more}")
     explicit = [
         o.split("=", 1)[1].strip("'\"")
         for o in overrides
