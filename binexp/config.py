@@ -490,8 +490,8 @@ def check_angle_penalty(value, quantizer_cfg, probe: bool = True) -> float:
         return float(value)
     from binexp.quant.registry import ConvFactory
 
-    probe = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
-    hook = getattr(probe, "penalty_weight", None)
+    layer = ConvFactory(copy.deepcopy(quantizer_cfg))(16, 16, 3, 1, 1)
+    hook = getattr(layer, "penalty_weight", None)
     if not callable(hook) or hook() is None:
         raise BinexpError(
             f"angle_penalty={value} needs binarized layers with real latent weights (xnor, bireal, rbnn); "

@@ -94,7 +94,6 @@ def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
     os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
     from binexp.preflight import preflight
-    from binexp.runs.resume import resume_args
 
     flags, overrides = split_args(args)
     check_flags(flags)
@@ -106,6 +105,8 @@ def main(args: list[str]) -> int:
 
         ignore_noise_warnings()
     if any(o.startswith("resume=") for o in overrides):
+        from binexp.runs.resume import resume_args  # reads checkpoints: imports torch
+
         flags, overrides = resume_args(flags, overrides)
     multirun = "-m" in flags or "--multirun" in flags
     if not (set(flags) & _PASSTHROUGH_FLAGS):
