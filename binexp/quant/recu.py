@@ -16,8 +16,10 @@ dL/dalpha agree to 1e-12 (tests/unit/test_recu.py holds the official code's valu
 numbers); the tau schedule agrees with ``cpt_tau`` to float32 precision (the official code
 computes it in float32).
 
-Convolutions only: no linear rule (BiBench's ``ReCULinear`` is not reproduced), so a
-model with binarized linear layers (``model=vit_cifar``) is refused in one line before training.
+Linear layers (:class:`ReCULinear`, for ``model=vit_cifar``): BiBench's ``ReCULinear`` (the official
+code binarizes convolutions only); compared the same way in float64 with BiBench's layer at tau(0),
+tau(E/2), tau(E) and in evaluation: output, dL/dx, dL/dW, dL/dbias and dL/dalpha agree to 1e-13
+(tests/unit/test_recu.py).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, surrogate_names
 
 ACT_NORMS = ("train_only", "always", "off")
@@ -73,14 +75,15 @@ class ReCUConfig:
             raise ValueError(f"quantizer.eps must be > 0, got {self.eps}")
 
 
-class ReCUConv2d(QuantConv2d):
-    """ReCU binary convolution.
+class ReCUBinary(QuantLayer):
+    """ReCU binarization, whatever the geometry (:class:`ReCUConv2d`, :class:`ReCULinear`).
 
     Forward, weights: w0 = W - mean_c(W); w1 = w0 / (sqrt(var_c(w0) + eps) / (2 sqrt2)) (per output
     channel, unbiased variance: per-channel std 2 sqrt2); Q = -mean|w1| ln(2 - 2 tau) (mean over
     the whole layer: the tau-quantile of a Laplace(0, mean|w1|), detached); W_b = sign(clamp(w1,
-    -Q, Q)). Activations (training): x_b = sign(a / sqrt(var_{C,H,W}(a) + eps)) per sample;
-    evaluation: sign(a). Output: conv(x_b, W_b) * alpha, alpha learnable (C_out, 1, 1).
+    -Q, Q)). Activations (training): x_b = sign(a / sqrt(var(a) + eps)) per sample (over C, H, W of
+    a conv input, over the features of a token); evaluation: sign(a). Output: conv(x_b, W_b) * alpha
+    (or x_b W_b^T * alpha, then the full-precision bias), alpha learnable per output channel.
     Backward: weights straight through the sign, zero where |w1| > Q (the clamp), then through
     the standardisation by autograd; activations max(0, 2 - 2|a0|) times the 1/std factor (and
     its autograd term). tau = 1 (before the first epoch hook) gives Q = +inf: no clamp.
@@ -89,12 +92,13 @@ class ReCUConv2d(QuantConv2d):
 
     tau: Tensor  # buffer: the current quantile
 
-    def __init__(self, cfg: ReCUConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    def __init__(self, cfg: ReCUConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.tau_min, self.tau_max, self.eps, self.act_norm = cfg.tau_min, cfg.tau_max, cfg.eps, cfg.act_norm
         self._make_latent_weight()
         init = torch.rand if cfg.alpha_init == "uniform" else torch.ones
-        self.alpha = nn.Parameter(init(spec.out_channels, 1, 1))
+        # (C_out, 1, 1) on a conv output (official), (C_out,) on a token's features (BiBench ReCULinear)
+        self.alpha = nn.Parameter(init(self.out_channels, *([1] * (len(self.weight_dims) - 1))))
         self.register_buffer("tau", torch.tensor(1.0), persistent=False)
         self.weight_sign = make_surrogate(cfg.weight_surrogate, "weight", cfg.surrogate_params)
         self.act_sign = (
@@ -103,8 +107,8 @@ class ReCUConv2d(QuantConv2d):
 
     def latent_weight(self) -> Tensor:
         """w1, the standardised weight whose sign is the binary weight."""
-        w0 = self.weight - self.weight.mean(dim=(1, 2, 3), keepdim=True)
-        return w0 / (torch.sqrt(w0.var(dim=(1, 2, 3), keepdim=True) + self.eps) / (2.0 * math.sqrt(2.0)))
+        w0 = self.weight - self.weight.mean(dim=self.weight_dims, keepdim=True)
+        return w0 / (torch.sqrt(w0.var(dim=self.weight_dims, keepdim=True) + self.eps) / (2.0 * math.sqrt(2.0)))
 
     def clamp_bound(self, w1: Tensor) -> Tensor:
         """Q = -mean|w1| ln(2 - 2 tau), detached."""
@@ -119,7 +123,7 @@ class ReCUConv2d(QuantConv2d):
         if self.act_sign is None:
             return None
         if self.act_norm == "always" or (self.act_norm == "train_only" and self.training):
-            return x / torch.sqrt(x.var(dim=(1, 2, 3), keepdim=True) + self.eps)
+            return x / torch.sqrt(x.var(dim=self.input_dims, keepdim=True) + self.eps)
         return x
 
     def quantize_input(self, x: Tensor) -> Tensor:
@@ -152,6 +156,28 @@ class ReCUConv2d(QuantConv2d):
         return f"{super().extra_repr()}, tau={float(self.tau):.4f}, act_norm={self.act_norm}"
 
 
+class ReCUConv2d(ReCUBinary, QuantConv2d):
+    """ReCU binary convolution (the rule of :class:`ReCUBinary`), as the official ``BinarizeConv2d``."""
+
+    def __init__(self, cfg: ReCUConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class ReCULinear(ReCUBinary, QuantLinear):
+    """ReCU binary linear layer (the rule of :class:`ReCUBinary`), as BiBench's ``ReCULinear``
+    (htqin/BiBench ``bibench/models/layers/recu.py``): rows standardised over the input features,
+    each token divided by its std over its features in training, alpha per output feature, the
+    full-precision bias added after alpha."""
+
+    def __init__(self, cfg: ReCUConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("recu", ReCUConfig, "ReCU: standardised weights clamped at a Laplace tau-quantile, learnable alpha")
 def build_recu_conv(cfg: ReCUConfig, spec: ConvSpec) -> ReCUConv2d:
     return ReCUConv2d(cfg, spec)
+
+
+@register_linear("recu")
+def build_recu_linear(cfg: ReCUConfig, spec: LinearSpec) -> ReCULinear:
+    return ReCULinear(cfg, spec)

@@ -13,6 +13,8 @@ gradient (``dx``, ``dW``, the scale factors'), flattened in PyTorch's row-major 
   removed): ``irnet`` at five schedule points ``"<t_min>_<epoch>_<epochs>"`` with the (k, t) used.
 * BiBench's linear layers (``BNNLinear``, ``DoReFaLinear``, ``XNORPlusPlusLinear``, ``XNORLinear``):
   ``bnn_linear``, ``dorefa_linear``, ``xnorpp_linear`` (o in ``linear_inputs``), ``xnor_linear``.
+* BiBench's ``ReCULinear`` (same commit, ``layers/recu.py``): ``recu_linear`` at ``"<epoch>_<train|eval>"``
+  of 400 epochs, with BiBench's float32 tau and the alpha used.
 * DoReFa ``variant=paper``: a line-by-line PyTorch transcription of tensorpack's
   ``examples/DoReFa-Net/dorefa.py:get_dorefa`` (``fw``, ``fa``, Round/Sign gradients overridden
   with the identity) after ``clip_by_value(x, 0, 1)`` (TensorFlow itself was not run):

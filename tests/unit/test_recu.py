@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from binexp.quant.layers import ConvSpec
-from binexp.quant.recu import ReCUConfig, ReCUConv2d, recu_tau
+from binexp.quant.layers import ConvSpec, LinearSpec
+from binexp.quant.recu import ReCUConfig, ReCUConv2d, ReCULinear, recu_tau
 from tests.unit import golden_values as golden
 
 F64 = torch.float64
@@ -125,3 +125,22 @@ def test_avgpool_pad_shortcut_of_the_official_resnet20():
     assert OptionAShortcut(1, 3, 2)(x)[0, 1].flatten().tolist() == [0.0, 2.0, 8.0, 10.0]  # option A subsamples
     with _pytest.raises(ValueError, match="shortcut"):
         ModelConfig(name="vgg_small", shortcut="avgpool_pad")
+
+
+@pytest.mark.parametrize("point", ["0_train", "200_train", "400_train", "200_eval"])
+def test_linear_rule_matches_bibench_golden(point):
+    """BiBench's ReCULinear in float64 (tests/unit/official_golden.py): tau at epochs 0, 200, 400 of
+    400 (BiBench's float32 tau), in training (tokens standardised) and evaluation (not)."""
+    from tests.unit.official_golden import GOLDEN, IN, OUT, assert_matches, run_linear
+
+    epoch, mode = point.split("_")
+    layer = ReCULinear(ReCUConfig(), LinearSpec(IN, OUT)).double()
+    layer.epoch_start(int(epoch), 400)
+    golden_point = GOLDEN["recu_linear"][point]
+    assert float(layer.tau) == pytest.approx(golden_point["tau"], abs=3e-8)  # BiBench computes tau in float32
+    with torch.no_grad():
+        layer.tau.fill_(golden_point["tau"])
+        layer.alpha.copy_(torch.tensor(GOLDEN["recu_linear"]["alpha"], dtype=torch.float64))
+    layer.train(mode == "train")
+    assert layer.alpha.shape == (OUT,)
+    assert_matches(run_linear(layer, alpha=layer.alpha), golden_point)
