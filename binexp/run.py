@@ -343,6 +343,7 @@ def _fit(
         default_root_dir=str(run_dir),
         plugins=[checkpoint.safe_checkpoint_io()],
     )
+    checkpoint.forget(keep=ckpt_path)  # the start read what it needs; only the restore's own checkpoint stays
     try:
         with interrupt.installed():
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

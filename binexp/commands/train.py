@@ -93,8 +93,6 @@ def check_flags(flags: list[str]) -> None:
 def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
     os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
-    from binexp.preflight import preflight
-
     flags, overrides = split_args(args)
     check_flags(flags)
     if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
@@ -104,6 +102,17 @@ def main(args: list[str]) -> int:
         from binexp.console import ignore_noise_warnings
 
         ignore_noise_warnings()
+    from binexp.runs.checkpoint import read_once  # light: torch is imported by the first read
+
+    with read_once():  # each checkpoint file is read once while the run starts (resume=, init_from=, a teacher)
+        _start(flags, overrides)
+    return 0
+
+
+def _start(flags: list[str], overrides: list[str]) -> None:
+    """The pre-flight checks (resume= replays the run's overrides first), then Hydra's job(s)."""
+    from binexp.preflight import preflight
+
     if any(o.startswith("resume=") for o in overrides):
         from binexp.runs.resume import resume_args  # reads checkpoints: imports torch
 
@@ -118,4 +127,3 @@ def main(args: list[str]) -> int:
 
     sys.argv = [sys.argv[0], *flags, *overrides]
     hydra_train()
-    return 0

@@ -15,12 +15,11 @@ is empty; anything added to a checkpoint later that needs a global must be named
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from binexp.errors import BinexpError
 from binexp.runs.layout import CHECKPOINT_DIR, LAST
@@ -28,6 +27,13 @@ from binexp.safeio import atomic_write
 
 # Globals beyond torch's default weights-only set that binexp's own checkpoints need: none.
 SAFE_GLOBALS: tuple = ()
+
+# While a run starts (:func:`read_once`), each checkpoint file is read once: ``resume=`` weighs
+# every candidate (last.ckpt, the best epoch, hpc checkpoints) before Hydra starts and again inside
+# the job, the pre-flight checks a teacher that the job then loads, and Lightning restores the
+# chosen one. A file is known by its identity on disk, so one rewritten since (an atomic save
+# renames a new file over it) is read again. None: no start under way, nothing is kept.
+_READ: dict[tuple, dict] | None = None
 
 # what each option is called on the command line, and what it expects
 _HOW = {
@@ -99,17 +105,61 @@ def check_archive(path: Path, option: str, what: str = "checkpoint") -> None:
         )
 
 
-def load(path: str | Path, option: str, what: str = "checkpoint") -> dict:
+def _identity(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def read_once():
+    """Within this block each checkpoint file is read from disk at most once (see :data:`_READ`);
+    :func:`forget` drops what was read once the run has what it needs."""
+    global _READ
+    outer = _READ
+    _READ = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _READ = outer
+
+
+def forget(keep: str | Path | None = None) -> None:
+    """Drop the checkpoints read during the start, except ``keep`` (the one Lightning restores
+    next, which :class:`SafeCheckpointIO` then takes out)."""
+    if _READ is None:
+        return
+    kept = _identity(Path(keep)) if keep is not None else None
+    for key in [k for k in _READ if k != kept]:
+        del _READ[key]
+
+
+def load(path: str | Path, option: str, what: str = "checkpoint", *, take: bool = False) -> dict:
     """Load a binexp/Lightning checkpoint with ``weights_only=True`` onto the CPU.
 
     Raises a one-line :class:`BinexpError` (naming ``option``) for a file that is not a torch
     archive, is truncated, lacks ``state_dict``, or asks to build any object outside the
-    allow-list (the one thing a pickle can use to run code)."""
+    allow-list (the one thing a pickle can use to run code). During :func:`read_once` a file
+    already read is not read again (``take``: and is then dropped)."""
     path = Path(path)
+    key = _identity(path) if _READ is not None else None
+    if key is not None and _READ is not None and key in _READ:
+        return _READ.pop(key) if take else _READ[key]
+    ckpt = _load(path, option, what)
+    if key is not None and _READ is not None and not take:
+        _READ[key] = ckpt
+    return ckpt
+
+
+def _load(path: Path, option: str, what: str) -> dict:
     check_archive(path, option, what)
     try:
         if not zipfile.is_zipfile(path):
             raise ValueError("not a torch zip archive")
+        import torch  # here, not at import: `binexp train` imports this module before it knows it reads one
+
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is one line
@@ -157,21 +207,25 @@ def safe_checkpoint_io():
 
             # serialised in memory first (as Lightning does): a full disk then surfaces as the
             # OSError of the file write, not as torch's RuntimeError from inside its zip writer
+            import torch
+
             buffer = io.BytesIO()
             torch.save(checkpoint, buffer)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
         def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
-            return load(path, "resume")
+            return load(path, "resume", take=True)
 
     return SafeCheckpointIO()
 
 
 __all__ = [
     "SAFE_GLOBALS",
+    "forget",
     "load",
     "locate",
+    "read_once",
     "run_config",
     "safe_checkpoint_io",
 ]
