@@ -3,7 +3,7 @@ that a typo in a key, an option or a choice value is answered at once (``binexp 
 config with these before it imports torch; see :func:`binexp.config.check_light`).
 
 Each schema stays where it is written (the method's own module, ``data/registry.py``,
-``models/registry.py``, ``schedule.py``, ``config.py``): this module reads that module's source
+``models/registry.py``, ``optimizer.py``, ``config.py``): this module reads that module's source
 with :mod:`ast` and executes only its torch-free parts (its ``from __future__`` line, the names
 it imports from other binexp modules, read the same way, its literal constants, its functions
 and its dataclasses) in a namespace of its own. The registered names a schema checks against

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "base",
         {"binexp", "binexp.errors", "binexp.extras", "binexp.source_index", "binexp.console", "binexp.safeio"}
-        | {"binexp.suggest", "binexp.tb_tags"},
+        | {"binexp.suggest", "binexp.tb_tags", "binexp.schema_source"},
     ),
     ("quant", {"binexp.quant", "binexp.optimizer"}),
     ("models and data", {"binexp.models", "binexp.data"}),
