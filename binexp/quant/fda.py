@@ -17,8 +17,9 @@ and with a layer wide enough for both noise MLPs to be non-zero: output, dL/dx, 
 gradients of every noise-module weight agree to 1e-12 (tests/unit/test_fda.py holds BiBench's
 values as golden numbers).
 
-Convolutions only: no linear rule (BiBench's ``FDALinear`` is not reproduced), so a
-model with binarized linear layers (``model=vit_cifar``) is refused in one line before training.
+Linear layers (:class:`FDALinear`, for ``model=vit_cifar``): BiBench's ``FDALinear``, compared the
+same way (64 input features, so both noise MLPs are non-zero) at epochs 0, 200 and 399 of 400:
+output and every gradient agree to 1e-13 (tests/unit/test_fda.py).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from binexp.quant.layers import ConvSpec, QuantConv2d, Storage
-from binexp.quant.registry import check_choice, register_quantizer
+from binexp.quant.layers import ConvSpec, LinearSpec, QuantConv2d, QuantLayer, QuantLinear, Storage
+from binexp.quant.registry import check_choice, register_linear, register_quantizer
 from binexp.quant.sign import SurrogateParams, make_surrogate, surrogate_names
 
 ACT_NOISES = ("trained", "frozen", "off")
@@ -86,12 +87,14 @@ class NoiseAdaptation(nn.Module):
         return self.fc2(F.relu(self.fc1(x))) + shortcut
 
 
-class FDAConv2d(QuantConv2d):
-    """FDA binary convolution (BiBench's training rule).
+class FDABinary(QuantLayer):
+    """FDA binarization (BiBench's training rule), whatever the geometry (:class:`FDAConv2d`,
+    :class:`FDALinear`).
 
     Forward: W_q = (sign(W) + alpha_t e_w(W)) * mean_c|W| (per output channel, detached), e_w
-    an MLP over each flattened filter (d = C_in k k); x_q = sign(x) + alpha_t e_a(x), e_a an MLP
-    over the channels at each position; y = conv(x_q, W_q). alpha_t = 0 in the last epoch, so
+    an MLP over each flattened filter (d = C_in k k; a linear layer's row: d = in); x_q = sign(x)
+    + alpha_t e_a(x), e_a an MLP over the channels at each position (a token's features);
+    y = conv(x_q, W_q) (or x_q W_q^T, then the full-precision bias). alpha_t = 0 in the last epoch, so
     the final forward is mean_c|W| sign(W) and sign(x); before it the forward is not binary
     (in evaluation too, unless ``eval_noise=false``).
     Backward: the sign parts with the Fourier-series surrogate (``fda``: (4w/pi) sum_{i<=n}
@@ -102,8 +105,8 @@ class FDAConv2d(QuantConv2d):
 
     alpha_t: Tensor  # buffer: the current weight of the noise terms
 
-    def __init__(self, cfg: FDAConfig, spec: ConvSpec) -> None:
-        super().__init__(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+    def __init__(self, cfg: FDAConfig, *geometry, **kw) -> None:
+        super().__init__(*geometry, **kw)
         self.alpha_max, self.eval_noise = cfg.alpha_max, cfg.eval_noise
         self._make_latent_weight()
         # persistent: a checkpoint evaluates with the alpha_t it was trained to (0 after the last epoch)
@@ -112,11 +115,11 @@ class FDAConv2d(QuantConv2d):
         self.act_sign = (
             make_surrogate(cfg.act_surrogate, "activation", cfg.surrogate_params) if cfg.binary_activations else None
         )
-        d = spec.in_channels * spec.kernel_size * spec.kernel_size
+        d = self.num_weights // self.out_channels
         self.weight_noise = NoiseAdaptation(d, cfg.noise_k, cfg.noise_eta) if cfg.noise_adapt else None
         self.act_noise = None
         if cfg.noise_adapt and cfg.act_noise != "off" and self.act_sign is not None:
-            self.act_noise = NoiseAdaptation(spec.in_channels, cfg.noise_k, cfg.noise_eta)
+            self.act_noise = NoiseAdaptation(self.in_channels, cfg.noise_k, cfg.noise_eta)
             if cfg.act_noise == "frozen":
                 self.act_noise.requires_grad_(False)
 
@@ -129,14 +132,15 @@ class FDAConv2d(QuantConv2d):
         if self.weight_noise is not None and self._noisy():
             ew = self.weight_noise(w.flatten(1)).view_as(w)
             wb = wb + self.alpha_t.to(w.dtype) * ew
-        return wb * w.abs().mean(dim=(1, 2, 3), keepdim=True).detach()
+        return wb * w.abs().mean(dim=self.weight_dims, keepdim=True).detach()
 
     def quantize_input(self, x: Tensor) -> Tensor:
         if self.act_sign is None:
             return x
         xb = self.act_sign(x)
         if self.act_noise is not None and self._noisy():
-            ea = self.act_noise(x.movedim(1, -1)).movedim(-1, 1)
+            # the channels of a conv input are dim 1, a token's features the last dim
+            ea = self.act_noise(x) if self.input_dims == (-1,) else self.act_noise(x.movedim(1, -1)).movedim(-1, 1)
             xb = xb + self.alpha_t.to(x.dtype) * ea
         return xb
 
@@ -163,6 +167,26 @@ class FDAConv2d(QuantConv2d):
         )
 
 
+class FDAConv2d(FDABinary, QuantConv2d):
+    """FDA binary convolution (the rule of :class:`FDABinary`), as BiBench's ``FDAConv2d``."""
+
+    def __init__(self, cfg: FDAConfig, spec: ConvSpec) -> None:
+        super().__init__(cfg, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.padding)
+
+
+class FDALinear(FDABinary, QuantLinear):
+    """FDA binary linear layer (the rule of :class:`FDABinary`), as BiBench's ``FDALinear``
+    (``bibench/models/layers/fda.py``): mean|W| per output row, the full-precision bias added last."""
+
+    def __init__(self, cfg: FDAConfig, spec: LinearSpec) -> None:
+        super().__init__(cfg, spec.in_features, spec.out_features, spec.bias)
+
+
 @register_quantizer("fda", FDAConfig, "FDA: Fourier-series sign gradient + decaying noise-adaptation modules")
 def build_fda_conv(cfg: FDAConfig, spec: ConvSpec) -> FDAConv2d:
     return FDAConv2d(cfg, spec)
+
+
+@register_linear("fda")
+def build_fda_linear(cfg: FDAConfig, spec: LinearSpec) -> FDALinear:
+    return FDALinear(cfg, spec)

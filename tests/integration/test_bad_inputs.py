@@ -374,7 +374,7 @@ CASES = [
             f"quantizer {q} has no linear rule, and this model binarizes linear layers; "
             f"fix: quantizer=<one of: {', '.join(linear_quantizer_names())}>, or a convolution-only model",
         )
-        for q in ("fda", "adabin")
+        for q in ("adabin",)
     ),
 ]
 

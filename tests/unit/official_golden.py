@@ -15,6 +15,9 @@ gradient (``dx``, ``dW``, the scale factors'), flattened in PyTorch's row-major 
   ``bnn_linear``, ``dorefa_linear``, ``xnorpp_linear`` (o in ``linear_inputs``), ``xnor_linear``.
 * BiBench's ``ReCULinear`` (same commit, ``layers/recu.py``): ``recu_linear`` at ``"<epoch>_<train|eval>"``
   of 400 epochs, with BiBench's float32 tau and the alpha used.
+* BiBench's ``FDALinear`` (same commit, ``layers/fda.py``): ``fda_linear`` at ``"<epoch>_400"``, 64 input
+  features (both noise MLPs non-zero), inputs and noise-MLP weights as in ``test_fda.py``, BiBench's
+  float32 alpha_t and its n.
 * DoReFa ``variant=paper``: a line-by-line PyTorch transcription of tensorpack's
   ``examples/DoReFa-Net/dorefa.py:get_dorefa`` (``fw``, ``fa``, Round/Sign gradients overridden
   with the identity) after ``clip_by_value(x, 0, 1)`` (TensorFlow itself was not run):

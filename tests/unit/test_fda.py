@@ -10,8 +10,8 @@ import torch
 from binexp.lit.module import ClassifierModule
 from binexp.models.registry import ModelConfig
 from binexp.optimizer import ScheduleConfig
-from binexp.quant.fda import FDAConfig, FDAConv2d, fda_alpha
-from binexp.quant.layers import ConvSpec
+from binexp.quant.fda import FDAConfig, FDAConv2d, FDALinear, fda_alpha
+from binexp.quant.layers import ConvSpec, LinearSpec
 from binexp.quant.sign import SurrogateParams, fda_terms, make_surrogate
 from tests.unit import golden_values as golden
 
@@ -131,3 +131,31 @@ def test_frozen_act_noise_is_left_out_of_the_optimizer_and_storage():
     conv = layer(cin=64, cout=2, k=1)
     assert conv.storage().training_floats == {"weight_noise": 128, "act_noise": 128}
     assert layer(cin=64, cout=2, k=1, act_noise="off").act_noise is None
+
+
+@pytest.mark.parametrize("epoch", [0, 200, 399])
+def test_linear_rule_matches_bibench_golden(epoch):
+    """BiBench's FDALinear in float64 (tests/unit/official_golden.py), 64 features so that both noise
+    MLPs have a hidden unit: output, dL/dx, dL/dW, dL/dbias and every noise-MLP weight gradient."""
+    from tests.unit.official_golden import GOLDEN, assert_matches, wave
+
+    gold = GOLDEN["fda_linear"][f"{epoch}_400"]
+    lin = FDALinear(FDAConfig(), LinearSpec(64, 3)).double()
+    lin.epoch_start(epoch, 400)
+    assert lin.alpha_t.item() == pytest.approx(gold["alpha"], abs=1e-7)  # BiBench: float32
+    with torch.no_grad():
+        lin.alpha_t.fill_(gold["alpha"])
+        lin.weight.copy_(wave((3, 64), 1.3, 1.7, 0.3) * 0.6)
+        lin.bias.copy_(wave((3,), 0.5, 0.8, 0.1))
+        for noise, (a, b) in ((lin.weight_noise, (0.3, 0.4)), (lin.act_noise, (0.35, 0.45))):
+            c1, d1, c2, d2 = (1.3, 0.5, 0.7, 0.9) if noise is lin.weight_noise else (1.1, 0.2, 0.6, 0.3)
+            noise.fc1.weight.copy_(wave((1, 64), a, c1, d1))
+            noise.fc2.weight.copy_(wave((64, 1), b, c2, d2))
+    x = (wave((2, 3, 64), 1.6, 0.9, 0.2) * 0.8).requires_grad_(True)
+    y = lin(x)
+    (y * wave((2, 3, 3), 1.0, 0.55, 0.7)).sum().backward()
+    wn, an = lin.weight_noise, lin.act_noise
+    got = {"y": y.detach(), "dx": x.grad, "dW": lin.weight.grad, "db": lin.bias.grad}
+    got |= {"dw_fc1": wn.fc1.weight.grad, "dw_fc2": wn.fc2.weight.grad}
+    got |= {"da_fc1": an.fc1.weight.grad, "da_fc2": an.fc2.weight.grad}
+    assert_matches(got, gold)
