@@ -36,7 +36,7 @@ from binexp.runs import sweep as sweep_resume  # registers the resolver behind h
 from binexp.runs.init_from import load_compatible
 from binexp.runs.layout import CHECKPOINT_DIR, LAST
 from binexp.runs.record import RunLock
-from binexp.runs.resume import already_complete, previous_record, resume_checkpoint
+from binexp.runs.resume import already_complete, previous_record, read_position, resume_checkpoint
 
 log = logging.getLogger("binexp.train")
 detail = logging.getLogger("binexp.detail.train")  # train.log only, unless -v
@@ -224,6 +224,8 @@ def _plan_start(cfg: DictConfig, run, hc, run_dir: Path) -> tuple[dict | None, s
         ckpt_path = str(ckpt)
         if note:
             log.warning(note)
+        elif (position := read_position(ckpt)) is not None:  # read once: the start's reads are shared
+            log.info("resuming %s from %s at epoch %d, step %d", run_dir, ckpt.name, position[1] + 1, position[0])
         if _rank() == 0:  # what a killed write left behind
             for folder in (run_dir, run_dir / CHECKPOINT_DIR):
                 safeio.remove_stale_temps(folder)

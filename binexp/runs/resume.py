@@ -61,7 +61,7 @@ def find_checkpoint(run_dir: str | Path) -> tuple[Path | None, str | None]:
     if best == last:
         return last, None
     why = "is older" if read_position(last) is not None else ("is unreadable" if last.exists() else "does not exist")
-    return best, f"{last} {why}; resuming from {best.name} (epoch {epoch}, step {step})"
+    return best, f"{last} {why}; resuming from {best.name} at epoch {epoch + 1}, step {step}"
 
 
 def resume_checkpoint(run_dir: str | Path) -> tuple[Path, str | None]:

@@ -43,6 +43,7 @@ def test_one_numbering_through_an_interrupt_and_a_resume(tmp_path, capsys):
     r = run_cli(["train", f"resume={run}"], tmp_path, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "exists and is not empty" not in r.stderr  # Lightning's note on its own checkpoints/ folder
+    assert f"resuming {run} from last.ckpt at epoch 2, step 6" in r.stdout + r.stderr  # where the interrupt said
 
     log = (run / "train.log").read_text()
     epochs = [int(m.group(1)) for m in re.finditer(r"\] - epoch (\d+)/3 ", log)]
