@@ -636,14 +636,19 @@ def draw(
 # --- binexp report --plot -----------------------------------------------------------------
 
 
+LABEL_IGNORED = ("resume", "verbose")
+
+
 def name_runs(runs: list[RunData]) -> None:
     """Short labels for a sweep's runs: the overrides that differ between them
-    (``quantizer=rbnn``), not Hydra's 90-character job directory names."""
+    (``quantizer=rbnn``), not Hydra's 90-character job directory names; how a run was carried out
+    (``resume=<dir>`` of a resumed job, ``verbose``, ``hydra.*``) names no setting."""
     from binexp.runs.discovery import parse_overrides
 
     if len(runs) < 2:
         return
     ovs = [parse_overrides(r.metrics.get("overrides", [])) for r in runs]
+    ovs = [{k: v for k, v in o.items() if k not in LABEL_IGNORED and not k.startswith("hydra.")} for o in ovs]
     keys = [k for k in dict.fromkeys(k for o in ovs for k in o) if len({o.get(k) for o in ovs}) > 1]
     for run, o in zip(runs, ovs):
         short = ",".join(f"{k.split('.')[-1] if k.count('.') > 1 else k}={o.get(k)}" for k in keys)

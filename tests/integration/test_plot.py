@@ -171,6 +171,16 @@ def test_angular_bias_compares_runs_on_one_picture(tmp_path, figs):
     assert figs[-1]["axes"][0]["legend"][0] == "quantizer=rbnn (mean)"
 
 
+def test_a_resumed_job_keeps_its_sweep_label(tmp_path):
+    """A sweep job finished with ``binexp train resume=<its dir>`` records resume=...; the legend
+    still names the runs by their settings only."""
+    sweep = tmp_path / "sweep"
+    fake_run(sweep / "0", overrides=["quantizer=xnor", "hydra.sweep.dir=x"])
+    fake_run(sweep / "1", overrides=["quantizer=rbnn", f"resume={sweep / '1'}", "verbose=true"], scale=1.2)
+    _, series = draw("angular_bias", sweep, tmp_path / "out")
+    assert {k[0] for k in series} == {"quantizer=xnor", "quantizer=rbnn"}
+
+
 def test_weight_hist_panels_and_epochs(tmp_path, figs):
     run = fake_run(tmp_path / "run")
     paths, series = draw(
