@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -127,9 +128,14 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    for group, entries in schemas().items():
-        for name, schema in entries.items():
-            store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=schema_defaults(schema))
+    for group, name, defaults in _schema_nodes():
+        store.store(group=f"{SCHEMA_GROUP}/{group}", name=name, node=copy.deepcopy(defaults))
+
+
+@functools.cache
+def _schema_nodes() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(group, name, defaults)`` of every schema, once per process (a typo's hints compose again)."""
+    return [(g, n, schema_defaults(schema)) for g, entries in schemas().items() for n, schema in entries.items()]
 
 
 # ------------------------------------------------------------------------------------------

@@ -192,6 +192,7 @@ def dataset_schemas() -> dict[str, type]:
     raise Unavailable("no DATASETS table in data/registry.py")
 
 
+@functools.cache
 def schemas() -> dict[str, dict[str, type]]:
     """What :func:`binexp.config.schemas` returns, read from source: ``{group: {name: dataclass}}``."""
     return {

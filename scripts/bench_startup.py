@@ -1,8 +1,8 @@
 """Wall and CPU time of the CLI commands that must answer at once: ``binexp --help``, ``binexp list``,
 ``binexp list experiment``, ``binexp --version`` and the typos answered with "did you mean" (a
-misspelt verb, list group, train flag, plot figure), each a fresh process, as a user runs it; and,
-for information (not gated: they compose the config, which imports torch), typos in a config key,
-a bare key, a group option and a choice value.
+misspelt verb, list group, train flag, plot figure, config key, bare key, group option, choice
+value) and ``binexp train --cfg job``, each a fresh process, as a user runs it. The config typos
+and ``--cfg job`` compose and check the config without importing torch (``binexp.schema_source``).
 
     python scripts/bench_startup.py            # median of 11 runs per command
     python scripts/bench_startup.py -n 21
@@ -30,10 +30,12 @@ COMMANDS = [
     (["list", "quantiser"], 2, True),
     (["train", "--cfgg", "job"], 2, True),
     (["plot", ".", "quant_eror"], 2, True),
-    (["train", "trainer.max_epoch=3"], 2, False),
-    (["train", "lr=0.1"], 2, False),
-    (["train", "quantizer=xnr"], 2, False),
-    (["train", "quantizer.weight_grad=exactt"], 2, False),
+    (["train", "trainer.max_epoch=3"], 2, True),
+    (["train", "lr=0.1"], 2, True),
+    (["train", "quantizer=xnr"], 2, True),
+    (["train", "quantizer.weight_grad=exactt"], 2, True),
+    (["train", "model.widht=2"], 2, True),
+    (["train", "--cfg", "job"], 0, True),
 ]
 
 

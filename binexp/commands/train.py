@@ -121,9 +121,34 @@ def _start(flags: list[str], overrides: list[str]) -> None:
     if not (set(flags) & _PASSTHROUGH_FLAGS):
         overrides += preflight(overrides, multirun=multirun)  # + the output directory it claimed
     from binexp.preflight import swept_keys
-    from binexp.run import hydra_train
 
     os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides)) if multirun else ""  # names the sweep's job dirs
 
     sys.argv = [sys.argv[0], *flags, *overrides]
+    if set(flags) & _SHOW_FLAGS and "--resolve" not in flags:
+        show_only()
+        return
+    from binexp.run import hydra_train
+
     hydra_train()
+
+
+# flags with which Hydra prints (the config, its help or info) and returns without running the task
+_SHOW_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}
+
+
+def show_only() -> None:
+    """``--cfg job|hydra|all``, ``--info``, ``--help``: Hydra's own output, without importing the
+    training code (torch, Lightning): the config composed from the same YAMLs and schema defaults."""
+    import hydra
+
+    from binexp.config import register_schemas
+    from binexp.runs.sweep import register_resolver
+
+    register_schemas()
+    register_resolver()
+    hydra.main(config_path="pkg://binexp.conf", config_name="train", version_base="1.3")(_no_task)()
+
+
+def _no_task(cfg) -> None:
+    """Never called: with the flags of :data:`_SHOW_FLAGS` Hydra prints and returns."""

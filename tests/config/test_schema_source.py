@@ -104,3 +104,17 @@ def test_a_config_typo_is_answered_without_importing_torch(args, hint, tmp_path)
     )
     assert "HEAVY [] 2" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
     assert hint in r.stderr and r.stderr.startswith("binexp: error: "), r.stderr[-2000:]
+
+
+def test_cfg_job_prints_the_config_without_importing_torch(tmp_path):
+    """``binexp train --cfg job``: Hydra prints the composed config and returns; the training code
+    (torch, Lightning) is never imported."""
+    r = subprocess.run(
+        [sys.executable, "-c", NO_TORCH.format(args=["train", "--cfg", "job", "quantizer=rbnn", "data=synthetic"])],
+        capture_output=True,
+        text=True,
+        timeout=HANG_LIMIT,
+        cwd=tmp_path,
+    )
+    assert "HEAVY [] 0" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
+    assert "name: rbnn" in r.stdout and "kind: synthetic" in r.stdout and "rotation_kind: bi" in r.stdout, r.stdout
