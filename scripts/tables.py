@@ -61,6 +61,8 @@ TABLES: dict[str, tuple[str, list[str], str]] = {
             "rbnn_ablation_angle_penalty",
             "rbnn_ablation_theta_clip",
             "rbnn_ablation_theta_bounded",
+            "rbnn_ablation_act_t_cap",
+            "rbnn_ablation_schedule_1000",
         ],
         "1000 epochs x 50k images each",
     ),

@@ -242,6 +242,9 @@ def test_preset_meta_values():
         "rbnn_ablation_angle_penalty": None,
         "rbnn_ablation_theta_clip": None,
         "rbnn_ablation_theta_bounded": None,
+        "rbnn_ablation_act_t_cap": None,  # binexp's short-budget variants (issue 23): no number published
+        "rbnn_ablation_schedule_1000": None,
+        "rbnn_photocrops_short": None,
         "rbnn_ablation_alpha_unconstrained": None,  # reviewer 1's "why alpha in [0, 1]?": not in the paper
         **{f"rbnn_surrogate_{s}": None for s in ("approx_sign", "clipped_ste", "scaled_tanh", "ste", "swish_sign")},
     }
