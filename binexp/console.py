@@ -45,8 +45,11 @@ class _DropMessage(logging.Filter):
 
 def quiet_libraries() -> None:
     """The :data:`QUIET_LIBRARIES` at WARNING and the :data:`NOISE_LOGS` dropped. MLflow sets its
-    loggers' level when it is imported, from ``MLFLOW_LOGGING_LEVEL``: set for a later import too."""
+    loggers' level when it is imported, from ``MLFLOW_LOGGING_LEVEL``: set for a later import too.
+    W&B prints its run set-up and sync hints unless ``WANDB_SILENT`` (the run's files are in
+    ``<run dir>/wandb/``, as the README says)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("WANDB_SILENT", "true")
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name, pattern in NOISE_LOGS:

@@ -55,7 +55,7 @@ def wandb_logger(node, run_dir: Path):
 
     f = _fields(node, WANDB_KEYS, "wandb")
     mode = wandb_mode(f)
-    return WandbLogger(
+    logger = WandbLogger(
         name=f.get("name") or run_dir.name,
         save_dir=str(run_dir),
         project=f.get("project") or "binexp",
@@ -66,6 +66,12 @@ def wandb_logger(node, run_dir: Path):
         mode=mode,
         log_model=False,
     )
+    # Lightning always passes wandb.init(anonymous=None), which W&B >= 0.19 answers with a
+    # deprecation warning on every run ("The anonymous setting has no effect"): not passed
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and init.get("anonymous") is None:
+        init.pop("anonymous", None)
+    return logger
 
 
 def mlflow_tracking_uri(fields: dict) -> str:

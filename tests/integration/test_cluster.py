@@ -467,15 +467,22 @@ def _items(items) -> dict:
 
 
 @pytest.mark.slow
-def test_wandb_offline_records_the_scalars_and_the_config(tmp_path):
+def test_wandb_offline_records_the_scalars_and_the_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_SILENT", raising=False)  # as a user's shell: binexp itself quiets W&B
     run = tmp_path / "run"
+    bin_dir = tmp_path / "bin"  # a machine with SLURM's srun on the PATH (Lightning hints at it)
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
     r = run_cli(
         ["train", "logger=wandb", "trainer.max_epochs=2", *TINY, f"hydra.run.dir={run}"],
         tmp_path,
         timeout=HANG_LIMIT,
-        env={"WANDB_MODE": "", "WANDB_API_KEY": ""},
+        env={"WANDB_MODE": "", "WANDB_API_KEY": "", "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
     assert r.returncode == 0, r.stderr[-3000:]
+    starts = [line.split(" ", 1)[0] for line in (r.stdout + r.stderr).splitlines()]
+    assert starts == ["resnet20", "deployed", "epoch", "epoch", "completed"], r.stdout + r.stderr  # no W&B lines
     files = list((run / "wandb").glob("offline-run-*/run-*.wandb"))  # offline by default, inside the run directory
     assert len(files) == 1
     history, config, summary = [], {}, {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import pytest
 from omegaconf import OmegaConf
@@ -84,11 +85,13 @@ def test_mlflow_says_nothing_about_routine_steps(capfd, caplog, monkeypatch, res
     and Lightning's "Experiment ... not found. Creating it." (a warning) are off; MLflow's and
     Lightning's real warnings still show."""
     monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
     monkeypatch.setattr(logging.getLogger("mlflow"), "level", logging.getLogger("mlflow").level)
     make_quiet()
     import mlflow.store.db.utils  # noqa: F401  (MLflow configures its loggers when imported)
 
     assert logging.getLogger("mlflow").getEffectiveLevel() == logging.WARNING
+    assert os.environ["WANDB_SILENT"] == "true"  # W&B's run set-up and sync hints off (it reads this at init)
     logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
     logging.getLogger("mlflow.store.db.utils").info("Updating database tables")
     assert capfd.readouterr().err == ""
