@@ -139,7 +139,8 @@ def _epochs(n) -> str:
 
 def check(metrics: dict, metric: str) -> tuple[float | None, str]:
     """(paper value, "") when the run matches its preset, (None, reason) when it does not,
-    (None, "") when the preset has no number for ``metric``."""
+    (None, the preset's ``meta.paper_note``) when the preset has no number for ``metric`` but says
+    why ("—" and the reason, e.g. BiBench's tables not read), else (None, "")."""
     meta = metrics.get("meta") or {}
     keys = paper_keys(metric)
     value = next((float(meta[k]) for k in keys if isinstance(meta.get(k), (int, float))), None)
@@ -147,7 +148,8 @@ def check(metrics: dict, metric: str) -> tuple[float | None, str]:
         has_top1 = any(isinstance(meta.get(k), (int, float)) for k in TOP1_KEYS)
         if metric in TOP5_METRICS and has_top1:
             return None, "the paper gives no top-5 value for this preset"
-        return None, ""
+        note = meta.get("paper_note")
+        return None, (note.strip() if keys and isinstance(note, str) else "")
     name = experiment_of(metrics)
     if name is None:
         return value, ""

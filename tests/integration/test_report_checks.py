@@ -154,6 +154,24 @@ def test_smoke_runs_are_marked_and_get_no_paper_value(tmp_path, capsys):
     assert csv_rows(out)[0]["paper_note"] == f"{exp}: smoke: limit_train_batches=1 (paper: cifar10, 1000 epochs)"
 
 
+def test_a_preset_without_a_paper_number_shows_a_dash_and_its_reason(tmp_path, capsys):
+    """BiBench's presets (paper_value null, paper_note why): "— [1]" and the footnote, never a number,
+    in markdown; the reason in the CSV's paper_note; and no reason for metrics without paper keys."""
+    for i, op in enumerate(("bnn", "xnor")):
+        write_run(tmp_path / "in", f"r{i}", [f"experiment=bibench_{op}", "model=resnet20"], f"bibench_{op}")
+    note = "not transcribed: BiBench's CIFAR-10 tables (arXiv:2301.11233) were not in any source retrieved here"
+    _, out, _ = report(capsys, tmp_path / "in", "--by", "experiment", "--format", "csv")
+    rows = csv_rows(out)
+    assert [r["experiment"] for r in rows] == ["bibench_bnn", "bibench_xnor"]
+    assert all(r["paper"] == r["delta"] == "" and r["paper_note"].startswith(note) for r in rows)
+    _, out, _ = report(capsys, tmp_path / "in", "--by", "experiment")
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if "| bibench_" in line]
+    assert [c[-4] for c in cells] == ["— [1]", "— [1]"] and [c[-3] for c in cells] == ["–", "–"]
+    assert f"[1] no paper value: {note}" in out
+    _, out, _ = report(capsys, tmp_path / "in", "--by", "experiment", "--metric", "train_loss", "--format", "csv")
+    assert all(r["paper_note"] == "" for r in csv_rows(out))
+
+
 def test_top5_metric_uses_the_top5_paper_value_or_none(tmp_path, capsys):
     write_run(
         tmp_path / "in",
