@@ -295,7 +295,7 @@ def _event_run(
 
 def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     from binexp.analysis import report as rep
-    from binexp.analysis import runs as runs_mod
+    from binexp.runs import discovery as runs_mod
     from binexp.analysis.plots import acc_vs_bits, val_curves
 
     sweep = tmp_path / "sweep"
