@@ -295,8 +295,8 @@ def _event_run(
 
 def test_plot_draws_one_line_per_setting_and_fp_as_reference(tmp_path, capsys):
     from binexp.analysis import report as rep
-    from binexp.runs import discovery as runs_mod
     from binexp.analysis.plots import acc_vs_bits, val_curves
+    from binexp.runs import discovery as runs_mod
 
     sweep = tmp_path / "sweep"
     for n_in in (8, 16):
