@@ -148,6 +148,8 @@ def run_training(cfg: DictConfig) -> dict:
     run = validate(cfg)
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    if _rank() != 0:
+        _leave_the_log_to_rank_zero()
     lock = RunLock(run_dir)
     if _rank() == 0 and not lock.acquire():
         raise BinexpError(
@@ -162,6 +164,22 @@ def run_training(cfg: DictConfig) -> dict:
         raise
     finally:
         lock.release()
+
+
+def _leave_the_log_to_rank_zero() -> None:
+    """``train.log`` is rank 0's: another rank (a SLURM task of a multi-task job, whose Hydra job logs
+    to the same ``train.log``, or a DDP child Lightning started, logging to
+    ``train_ddp_process_<n>.log``) writes its lines to its console only (its stderr, or submitit's
+    per-task log), so each line of the run is in ``train.log`` once and the run directory holds no
+    other log. A per-rank file left empty is removed."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+        path = Path(handler.baseFilename)
+        if path.name != "train.log" and path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _discard_if_nothing_made(cfg: DictConfig, hc, run_dir: Path) -> None:

@@ -1,5 +1,5 @@
-"""RBNN under 2-process CPU DDP (gloo) through the installed CLI: every rank ends with the same
-R1, R2 and theta (in the official lmbxmu/RBNN ``main.py`` the update was lost under
+"""RBNN under 2-process CPU DDP (gloo) through the installed CLI: one log (rank 0's), and every rank
+ends with the same R1, R2 and theta (in the official lmbxmu/RBNN ``main.py`` the update was lost under
 DataParallel; binexp updates R in place on every rank and broadcasts rank 0's). ~15 s on 2 cores,
 so it runs in the default suite."""
 
@@ -39,6 +39,10 @@ def test_two_rank_ddp_run_ends_with_identical_rotations(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(run)["status"] == "completed"
+    # the log is rank 0's train.log: its "completed" line once; rank 1 (here Lightning's child, whose Hydra
+    # job logs to train_ddp_process_1.log; on SLURM a second task logging to train.log) writes no log line
+    assert (run / "train.log").read_text().count("completed after 2 epochs") == 1
+    assert sorted(p.name for p in run.glob("*.log")) == ["train.log"]
     dumps = [torch.load(run / "rank_state" / f"rank{k}.pt", map_location="cpu", weights_only=False) for k in (0, 1)]
     assert [d["rank"] for d in dumps] == [0, 1] and all(d["world_size"] == 2 for d in dumps)
     s0, s1 = dumps[0]["state"], dumps[1]["state"]
