@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def submitit_launcher(config: DictConfig) -> bool:
-    return "submitit" in str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+    return "submitit" in target or target.startswith("hydra_plugins.binexp_launchers.")
 
 
 def remove_unfilled_folder(config: DictConfig) -> None:
@@ -39,6 +40,8 @@ class SweepEnd(Callback):
         done = sum(r["status"] == "completed" for r in rows)
         print(f"sweep finished: {done} of {len(rows)} jobs completed in {sweep} (job logs: {sweep / '.submitit'})")
         print("\n".join(format_rows(rows)), flush=True)
+        if done < len(rows):  # a job ended without a result (binexp.launchers said which): the sweep failed
+            raise SystemExit(1)
 
 
 __all__ = ["SweepEnd", "remove_unfilled_folder", "submitit_launcher"]

@@ -42,7 +42,7 @@ def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
         return []
 
 
-def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
+def job_dirs(sweep_dir: Path) -> dict[int, Path]:
     jobs: dict[int, Path] = {}
     for d in sorted(sweep_dir.iterdir()):
         num, sep, _ = d.name.partition("_")
@@ -93,7 +93,7 @@ def _row(num: int | str, d: Path | None, overrides: list[str]) -> dict:
 def job_rows(sweep_dir: Path) -> list[dict]:
     """One dict per job: num, overrides, status, epochs, max_epochs, best, updated."""
     expected = _expected_jobs(sweep_dir)
-    dirs = _job_dirs(sweep_dir)
+    dirs = job_dirs(sweep_dir)
     return [
         _row(num, dirs.get(num), expected[num] if num < len(expected) else _saved_overrides(dirs[num]))
         for num in sorted(set(range(len(expected))) | set(dirs))

@@ -56,7 +56,7 @@ def test_slurm_launcher_composes_into_the_sbatch_script_lightning_needs(tmp_path
             "hydra.launcher.timeout_min=2880",
         ]
     )
-    assert params["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert params["_target_"] == "hydra_plugins.binexp_launchers.SlurmLauncher"  # submitit's, a cancelled job alone
     assert (params["nodes"], params["gpus_per_node"], params["tasks_per_node"]) == (
         2,
         4,
@@ -104,7 +104,7 @@ def test_slurm_launcher_composes_into_the_sbatch_script_lightning_needs(tmp_path
 
 def test_local_launcher_composes():
     params = _launcher(["hydra/launcher=local"])
-    assert params["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    assert params["_target_"] == "hydra_plugins.binexp_launchers.LocalLauncher"
     assert (params["gpus_per_node"], params["tasks_per_node"], params["nodes"], params["timeout_min"]) == (
         0,
         1,
@@ -139,7 +139,7 @@ def test_cfg_hydra_shows_the_submitit_parameters(capsys):
         "timeout_min: 1440",
         "array_parallelism: 16",
         "signal: USR1@${hydra.launcher.signal_delay_s}",
-        "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+        "_target_: hydra_plugins.binexp_launchers.SlurmLauncher",
     ):
         assert line in out, line
 

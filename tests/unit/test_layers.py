@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("below lit", {"binexp.config", "binexp.runs", "binexp.trackers", "binexp.analysis"}),
     ("lit", {"binexp.lit"}),
     ("run", {"binexp.run", "binexp.preflight"}),
-    ("commands", {"binexp.commands", "binexp.sweep_end"}),  # sweep_end: Hydra's callback prints status's table
+    # sweep_end and launchers: Hydra plugins that read the jobs with status.py
+    ("commands", {"binexp.commands", "binexp.sweep_end", "binexp.launchers"}),
     ("cli", {"binexp.cli", "binexp.__main__"}),
 ]
 # Modules placed apart from their package: FleXOR's export format lives beside its quantizer but

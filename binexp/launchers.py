@@ -1,0 +1,113 @@
+"""Hydra's submitit launchers (``hydra/launcher=slurm`` and ``=local``) with one difference: a job
+that ends without a result - cancelled (``scancel``), its node lost, killed past its time limit -
+is a failed job of the sweep, not the end of the sweep process.
+
+hydra-submitit-launcher waits for the jobs' results in order, and submitit raises
+``UncompletedJobError`` for a job that has none: the sweep process then stopped there with that
+traceback while the other jobs went on running. Here every job is waited for; one without a
+result gets ``failed`` in its ``metrics.json`` (unless its own process recorded how it ended,
+e.g. ``interrupted`` on SLURM's SIGTERM) and is reported as one line; the sweep's table follows
+when all jobs have ended, and the sweep exits with status 1.
+Hydra takes launchers from its ``hydra_plugins`` package only: the classes are
+``hydra_plugins.binexp_launchers.SlurmLauncher`` and ``LocalLauncher`` (``_target_`` of
+``conf/hydra/launcher/*.yaml``), made of :class:`EveryJob` and submitit's launchers."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from hydra.core.utils import JobReturn, JobStatus
+
+from binexp.errors import BinexpError
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def record_unfinished(job_dir: Path | None, reason: str) -> None:
+    """``metrics.json`` of a job that ended without a result says ``failed`` (kept: a record its own
+    process finished - completed, interrupted or failed - and a job whose process still holds its lock)."""
+    from binexp.runs.record import is_held, read_record
+    from binexp.safeio import atomic_write_text
+
+    if job_dir is None or not job_dir.is_dir() or is_held(job_dir):
+        return
+    try:
+        record = read_record(job_dir)
+    except (OSError, BinexpError):
+        record = {"run_dir": str(job_dir), "epochs": 0}
+    if record.get("status") in ("completed", "interrupted", "failed"):
+        return
+    record.update(status="failed", error=reason)
+    with contextlib.suppress(OSError):
+        atomic_write_text(job_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
+
+
+def _job_dir(sweep_dir: Path, num: int) -> Path | None:
+    from binexp.commands.status import job_dirs
+
+    return job_dirs(sweep_dir).get(num) if sweep_dir.is_dir() else None
+
+
+def unfinished_job(sweep_dir: Path, num: int, overrides: Sequence[str], error: BaseException) -> JobReturn:
+    """Sweep job ``num`` ended without a result: its record says ``failed``, one line says so, and
+    the sweep goes on to its end (its table, then exit status 1: :class:`binexp.sweep_end.SweepEnd`).
+    The :class:`JobReturn` carries no exception: Hydra would print it with two lines of its own."""
+    import os
+
+    from binexp.runs import SWEPT_ENV
+
+    reason = f"ended without a result ({_first_line(error)})"
+    record_unfinished(_job_dir(sweep_dir, num), reason)
+    swept = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}  # the values that name the job
+    named = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(overrides)
+    print(
+        f"binexp: error: sweep job #{num} ({' '.join(named)}) {reason}; fix: run the same command again "
+        f"(hydra.sweep.dir={sweep_dir}) to resume the jobs that did not complete",
+        file=sys.stderr,
+        flush=True,
+    )
+    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
+
+
+@contextlib.contextmanager
+def _results_of_every_job(sweep_dir: Path, job_overrides: Sequence[Sequence[str]], first: int) -> Iterator[None]:
+    """While the launcher collects its jobs' results (``job.results()``, in submission order), one
+    without a result is :func:`unfinished_job` instead of an exception that ends the sweep process."""
+    from submitit.core.core import Job
+    from submitit.core.utils import UncompletedJobError
+
+    original = Job.results
+    position = itertools.count()
+
+    def results(job):
+        n = next(position)
+        try:
+            return original(job)
+        except UncompletedJobError as e:
+            return [unfinished_job(sweep_dir, first + n, job_overrides[n], e)]
+
+    Job.results = results  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Job.results = original  # type: ignore[method-assign]
+
+
+class EveryJob:
+    """Mixed into submitit's launchers: every job's result, a failed one for a job without any."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))  # type: ignore[attr-defined]
+        with _results_of_every_job(sweep_dir, job_overrides, initial_job_idx):
+            return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
+
+
+__all__ = ["EveryJob", "record_unfinished", "unfinished_job"]

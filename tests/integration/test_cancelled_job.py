@@ -1,0 +1,75 @@
+"""A sweep job that SLURM cancels (submitit's ``UncompletedJobError``: no result) is a failed job
+of the sweep: the sweep process waits for every job, prints one line for it, and ``binexp status``
+says ``failed`` for it. In-process through the CLI's entry function with submitit's jobs faked
+(no SLURM here): ``map_array`` submits nothing and returns jobs whose results are given."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+
+from binexp.cli import main
+from tests.conftest import QUICK
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+
+
+def test_a_cancelled_sweep_job_is_one_line_and_failed_in_status(tmp_path, monkeypatch, capsys):
+    import submitit
+    from submitit.core.core import Job
+    from submitit.core.utils import UncompletedJobError
+
+    sweep = tmp_path / "sweep"
+    asked: list[int] = []
+
+    def outcome(job):  # job 0 completed; job 1 was training when SLURM cancelled it (SIGKILL: no record)
+        asked.append(job.num)
+        if job.num == 0:
+            return [JobReturn(overrides=["seed=1"], status=JobStatus.COMPLETED, _return_value=50.0)]
+        raise UncompletedJobError(f"Job 4242_{job.num} (task: 0) with path /x has state CANCELLED\nmore detail")
+
+    def map_array(self, fn, *args):  # what the scheduler left in the sweep directory
+        for num, seed in enumerate((1, 2)):
+            d = sweep / f"{num}_seed={seed}"
+            (d / ".hydra").mkdir(parents=True)
+            (d / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+            status = "completed" if num == 0 else "running"
+            (d / "metrics.json").write_text(json.dumps({"status": status, "epochs": num, "max_epochs": 2}))
+        jobs = []
+        for num in range(2):
+            job = object.__new__(Job)
+            job.num = num  # type: ignore[attr-defined]
+            jobs.append(job)
+        return jobs
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
+    monkeypatch.setattr(Job, "results", outcome)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BINEXP_VERB", "")
+    monkeypatch.setattr(sys, "argv", ["binexp"])
+    args = ["train", "-m", "hydra/launcher=local", "data=synthetic", "seed=1,2", f"hydra.sweep.dir={sweep}", *QUICK]
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 1 and asked == [0, 1], (code, asked, err)
+    assert f"sweep finished: 1 of 2 jobs completed in {sweep}" in out, out  # the sweep's table, then exit 1
+    assert "Traceback" not in err and "UncompletedJobError" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        "binexp: error: sweep job #1 (seed=2) ended without a result "
+        "(Job 4242_1 (task: 0) with path /x has state CANCELLED); "
+    ), lines[0]
+    assert f"fix: run the same command again (hydra.sweep.dir={sweep})" in lines[0]
+
+    from binexp.commands.status import job_rows
+
+    assert [r["status"] for r in job_rows(sweep)] == ["completed", "failed"]
+    record = json.loads((sweep / "1_seed=2" / "metrics.json").read_text())
+    assert record["epochs"] == 1 and record["error"].startswith("ended without a result")
