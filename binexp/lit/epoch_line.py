@@ -149,6 +149,8 @@ class EpochLine(Callback):
         m = trainer.callback_metrics
         val, best = _metric(m.get("val/acc1")), _metric(m.get("val/acc1_best"))
         epoch, max_epochs = trainer.current_epoch + 1, trainer.max_epochs
+        if epoch <= self.logged_epochs:  # trained again after a resume from an older checkpoint: its line is logged
+            return
         width = len(str(max_epochs)) if max_epochs and max_epochs > 0 else 1
         parts = [
             f"epoch {epoch:>{width}}/{max_epochs}",

@@ -1,7 +1,7 @@
-"""Kill and resume at every step of a short run: 3 epochs x 3 training batches (global steps
-1..9), killed (SIGKILL) or stopped (SIGTERM) after every training batch, during validation,
+"""Kill and resume at every step of a short run: 3 epochs x 2 training batches (global steps
+1..6), killed (SIGKILL) or stopped (SIGTERM) after every training batch, during validation,
 during the write of ``last.ckpt`` and at the epoch boundary (after RBNN's rotation update), each
-time resumed with ``resume=``. The run that took 14 processes must end exactly where the
+time resumed with ``resume=``. The run that took 11 processes must end exactly where the
 uninterrupted run ends: 0 tensors differ, the same global step, the same validation curve, the
 same metrics.json numbers and one epoch line per epoch in ``train.log``, equal to the
 uninterrupted run's but for the timings.
@@ -27,7 +27,7 @@ TINY = [
     "model=resnet20",
     "model.width=0.25",
     "data=synthetic",
-    "data.train_size=96",
+    "data.train_size=64",
     "data.val_size=32",
     "data.batch_size=32",
     "data.eval_batch_size=32",
@@ -40,20 +40,17 @@ KILL = "tests.support.killpoint.KillAt"
 T, K = "SIGTERM", "SIGKILL"
 
 # (name, at, signal, global step, epoch), in the order the run reaches them; each fires once, in the
-# first process that reaches it. Every batch is covered: step 7 is where the SIGTERM sent at epoch 2's
+# first process that reaches it. Every batch is covered: step 5 is where the SIGTERM sent at epoch 2's
 # start is acted on.
 CHAIN = [
     ("b1", "batch", T, 1, -1),  # mid-epoch checkpoint before any epoch-end one
-    ("b2", "batch", K, 2, -1),  # resumes from step 1's mid-epoch checkpoint
-    ("b3", "batch", T, 3, -1),  # the last batch of epoch 0: acted on after epoch 0's validation and checkpoint
+    ("b2", "batch", T, 2, -1),  # the last batch of epoch 0: acted on after epoch 0's validation and checkpoint
     ("s1", "epoch_start", K, -1, 1),  # after the rotation update of epoch 1, before its first batch
-    ("b4", "batch", T, 4, -1),
-    ("b5", "batch", K, 5, -1),  # resumes from step 4's mid-epoch checkpoint
-    ("b6", "batch", K, 6, -1),  # the last batch of epoch 1
+    ("b3", "batch", K, 3, -1),  # resumes from epoch 0's end
+    ("b4", "batch", K, 4, -1),  # the last batch of epoch 1
     ("v1", "validation", T, -1, 1),  # acted on at epoch 1's end
-    ("s2", "epoch_start", T, -1, 2),  # acted on after step 7
-    ("b8", "batch", K, 8, -1),
-    ("b9", "batch", K, 9, -1),  # the last batch of the run
+    ("s2", "epoch_start", T, -1, 2),  # acted on after step 5: a mid-epoch checkpoint
+    ("b6", "batch", K, 6, -1),  # the last batch of the run; resumes from step 5's mid-epoch checkpoint
     ("v2", "validation", K, -1, 2),
     ("c2", "checkpoint_write", K, -1, 2),  # last.ckpt of epoch 2 half written in place
 ]
@@ -106,7 +103,7 @@ def uninterrupted(tmp_path_factory):
     return get
 
 
-@pytest.mark.soak  # ~40 training processes per method: `make test-soak`, not in CI's 90 minutes (see README)
+@pytest.mark.slow  # 12 training processes per method (tiny: 3 epochs x 2 batches of a quarter-width ResNet-20)
 @pytest.mark.parametrize("quantizer", ["rbnn", "flexor", "xnor"])
 def test_killed_at_every_step_resumes_exactly(tmp_path, uninterrupted, quantizer):
     ref = uninterrupted(quantizer)
@@ -130,7 +127,7 @@ def test_killed_at_every_step_resumes_exactly(tmp_path, uninterrupted, quantizer
     # the run's final network: its newest readable checkpoint (c2 left last.ckpt half written, and the
     # last resume, from epoch 2's best checkpoint, had nothing left to train)
     final, _ = find_checkpoint(run)
-    assert final is not None and torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 9
+    assert final is not None and torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 6
     a, b = (
         torch.load(p, map_location="cpu", weights_only=True)["state_dict"]
         for p in (final, ref / "checkpoints" / "last.ckpt")
@@ -140,7 +137,7 @@ def test_killed_at_every_step_resumes_exactly(tmp_path, uninterrupted, quantizer
     assert not differ, f"{len(differ)} of {len(a)} tensors differ, e.g. {differ[:3]}"
     m, mr = read_metrics(run), read_metrics(ref)
     assert m["status"] == mr["status"] == "completed"
-    assert m["global_step"] == mr["global_step"] == 9 and m["epochs"] == mr["epochs"] == 3
+    assert m["global_step"] == mr["global_step"] == 6 and m["epochs"] == mr["epochs"] == 3
     for key in ("val_acc1", "best_val_acc1", "val_acc5", "val_loss", "train_acc1", "train_loss"):
         assert m[key] == mr[key], (key, m[key], mr[key])
     assert val_curve(run) == val_curve(ref) and len(val_curve(ref)) == 3
