@@ -84,16 +84,39 @@ def mlflow_tracking_uri(fields: dict) -> str:
     return f"sqlite:///{db}"
 
 
+def prepare_sqlite_store(uri: str, experiment: str) -> None:
+    """A SQLite store's tables and the run's experiment, made by one job at a time: MLflow creates
+    a new store's tables (alembic migrations) and Lightning the experiment on first use, so sweep
+    jobs that start at once raced (one failed with alembic's ``CommandError`` or a duplicate
+    experiment). The first job makes both under an exclusive lock on ``<db>.lock``; the others wait
+    for it, then find them. Any other store (a server, Databricks) is left to MLflow."""
+    if not uri.startswith("sqlite:///"):
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        client = MlflowClient(tracking_uri=uri)  # creates and migrates the tables of a new store
+        if client.get_experiment_by_name(experiment) is None:
+            client.create_experiment(experiment)
+
+
 def mlflow_logger(node, run_dir: Path):
     from lightning.pytorch.loggers import MLFlowLogger
 
     f = _fields(node, MLFLOW_KEYS, "mlflow")
     tags = {str(k): str(v) for k, v in (f.get("tags") or {}).items()}
     tags.setdefault("binexp.run_dir", str(run_dir))
+    uri, experiment = mlflow_tracking_uri(f), f.get("experiment_name") or "binexp"
+    prepare_sqlite_store(uri, experiment)
     return MLFlowLogger(
-        experiment_name=f.get("experiment_name") or "binexp",
+        experiment_name=experiment,
         run_name=f.get("run_name") or run_dir.name,
-        tracking_uri=mlflow_tracking_uri(f),
+        tracking_uri=uri,
         tags=tags,
         log_model=False,
     )
