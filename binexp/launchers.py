@@ -24,6 +24,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 
 from binexp.errors import BinexpError
+from binexp.runs import UNFINISHED_JOBS
 
 
 def _first_line(e: BaseException) -> str:
@@ -58,13 +59,15 @@ def _job_dir(sweep_dir: Path, num: int) -> Path | None:
 
 def unfinished_job(sweep_dir: Path, num: int, overrides: Sequence[str], error: BaseException) -> JobReturn:
     """Sweep job ``num`` ended without a result: its record says ``failed``, one line says so, and
-    the sweep goes on to its end (its table, then exit status 1: :class:`binexp.sweep_end.SweepEnd`).
+    the sweep goes on to its end (its table: :class:`binexp.sweep_end.SweepEnd`), then ``binexp train``
+    exits with status 1 (:data:`binexp.runs.UNFINISHED_JOBS`).
     The :class:`JobReturn` carries no exception: Hydra would print it with two lines of its own."""
     import os
 
     from binexp.runs import SWEPT_ENV
 
     reason = f"ended without a result ({_first_line(error)})"
+    UNFINISHED_JOBS.append(num)
     record_unfinished(_job_dir(sweep_dir, num), reason)
     swept = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}  # the values that name the job
     named = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(overrides)

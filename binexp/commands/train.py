@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from binexp.runs import NEW_RUN_DIR_ENV, SWEPT_ENV, VERB_ENV
+from binexp.runs import NEW_RUN_DIR_ENV, SWEPT_ENV, UNFINISHED_JOBS, VERB_ENV
 
 # Hydra flags that only print or that change where configs come from: no pre-flight for them.
 _PASSTHROUGH_FLAGS = {
@@ -104,9 +104,12 @@ def main(args: list[str]) -> int:
         ignore_noise_warnings()
     from binexp.runs.checkpoint import read_once  # light: torch is imported by the first read
 
-    with read_once():  # each checkpoint file is read once while the run starts (resume=, init_from=, a teacher)
-        _start(flags, overrides)
-    return 0
+    try:
+        with read_once():  # each checkpoint file is read once while the run starts (resume=, init_from=, a teacher)
+            _start(flags, overrides)
+    finally:
+        unfinished, UNFINISHED_JOBS[:] = bool(UNFINISHED_JOBS), []
+    return 1 if unfinished else 0  # a sweep job ended without a result (its line is printed)
 
 
 def _start(flags: list[str], overrides: list[str]) -> None:

@@ -18,3 +18,6 @@ they start (Lightning's DDP children, Hydra's sweep jobs)."""
 VERB_ENV = "BINEXP_VERB"  # a DDP child re-executed by Lightning runs this verb
 SWEPT_ENV = "BINEXP_SWEPT_KEYS"  # comma-separated keys of `binexp train -m` (names job dirs, HParams columns)
 NEW_RUN_DIR_ENV = "BINEXP_NEW_RUN_DIR"  # the topmost folder `binexp train` made for its run (removed on bad input)
+
+# this process's sweep jobs that ended without a result (binexp.launchers): `binexp train` then exits 1
+UNFINISHED_JOBS: list[int] = []
