@@ -20,9 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from binexp.data.memory import InMemoryDataModule
-from binexp.data.registry import PHOTOS
 from binexp.errors import BinexpError
 from binexp.extras import require
+
+# the classes come from the schema (data.photos, PhotoCropsConfig in binexp/data/registry.py)
+EXAMPLES = "e.g. astronaut, camera, coffee, rocket (the default list: binexp train data=photocrops --cfg job)"
 
 
 def _skimage_data():
@@ -37,12 +39,12 @@ def load_photo(name: str) -> Tensor:
     data = _skimage_data()
     loader = getattr(data, name, None)
     if not callable(loader):
-        raise BinexpError(f"data.photos: {name!r} is not a photo of skimage.data; e.g. {', '.join(PHOTOS)}")
+        raise BinexpError(f"data.photos: {name!r} is not a photo of skimage.data; {EXAMPLES}")
     image = torch.as_tensor(loader())
     if image.dtype != torch.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise BinexpError(
             f"data.photos: skimage.data.{name} is not an 8-bit grey or RGB photo "
-            f"({tuple(image.shape)}, {image.dtype}); e.g. {', '.join(PHOTOS)}"
+            f"({tuple(image.shape)}, {image.dtype}); {EXAMPLES}"
         )
     if image.ndim == 2:
         return image.unsqueeze(0).expand(3, -1, -1).contiguous()
@@ -104,7 +106,7 @@ def make_photocrops(
 class PhotoCropsDataModule(InMemoryDataModule):
     def __init__(
         self,
-        photos: tuple[str, ...] = PHOTOS,
+        photos: tuple[str, ...],
         train_per_class: int = 480,
         val_per_class: int = 120,
         image_size: int = 32,
