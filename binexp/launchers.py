@@ -51,6 +51,23 @@ def record_unfinished(job_dir: Path | None, reason: str) -> None:
         atomic_write_text(job_dir / "metrics.json", json.dumps(record, indent=2, sort_keys=True))
 
 
+def record_unstarted(sweep_dir: Path, num: int, reason: str) -> None:
+    """A job cancelled while it waited in the queue has no directory to hold its record: the sweep's
+    ``unfinished_jobs.json`` says ``failed`` for it instead (``binexp status`` reads it for a job
+    without a directory; once a re-run gives the job a directory, that directory's record counts)."""
+    from binexp.commands.status import UNFINISHED_FILE, unstarted_failures
+    from binexp.safeio import atomic_write_text
+
+    if not sweep_dir.is_dir():
+        return
+    known = unstarted_failures(sweep_dir)
+    known[num] = reason
+    with contextlib.suppress(OSError):
+        atomic_write_text(
+            sweep_dir / UNFINISHED_FILE, json.dumps({str(k): v for k, v in sorted(known.items())}, indent=2)
+        )
+
+
 def _job_dir(sweep_dir: Path, num: int) -> Path | None:
     from binexp.commands.status import job_dirs
 
@@ -68,7 +85,11 @@ def unfinished_job(sweep_dir: Path, num: int, overrides: Sequence[str], error: B
 
     reason = f"ended without a result ({_first_line(error)})"
     UNFINISHED_JOBS.append(num)
-    record_unfinished(_job_dir(sweep_dir, num), reason)
+    job_dir = _job_dir(sweep_dir, num)
+    if job_dir is None:
+        record_unstarted(sweep_dir, num, reason)
+    else:
+        record_unfinished(job_dir, reason)
     swept = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}  # the values that name the job
     named = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(overrides)
     print(
@@ -113,4 +134,4 @@ class EveryJob:
             return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
 
 
-__all__ = ["EveryJob", "record_unfinished", "unfinished_job"]
+__all__ = ["EveryJob", "record_unfinished", "record_unstarted", "unfinished_job"]

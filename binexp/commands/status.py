@@ -11,6 +11,7 @@ the jobs Hydra's basic sweeper expands it into that have no directory yet (``not
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,24 @@ def _expected_jobs(sweep_dir: Path) -> list[list[str]]:
         raise
     except Exception:  # noqa: BLE001 - no multirun.yaml, or a sweep another sweeper expanded: show the directories
         return []
+
+
+UNFINISHED_FILE = "unfinished_jobs.json"  # written by binexp.launchers: jobs that ended without a result, queued
+
+
+def unstarted_failures(sweep_dir: Path) -> dict[int, str]:
+    """{job number: why it ended without a result} from the sweep's ``unfinished_jobs.json`` (read
+    as bounded data, never followed through a link; {} when absent or not what binexp writes)."""
+    from binexp.safeio import read_json_object
+
+    where = sweep_dir / UNFINISHED_FILE
+    if not os.path.lexists(where):
+        return {}
+    try:
+        saved = read_json_object(where)
+    except (OSError, BinexpError):
+        return {}
+    return {int(k): str(v) for k, v in saved.items() if str(k).isdigit() and isinstance(v, str)}
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -94,10 +113,15 @@ def job_rows(sweep_dir: Path) -> list[dict]:
     """One dict per job: num, overrides, status, epochs, max_epochs, best, updated."""
     expected = _expected_jobs(sweep_dir)
     dirs = job_dirs(sweep_dir)
-    return [
+    rows = [
         _row(num, dirs.get(num), expected[num] if num < len(expected) else _saved_overrides(dirs[num]))
         for num in sorted(set(range(len(expected))) | set(dirs))
     ]
+    cancelled = unstarted_failures(sweep_dir)  # ended without a result while queued: no directory
+    for row in rows:
+        if row["dir"] is None and row["num"] in cancelled:
+            row.update(status="failed", why=cancelled[row["num"]])
+    return rows
 
 
 def is_run_dir(d: Path) -> bool:

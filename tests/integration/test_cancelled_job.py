@@ -6,6 +6,7 @@ says ``failed`` for it. In-process through the CLI's entry function with submiti
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -42,6 +43,7 @@ def test_a_cancelled_sweep_job_is_one_line_and_failed_in_status(tmp_path, monkey
         for num in range(2):
             job = object.__new__(Job)
             job.num = num  # type: ignore[attr-defined]
+            job._cancel_at_deletion = False  # type: ignore[attr-defined]  # submitit's __del__ reads it
             jobs.append(job)
         return jobs
 
@@ -73,3 +75,64 @@ def test_a_cancelled_sweep_job_is_one_line_and_failed_in_status(tmp_path, monkey
     assert [r["status"] for r in job_rows(sweep)] == ["completed", "failed"]
     record = json.loads((sweep / "1_seed=2" / "metrics.json").read_text())
     assert record["epochs"] == 1 and record["error"].startswith("ended without a result")
+
+
+def test_a_job_cancelled_in_the_queue_is_failed_in_status(tmp_path, monkeypatch, capsys):
+    """scancel of a job still pending: it never ran, so it has no directory; the sweep's
+    unfinished_jobs.json carries its ``failed`` (and a later re-run's directory takes over)."""
+    import submitit
+    from submitit.core.core import Job
+    from submitit.core.utils import UncompletedJobError
+
+    from binexp.commands.status import UNFINISHED_FILE, job_rows
+
+    sweep = tmp_path / "sweep"
+
+    def outcome(job):
+        if job.num == 0:
+            return [JobReturn(overrides=["seed=1"], status=JobStatus.COMPLETED, _return_value=50.0)]
+        raise UncompletedJobError(f"Job 4242_{job.num} has state CANCELLED")
+
+    def map_array(self, fn, *args):  # job 0 ran; job 1 was cancelled before it started (no directory)
+        d = sweep / "0_seed=1"
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+        (d / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 2, "max_epochs": 2}))
+        jobs = []
+        for num in range(2):
+            job = object.__new__(Job)
+            job.num = num  # type: ignore[attr-defined]
+            job._cancel_at_deletion = False  # type: ignore[attr-defined]  # submitit's __del__ reads it
+            jobs.append(job)
+        return jobs
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
+    monkeypatch.setattr(Job, "results", outcome)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BINEXP_VERB", "")
+    monkeypatch.setattr(sys, "argv", ["binexp"])
+    args = ["train", "-m", "hydra/launcher=local", "data=synthetic", "seed=1,2", f"hydra.sweep.dir={sweep}", *QUICK]
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err
+    assert not (sweep / "1_seed=2").exists()
+    assert [(r["status"], r["dir"]) for r in job_rows(sweep)] == [
+        ("completed", str(sweep / "0_seed=1")),
+        ("failed", None),
+    ]
+    assert json.loads((sweep / UNFINISHED_FILE).read_text()) == {
+        "1": "ended without a result (Job 4242_1 has state CANCELLED)"
+    }
+    assert main(["status", str(sweep)]) == 0  # a row that says failed, no error line
+    out = capsys.readouterr().out
+    assert re.search(r"^1\s+seed=2\s+failed\b", out, re.M), out
+
+    # a re-run gives the job its directory: that directory's record counts from then on
+    d = sweep / "1_seed=2"
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("- seed=2\n")
+    (d / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 2, "max_epochs": 2}))
+    assert [r["status"] for r in job_rows(sweep)] == ["completed", "completed"]
