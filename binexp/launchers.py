@@ -101,6 +101,49 @@ def unfinished_job(sweep_dir: Path, num: int, overrides: Sequence[str], error: B
     return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None)
 
 
+class VanishedJob(Exception):
+    """A SLURM job that neither ``squeue`` nor ``sacct`` knows any more."""
+
+
+VANISHED_AFTER_S = 150.0  # gone from squeue this long without an end in sacct: ended without a result
+
+
+def _in_squeue(job_id: str) -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return True  # cannot tell: keep waiting, as submitit would
+    return out.returncode != 0 or bool(out.stdout.strip())
+
+
+def wait_unless_vanished(job, poll_s: float = 5.0, grace_s: float | None = None) -> None:
+    """submitit's wait, except for a SLURM array task cancelled while it was still queued: SLURM
+    keeps no accounting record of it, so ``sacct`` never reports its end and submitit keeps the
+    ``PENDING`` it last read (or ``UNKNOWN``): the sweep would wait for it forever. A job that has
+    left ``squeue`` and is still not done ``grace_s`` seconds later (more than submitit's 60 s
+    between ``sacct`` calls, after which a job that really ended has its result or its final
+    state) ended without a result."""
+    import time
+
+    if type(job).__name__ != "SlurmJob":
+        return  # the local executor knows its processes: submitit's own wait ends
+    grace = VANISHED_AFTER_S if grace_s is None else grace_s
+    gone_since = None
+    while not job.done():
+        if _in_squeue(str(job.job_id)):
+            gone_since = None
+        else:
+            gone_since = time.monotonic() if gone_since is None else gone_since
+            if time.monotonic() - gone_since >= grace:
+                raise VanishedJob(
+                    f"Job {job.job_id} left the queue without a result or an end in sacct "
+                    f"(cancelled while it was queued)"
+                )
+        time.sleep(poll_s)
+
+
 @contextlib.contextmanager
 def _results_of_every_job(sweep_dir: Path, job_overrides: Sequence[Sequence[str]], first: int) -> Iterator[None]:
     """While the launcher collects its jobs' results (``job.results()``, in submission order), one
@@ -114,8 +157,9 @@ def _results_of_every_job(sweep_dir: Path, job_overrides: Sequence[Sequence[str]
     def results(job):
         n = next(position)
         try:
+            wait_unless_vanished(job)
             return original(job)
-        except UncompletedJobError as e:
+        except (UncompletedJobError, VanishedJob) as e:
             return [unfinished_job(sweep_dir, first + n, job_overrides[n], e)]
 
     Job.results = results  # type: ignore[method-assign]
@@ -134,4 +178,22 @@ class EveryJob:
             return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
 
 
-__all__ = ["EveryJob", "record_unfinished", "record_unstarted", "unfinished_job"]
+def register_with_hydra() -> None:
+    """Hydra finds launchers by listing the folders of the ``hydra_plugins`` package; a package
+    installed in editable mode (``pip install -e .``, what ``make setup`` does) is reached through an
+    import hook that such a listing misses, so ``hydra/launcher=slurm|local`` failed with "Unknown
+    plugin class" from any folder other than the repository's. Registering the two classes by hand
+    finds them however binexp is installed (a no-op without hydra-submitit-launcher)."""
+    try:
+        import hydra_plugins.binexp_launchers as ours
+    except ImportError:
+        return
+    if getattr(ours, "_submitit", None) is None:
+        return
+    from hydra.core.plugins import Plugins
+
+    for launcher in (ours.SlurmLauncher, ours.LocalLauncher):
+        Plugins.instance().register(launcher)
+
+
+__all__ = ["EveryJob", "record_unfinished", "record_unstarted", "register_with_hydra", "unfinished_job"]

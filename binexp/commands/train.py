@@ -131,6 +131,10 @@ def _start(flags: list[str], overrides: list[str]) -> None:
     if set(flags) & _SHOW_FLAGS and "--resolve" not in flags:
         show_only()
         return
+    if any(o.lstrip("+~").startswith("hydra/launcher=") for o in overrides):
+        from binexp.launchers import register_with_hydra
+
+        register_with_hydra()
     from binexp.run import hydra_train
 
     hydra_train()

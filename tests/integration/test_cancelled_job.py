@@ -136,3 +136,38 @@ def test_a_job_cancelled_in_the_queue_is_failed_in_status(tmp_path, monkeypatch,
     (d / ".hydra" / "overrides.yaml").write_text("- seed=2\n")
     (d / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 2, "max_epochs": 2}))
     assert [r["status"] for r in job_rows(sweep)] == ["completed", "completed"]
+
+
+def test_a_queued_array_task_cancelled_without_a_trace_ends_the_wait(monkeypatch):
+    """Measured on a one-node SLURM 22.05: ``scancel <array>_1`` of a task still queued leaves no
+    record in ``sacct`` and submitit keeps the ``PENDING`` it last read, so its wait never ended.
+    Gone from ``squeue`` for the grace period without being done: the job ended without a result."""
+    from binexp import launchers
+
+    class SlurmJob:  # what the wait reads of submitit's SlurmJob
+        job_id = "9_1"
+        state = "PENDING"  # stale: sacct no longer lists the task
+        done_calls = 0
+
+        def done(self):
+            self.done_calls += 1
+            return False
+
+    queue = {"9_1": [True, True, False, False, False]}  # queued twice, then gone
+    monkeypatch.setattr(launchers, "_in_squeue", lambda job_id: queue[job_id].pop(0) if queue[job_id] else False)
+    job = SlurmJob()
+    with pytest.raises(launchers.VanishedJob, match="Job 9_1 left the queue without a result"):
+        launchers.wait_unless_vanished(job, poll_s=0.0, grace_s=0.0)
+    assert job.done_calls == 3  # waited while it was queued, ended at the first check it was gone
+
+    class Finished(SlurmJob):
+        def done(self):
+            return True
+
+    launchers.wait_unless_vanished(Finished(), poll_s=0.0, grace_s=0.0)  # done: returns at once
+
+    queue["9_1"] = [True] * 3 + [False] * 3  # back in the queue (requeued) resets the grace period
+    clock = iter(range(100))
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    with pytest.raises(launchers.VanishedJob):
+        launchers.wait_unless_vanished(SlurmJob(), poll_s=0.0, grace_s=2.0)
