@@ -178,22 +178,4 @@ class EveryJob:
             return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
 
 
-def register_with_hydra() -> None:
-    """Hydra finds launchers by listing the folders of the ``hydra_plugins`` package; a package
-    installed in editable mode (``pip install -e .``, what ``make setup`` does) is reached through an
-    import hook that such a listing misses, so ``hydra/launcher=slurm|local`` failed with "Unknown
-    plugin class" from any folder other than the repository's. Registering the two classes by hand
-    finds them however binexp is installed (a no-op without hydra-submitit-launcher)."""
-    try:
-        import hydra_plugins.binexp_launchers as ours
-    except ImportError:
-        return
-    if getattr(ours, "_submitit", None) is None:
-        return
-    from hydra.core.plugins import Plugins
-
-    for launcher in (ours.SlurmLauncher, ours.LocalLauncher):
-        Plugins.instance().register(launcher)
-
-
-__all__ = ["EveryJob", "record_unfinished", "record_unstarted", "register_with_hydra", "unfinished_job"]
+__all__ = ["EveryJob", "record_unfinished", "record_unstarted", "unfinished_job"]

@@ -132,7 +132,7 @@ def _start(flags: list[str], overrides: list[str]) -> None:
         show_only()
         return
     if any(o.lstrip("+~").startswith("hydra/launcher=") for o in overrides):
-        from binexp.launchers import register_with_hydra
+        from hydra_plugins.binexp_launchers import register_with_hydra
 
         register_with_hydra()
     from binexp.run import hydra_train

@@ -17,3 +17,18 @@ if _submitit is not None:
 
     class LocalLauncher(EveryJob, _submitit.LocalLauncher):
         pass
+
+
+def register_with_hydra() -> None:
+    """Hydra finds launchers by listing the folders of the ``hydra_plugins`` package; a package
+    installed in editable mode (``pip install -e .``, what ``make setup`` does) is reached through an
+    import hook that such a listing misses, so ``hydra/launcher=slurm|local`` failed with "Unknown
+    plugin class" from any folder other than the repository's. ``binexp train`` registers the two
+    classes by hand, which finds them however binexp is installed (a no-op without
+    hydra-submitit-launcher)."""
+    if _submitit is None:
+        return
+    from hydra.core.plugins import Plugins
+
+    for launcher in (SlurmLauncher, LocalLauncher):
+        Plugins.instance().register(launcher)
