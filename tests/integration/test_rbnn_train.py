@@ -216,7 +216,8 @@ def test_synthetic_data_overrides_the_presets_data_in_either_order():
         assert cfg.data.name == "synthetic" and cfg.quantizer.name == "rbnn", (preset, order)
         assert {"source", "table", "metric", "paper_value"} <= set(cfg.meta), preset
         run = validate(cfg)
-        assert run.trainer["max_epochs"] == (150 if "imagenet" in preset else 1000)
+        expected = 150 if "imagenet" in preset else 20 if "short" in preset else 1000  # short: a 20-epoch budget
+        assert run.trainer["max_epochs"] == expected, preset
 
 
 def test_preset_meta_values():
