@@ -114,7 +114,8 @@ def test_unwritable_run_directory_mid_run_is_one_line(cli, tmp_path, monkeypatch
     def read_only(path, write):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(checkpoint, "atomic_write", read_only)
+    monkeypatch.setattr(checkpoint, "atomic_write", read_only)  # checkpoints
+    monkeypatch.setattr(safeio, "atomic_write", read_only)  # metrics.json, summaries, figures
     code, lines = cli(["train", f"resume={run}", "trainer.max_epochs=2"])
     assert (
         code == 1
