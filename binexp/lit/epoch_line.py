@@ -91,12 +91,19 @@ class EpochLine(Callback):
         self._restored = dict(state or {})
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for stale in [f for f in log.filters if isinstance(f, _Hold)]:  # an earlier run of this process that failed
+            log.removeFilter(stale)
         log.addFilter(self._hold)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         log.removeFilter(self._hold)
         self._hold.holding = False
         self._hold.records = []  # an epoch whose checkpoint was never written: it runs again on resume
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # a failed run (a full disk, bad data) may end before teardown: the filter must not outlive it, or the
+        # next run in this process (in-process tests, a sweep's jobs in the basic launcher) loses its lines
+        self.teardown(trainer, pl_module, "fit")
 
     def _flush(self) -> None:
         self._hold.release()
