@@ -20,6 +20,14 @@ def has_paper_value(experiment: str) -> bool:
     return meta.get("paper_value") is not None
 
 
+def has_paper_note(experiment: str) -> bool:
+    """No number, but a reason why (the report shows "— [n]" with the reason as its footnote)."""
+    import yaml
+
+    meta = yaml.safe_load((REPO / "conf" / "experiment" / f"{experiment}.yaml").read_text()).get("meta") or {}
+    return meta.get("paper_value") is None and bool(meta.get("paper_note"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_table_script_smoke(name, tmp_path):
@@ -45,13 +53,15 @@ def test_table_script_smoke(name, tmp_path):
     assert all(row.rstrip(" |").endswith("completed") for row in rows), rows
     header = next(line for line in r.stdout.splitlines() if line.startswith("| experiment"))
     assert f"## {TABLES[name][0]} (smoke: synthetic data, one short epoch" in r.stdout  # the table says it is smoke
-    if any(has_paper_value(e) for e in experiments):
+    footnoted = [has_paper_value(e) or has_paper_note(e) for e in experiments]
+    if any(footnoted):
         assert "| paper | Δ |" in header
         # a smoke run is never set beside the paper's number as if equal: "—" and a footnote why where the
-        # preset has a number, "–" where it has none
+        # preset has a number (or says why it has none), "–" where it has neither
         paper = header.strip("|").split("|").index(" paper ")
         cells = [row.strip("|").split("|")[paper].strip() for row in rows]
-        assert all(c.startswith("— [") if has_paper_value(e) else c == "–" for c, e in zip(cells, experiments)), rows
+        assert all(c.startswith("— [") if f else c == "–" for c, f in zip(cells, footnoted)), rows
+        assert not any(c[:1].isdigit() for c in cells), rows  # never a number beside a smoke run
     else:
         assert "paper" not in header
     if name.startswith(DISTINCT_SETTINGS):  # a sweep whose settings all give one number cannot see a wiring error
