@@ -18,6 +18,19 @@ from tests.conftest import QUICK
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 
+def fake_jobs(n: int) -> list:
+    """``n`` submitit jobs that were never submitted (their results are monkeypatched)."""
+    from submitit.core.core import Job
+
+    jobs = []
+    for num in range(n):
+        job = object.__new__(Job)
+        job.num = num  # type: ignore[attr-defined]
+        job._cancel_at_deletion = False  # type: ignore[attr-defined]  # submitit's __del__ reads it
+        jobs.append(job)
+    return jobs
+
+
 def test_a_cancelled_sweep_job_is_one_line_and_failed_in_status(tmp_path, monkeypatch, capsys):
     import submitit
     from submitit.core.core import Job
@@ -39,13 +52,7 @@ def test_a_cancelled_sweep_job_is_one_line_and_failed_in_status(tmp_path, monkey
             (d / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
             status = "completed" if num == 0 else "running"
             (d / "metrics.json").write_text(json.dumps({"status": status, "epochs": num, "max_epochs": 2}))
-        jobs = []
-        for num in range(2):
-            job = object.__new__(Job)
-            job.num = num  # type: ignore[attr-defined]
-            job._cancel_at_deletion = False  # type: ignore[attr-defined]  # submitit's __del__ reads it
-            jobs.append(job)
-        return jobs
+        return fake_jobs(2)
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
     monkeypatch.setattr(Job, "results", outcome)
@@ -98,13 +105,7 @@ def test_a_job_cancelled_in_the_queue_is_failed_in_status(tmp_path, monkeypatch,
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
         (d / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 2, "max_epochs": 2}))
-        jobs = []
-        for num in range(2):
-            job = object.__new__(Job)
-            job.num = num  # type: ignore[attr-defined]
-            job._cancel_at_deletion = False  # type: ignore[attr-defined]  # submitit's __del__ reads it
-            jobs.append(job)
-        return jobs
+        return fake_jobs(2)
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
     monkeypatch.setattr(Job, "results", outcome)
