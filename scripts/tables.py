@@ -11,8 +11,9 @@ A table is one ``binexp train -m experiment=a,b,...`` sweep into
 ``outputs/tables/<name>/<time>/``, then ``binexp report`` on it (one row per experiment, the
 paper's number beside ours), rows in the order listed here (the paper's: Table 4's XNOR, T, R,
 RT, RAT ...), each labelled by what it changes (the presets' ``meta.row``) where they say.
-``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic data, one short epoch), and for the
-longest tables smaller networks and batches (``SMOKE_EXTRA``); any other
+``--smoke`` adds ``debug=smoke`` (conf/debug/smoke.yaml: synthetic data, one short epoch), and per table
+what it needs beside (``SMOKE_EXTRA``: smaller networks and batches, or the few epochs in which every
+setting acts); any other
 argument goes to ``binexp train`` unchanged (e.g. ``trainer=ddp``, ``seed=1,2,3``, ``data.root=/datasets/cifar10``)."""
 
 from __future__ import annotations
@@ -27,10 +28,24 @@ from datetime import datetime
 from pathlib import Path
 
 SMOKE = ["debug=smoke"]  # conf/debug/smoke.yaml
-# what --smoke adds for tables too long for debug=smoke alone (every row kept, each one smaller)
+# what --smoke adds per table beside debug=smoke (every row kept): smaller runs for the longest tables,
+# or what a sweep needs for each of its settings to act within a smoke run
 SMOKE_EXTRA: dict[str, list[str]] = {
     # 9 operators x 2 networks: quarter-width networks and batches of 32 (~1 min on 2 cores, not ~10)
     "bibench": ["model.width=0.25", "data.batch_size=32"],
+    # 16 RBNN options, each acting within 8 steps (measured: 16 distinct val losses, 132 s on 2 cores):
+    # BN gamma = 1 (the code's 1e-8 keeps the binarized branches out of the output: angle_penalty
+    # ended at rbnn_ablation_t's loss); theta0 = 1 (inside the May-2020 code's init range [0, pi/2);
+    # at the code's pi/2, alpha = 1 and dL/dtheta = 0, so the weight surrogate and the theta options
+    # change nothing); 4 epochs of 2 batches of 32 (2, so per_step rotates more often than per_epoch):
+    # t = 0.01 * 1000^(e/E) passes 1 in the last epoch, which act_t_cap and schedule_1000 change and
+    # where theta jumps (by 5 rad in layer1.0.conv1), which theta_clip and theta_bounded stop
+    "rbnn_ablation": [
+        "model.bn_gamma_init=1",
+        "++quantizer.theta_init=1.0",  # ++: the base config composed before the sweep has no rbnn quantizer
+        "trainer.max_epochs=4",
+        "data.batch_size=32",
+    ],
 }
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 
@@ -262,7 +277,11 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"tables.py {name}", description=f"{title}: runs the sweep, then prints the table. Full scale: {budget}."
     )
-    parser.add_argument("--smoke", action="store_true", help="same sweep on data=synthetic, one short epoch per run")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="same sweep on data=synthetic, one short epoch per run (plus the table's SMOKE_EXTRA)",
+    )
     parser.add_argument("--out", default=None, help="sweep directory (default outputs/tables/<table>/<time>)")
     parser.add_argument("--format", default="md", choices=("md", "csv", "latex"))
     args, extra = parser.parse_known_args(argv)
@@ -282,7 +301,9 @@ def run_table(name: str, argv: list[str] | None = None) -> int:
     )
     print("$", " ".join(cmd[2:]), flush=True)
     train = subprocess.run(cmd)
-    smoke = f" (smoke: synthetic data, one short epoch{''.join(', ' + o for o in SMOKE_EXTRA.get(name, []))})"
+    extra = SMOKE_EXTRA.get(name, [])
+    epochs = "short epochs" if any(o.startswith("trainer.max_epochs=") for o in extra) else "one short epoch"
+    smoke = f" (smoke: synthetic data, {epochs}{''.join(', ' + o for o in extra)})"
     print(f"\n## {title}{smoke if args.smoke else ''}\n", flush=True)
     by = "experiment,meta.row" if all(row_label(e) for e in experiments) else "experiment"
     if name in MODEL_SWEEPS:
