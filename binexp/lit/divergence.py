@@ -46,6 +46,7 @@ log = logging.getLogger("binexp.epoch")
 # how a statistic reads in the line (anything else keeps its tag name)
 LABELS = {
     "rbnn_theta_grad_norm": "θ gradient norm",
+    "rbnn_theta_grad_norm_max": "largest θ gradient norm of the epoch",
     "rbnn_theta_dev_max": "max |θ−π/2|",
     "rbnn_alpha_mean": "α",
     "rbnn_t": "weight surrogate t",
@@ -119,6 +120,23 @@ def describe(m: dict) -> str:
     else:
         change = f"÷{m['factor']:.3g}"
     return f"{m['layer']} {label} {change}"
+
+
+def headline(moved: list[dict], n: int = 3) -> str:
+    """The line's summary of ``moved``: the top mover of each of the first ``n`` statistics to
+    appear (a statistic and its ``_max`` variant count as one), one clause per layer, e.g.
+    ``layer1.0.conv1 θ gradient norm ×270, flip rate ×90; layer1.1.conv2 α ÷3``."""
+    picked: list[dict] = []
+    for m in moved:
+        family = m["stat"].removesuffix("_max")
+        if all(p["stat"].removesuffix("_max") != family for p in picked):
+            picked.append(m)
+        if len(picked) == n:
+            break
+    clauses: dict[str, list[str]] = {}
+    for m in picked:
+        clauses.setdefault(m["layer"], []).append(describe(m).removeprefix(f"{m['layer']} "))
+    return "; ".join(f"{layer} {', '.join(parts)}" for layer, parts in clauses.items())
 
 
 def _value(metric) -> float | None:
@@ -200,7 +218,7 @@ class DivergenceMonitor(Callback):
                 head = f"diverged at epoch {epoch}: {kind}"
                 if self.stop_on_nonfinite:
                     head += " (training stops after this epoch)"
-            detail = ", ".join(describe(m) for m in moved[:3])
+            detail = headline(moved)
             log.warning(head + (f"; {detail}" if detail else ""))
         for key, value in now.items():
             series = self.history.setdefault(key, [])
@@ -215,4 +233,4 @@ def _json_float(value: float) -> float | str:
     return value if _finite(value) else str(value)
 
 
-__all__ = ["DivergenceMonitor", "movers", "snapshot"]
+__all__ = ["DivergenceMonitor", "headline", "movers", "snapshot"]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from binexp.analysis.report import divergence_note
-from binexp.lit.divergence import DivergenceMonitor, describe, movers, snapshot
+from binexp.lit.divergence import DivergenceMonitor, describe, headline, movers, snapshot
 from binexp.quant.xnor import XnorConfig, XnorConv2d
 
 
@@ -29,6 +29,22 @@ def test_movers_rank_by_factor_against_the_median_of_history():
     )
     assert [m["stat"] for m in fell] == ["quant_error", "rbnn_alpha_mean"]
     assert describe(fell[0]) == "l2 quantization error → nan" and describe(fell[1]) == "l1 α ÷100"
+
+
+def test_the_line_names_each_statistic_once_grouped_by_layer():
+    # what a collapsed RBNN run moved (half-width ResNet-20 on photocrops, epoch 11 of 12): the largest
+    # theta gradient of the same layers ranks next, then the flip rate
+    moved = [
+        {"layer": "layer1.1.conv1", "stat": "rbnn_theta_grad_norm", "now": 2.07e4, "before": 0.01, "factor": 2.07e6},
+        {"layer": "layer1.1.conv1", "stat": "rbnn_theta_grad_norm_max", "now": 9.9e3, "before": 0.01, "factor": 9.9e5},
+        {"layer": "layer1.0.conv1", "stat": "rbnn_theta_grad_norm", "now": 9.2e3, "before": 0.01, "factor": 9.2e5},
+        {"layer": "layer1.1.conv1", "stat": "flip_rate", "now": 0.27, "before": 0.003, "factor": 90.0},
+        {"layer": "layer2.0.conv2", "stat": "rbnn_alpha_mean", "now": 0.3, "before": 0.9, "factor": 3.0},
+        {"layer": "bn1", "stat": "bn_scale", "now": 2.0, "before": 1.0, "factor": 2.0},
+    ]
+    assert headline(moved) == "layer1.1.conv1 θ gradient norm ×2.07e+06, flip rate ×90; layer2.0.conv2 α ÷3"
+    assert headline(moved, n=1) == "layer1.1.conv1 θ gradient norm ×2.07e+06"
+    assert headline([]) == ""
 
 
 class Net(nn.Module):
