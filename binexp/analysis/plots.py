@@ -40,7 +40,12 @@ from binexp.errors import BinexpError
 from binexp.tb_tags import logged_tag
 
 FIGURES = ("quant_error", "weight_hist", "alpha", "angular_bias", "flexor_stanh", "flexor_ntap")
-SWEEP_FIGURES = {"flexor_stanh": "quantizer.s_tanh", "flexor_ntap": "quantizer.n_tap"}
+# figure: (swept key, the paper's symbol for it, title)
+SWEEP_FIGURES = {
+    "flexor_stanh": ("quantizer.s_tanh", "S_tanh", "FleXOR Fig. 6: accuracy against S_tanh"),
+    "flexor_ntap": ("quantizer.n_tap", "N_tap", "FleXOR Fig. 7: accuracy against N_tap"),
+}
+METRIC_LABELS = {"best_val_acc1": "best val top-1 (%, higher is better)"}
 
 
 # --- reading runs -------------------------------------------------------------------------
@@ -526,13 +531,15 @@ def _as_float(value) -> float | None:
 SETTING_KEYS = ("model.name", "quantizer.n_in", "quantizer.n_out", "quantizer.n_tap", "quantizer.s_tanh")
 
 
-def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best_val_acc1") -> tuple[list[Path], dict]:
-    """Accuracy against a swept key (from overrides or the presets' composed configs); one line
-    per setting of the other swept keys, seeds folded into mean ± std; the legend names the
-    setting (model, N_in, N_out ... common to the line); x on a log axis with a tick at each value
-    when the values span a decade."""
+def sweep_curve(root: Path, figure: str, out: Path, metric: str = "best_val_acc1") -> tuple[list[Path], dict]:
+    """``<figure>.png`` of a :data:`SWEEP_FIGURES` entry: accuracy against its swept key (from
+    overrides or the presets' composed configs), x labelled by the paper's symbol; one line per
+    setting of the other swept keys, seeds folded into mean ± std; the legend names the setting
+    (model, N_in, N_out ... common to the line); x on a log axis with a tick at each value when the
+    values span a decade."""
     from binexp.runs.discovery import differing_keys, find_runs
 
+    key, symbol, title = SWEEP_FIGURES[figure]
     runs = [
         r for r in find_runs([str(root)]) if r.status == "completed" and isinstance(r.metrics.get(metric), (int, float))
     ]
@@ -545,8 +552,9 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     xs = {value_of[id(r)] for r in runs}
     if len(xs) < 2:
         raise BinexpError(
-            f"plot: {title} needs a completed sweep over {key} (2+ values) under {root}; found {len(xs)}; "
-            f"fix: binexp train -m ... {key}=a,b,c (or the table's presets) and pass its sweep directory"
+            f"plot: {figure} ({title}) needs a completed sweep over {key} (2+ values) under {root}; "
+            f"found {len(xs)}; fix: binexp train -m ... {key}=a,b,c (or the table's presets) and pass its sweep "
+            "directory"
         )
     others = [k for k in differing_keys(runs) if k not in (key, "experiment")]
     groups: dict[tuple, dict[float, list[float]]] = {}
@@ -581,12 +589,12 @@ def sweep_curve(root: Path, key: str, title: str, out: Path, metric: str = "best
     ax.set_xticks(values)
     ax.set_xticklabels([f"{v:g}" for v in values])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    ax.set_xlabel(f"{key.removeprefix('quantizer.')} ({key})")
-    ax.set_ylabel(f"{metric} (%, higher is better)")
+    ax.set_xlabel(f"{symbol} ({key})")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     _legend(ax, len(series))
-    return [_save(fig, out / f"{title.split()[0]}.png", data_note([r.metrics for r in runs]))], series
+    return [_save(fig, out / f"{figure}.png", data_note([r.metrics for r in runs]))], series
 
 
 def draw(
@@ -597,10 +605,7 @@ def draw(
         raise BinexpError(f"plot: unknown figure {figure!r}; choose one of: {', '.join(FIGURES)}")
     root = Path(root).expanduser()
     if figure in SWEEP_FIGURES:
-        fig_name = {"flexor_stanh": "flexor_stanh (FleXOR Fig. 6)", "flexor_ntap": "flexor_ntap (FleXOR Fig. 7)"}[
-            figure
-        ]
-        return sweep_curve(root, SWEEP_FIGURES[figure], fig_name, out)
+        return sweep_curve(root, figure, out)
     dirs = run_dirs(root)
     if not dirs:
         raise BinexpError(

@@ -63,40 +63,6 @@ def fake_run(
     return d
 
 
-@pytest.fixture
-def figs(monkeypatch):
-    """What each saved figure looked like: per axis its y scale, y label, x tick labels, y
-    limits and legend texts, and the figure's texts (the smoke/synthetic note)."""
-    seen: list[dict] = []
-    save = plots._save
-
-    def spy(fig, path, note="", **kw):
-        out = save(fig, path, note, **kw)
-        seen.append(
-            {
-                "axes": [
-                    {
-                        "yscale": ax.get_yscale(),
-                        "xscale": ax.get_xscale(),
-                        "ylabel": ax.get_ylabel(),
-                        "xticks": [t.get_text() for t in ax.get_xticklabels()],
-                        "xtickvalues": list(ax.get_xticks()),
-                        "ylim": ax.get_ylim(),
-                        "notes": [t.get_text() for t in ax.texts],
-                        "legend": [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
-                    }
-                    for ax in fig.axes
-                    if ax.axison
-                ],
-                "texts": [t.get_text().replace("\n", " ") for t in fig.texts if t is not fig._suptitle],
-            }
-        )
-        return out
-
-    monkeypatch.setattr(plots, "_save", spy)
-    return seen
-
-
 def test_quant_error_one_axis_per_family_log_where_decades(tmp_path, figs):
     run = fake_run(tmp_path / "run", subfolder="version_0")  # events in a subfolder are found
     paths, series = draw("quant_error", run, tmp_path / "out")

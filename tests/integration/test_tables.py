@@ -1,5 +1,6 @@
 """Every table of scripts/tables.py runs at smoke scale and prints its table with the paper's numbers."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def has_paper_note(experiment: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TABLES))
-def test_table_script_smoke(name, tmp_path):
+def test_table_script_smoke(name, tmp_path, figs):
     out = tmp_path / "sweep"
     r = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "tables.py"), name, "--smoke", "--out", str(out)],
@@ -69,6 +70,8 @@ def test_table_script_smoke(name, tmp_path):
         assert_settings_differ(out, experiments)
     if name == "flexor_table1":
         check_flexor_report(out, r.stdout, tmp_path)
+    if name in SWEEP_FIGURE:
+        check_sweep_figure(out, SWEEP_FIGURE[name], figs)
 
 
 # tables whose settings must each end at their own validation loss (same seed, same data). rbnn_ablation
@@ -89,6 +92,43 @@ def assert_settings_differ(sweep: Path, experiments: list[str]) -> None:
     assert sorted(losses) == sorted(experiments)
     ties = {e: [o for o in losses if o != e and losses[o] == loss] for e, loss in losses.items()}
     assert not any(ties.values()), f"settings gave identical val losses: { {e: t for e, t in ties.items() if t} }"
+
+
+# tables whose sweep `binexp plot <sweep> <figure>` draws (README, Figures)
+SWEEP_FIGURE = {"flexor_fig6": "flexor_stanh", "flexor_fig7": "flexor_ntap"}
+
+
+def check_sweep_figure(sweep: Path, figure: str, figs: list[dict]) -> None:
+    """FleXOR Fig. 6/7 from the table's real smoke sweep, by the README's command: one line named by
+    the setting the runs share, through each run's accuracy at its S_tanh / N_tap (read from the
+    presets), S_tanh on a log axis ticked 5, 10, 20, 100, the paper's symbol on x, the smoke mark."""
+    import json
+
+    from binexp.analysis.plots import draw
+    from binexp.cli import main
+
+    assert main(["plot", str(sweep), figure]) == 0
+    assert (sweep / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+    drawn = figs[-1]
+    _, series = draw(figure, sweep, sweep / "again")
+    key, values = {"flexor_stanh": ("s_tanh", [5, 10, 20, 100]), "flexor_ntap": ("n_tap", [1, 2, 3, 4])}[figure]
+    acc = {}
+    for m in sweep.rglob("metrics.json"):
+        record = json.loads(m.read_text())
+        acc[int(re.search(r"(\d+)$", record["choices"]["experiment"]).group(1))] = record["best_val_acc1"]
+    other = "n_tap=2" if figure == "flexor_stanh" else "s_tanh=10.0"
+    assert series == {f"flexor, resnet32, n_in=8, n_out=10, {other}": [(float(v), acc[v]) for v in values]}
+    ax = drawn["axes"][0]
+    assert ax["legend"] == list(series)
+    assert ax["xticks"] == [str(v) for v in values]
+    assert ax["xscale"] == ("log" if figure == "flexor_stanh" else "linear")
+    symbol = {"flexor_stanh": "S_tanh", "flexor_ntap": "N_tap"}[figure]
+    assert ax["xlabel"] == f"{symbol} (quantizer.{key})" and ax["title"].endswith(f"accuracy against {symbol}")
+    assert ax["ylabel"] == "best val top-1 (%, higher is better)"
+    assert drawn["texts"] == [
+        "drawn from synthetic data and smoke scale (debug=smoke: a few batches per epoch):"
+        " only the shape means something"
+    ]
 
 
 def check_flexor_report(sweep: Path, stdout: str, cwd: Path) -> None:
