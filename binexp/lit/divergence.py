@@ -22,7 +22,8 @@ The first event gets one log line after the epoch line, e.g.::
 and ``metrics.json`` records it as ``divergence`` (epoch, kind, accuracies, and the statistics that
 moved most: layer, statistic, value now, the median of its previous epochs and the factor), which
 ``binexp report`` marks. A statistic's factor is ``(|now| + ε) / (median |previous| + ε)`` (or
-its inverse when it fell), over the epochs before this one; non-finite values rank first. The
+its inverse when it fell), over the epochs before this one, with ε = 1e-6 (1e-3 for shares of
+weights such as the flip rate); non-finite values rank first. The
 history is part of the callback's state, so a resumed run compares against the same epochs.
 """
 
@@ -54,6 +55,8 @@ LABELS = {
     "rbnn_act_t": "activation surrogate t",
     "rbnn_act_k": "activation surrogate k",
     "flip_rate": "flip rate",
+    "rbnn_update_flips": "flips of the rotation update",
+    "rbnn_rotation_flips": "flips of the rotation",
     "grad_norm": "gradient norm",
     "bn_scale": "BN scale |γ|",
     "angular_bias": "angular bias (degrees)",
@@ -61,6 +64,9 @@ LABELS = {
     "quant_error_unscaled": "unscaled quantization error",
 }
 EPS = 1e-6
+# shares of weights (in [0, 1]) move against a floor of one weight in a thousand: a flip rate going
+# from 0.001 to 0 is noise, not what broke (it ranked first in a collapsed RBNN run before this floor)
+FLOOR = {"flip_rate": 1e-3, "rbnn_update_flips": 1e-3, "rbnn_rotation_flips": 1e-3}
 HISTORY = 8  # epochs of history a statistic is compared with (their median)
 
 
@@ -100,12 +106,13 @@ def movers(now: dict[str, float], history: dict[str, list[float]], top: int = 10
         if not past:
             continue
         base = statistics.median(abs(v) for v in past)
+        stat, _, layer = key.partition("/")
         if _finite(value):
-            ratio = (abs(value) + EPS) / (base + EPS)
+            eps = FLOOR.get(stat, EPS)
+            ratio = (abs(value) + eps) / (base + eps)
             factor = max(ratio, 1.0 / ratio)
         else:
             factor = math.inf
-        stat, _, layer = key.partition("/")
         moved.append({"layer": layer, "stat": stat, "now": value, "before": base, "factor": factor})
     moved.sort(key=lambda m: -m["factor"])
     return [m for m in moved[:top] if m["factor"] > 1.5 or not _finite(m["now"])]

@@ -66,30 +66,32 @@ def test_table_script_smoke(name, tmp_path, figs):
         assert not any(c[:1].isdigit() for c in cells), rows  # never a number beside a smoke run
     else:
         assert "paper" not in header
-    if name.startswith(DISTINCT_SETTINGS):  # a sweep whose settings all give one number cannot see a wiring error
-        assert_settings_differ(out, experiments)
+    # a sweep whose settings all give one number cannot see a wiring error
+    assert_settings_differ(
+        out,
+        [f"{e} {m}" for e, m in zip(experiments, models * len(TABLES[name][1]))] if models else experiments,
+        by_model=bool(models),
+    )
     if name == "flexor_table1":
         check_flexor_report(out, r.stdout, tmp_path)
     if name in SWEEP_FIGURE:
         check_sweep_figure(out, SWEEP_FIGURE[name], figs)
 
 
-# tables whose settings must each end at their own validation loss (same seed, same data). rbnn_ablation
-# needs its SMOKE_EXTRA for that: at debug=smoke alone (2 steps, the code's BN gamma = 1e-8 and theta0 =
-# pi/2) theta_clip, theta_bounded, schedule_1000 and act_t_cap ended at rbnn_ablation_rat's val loss to
-# the last digit and angle_penalty at rbnn_ablation_t's
-DISTINCT_SETTINGS = ("flexor_", "rbnn_ablation", "rbnn_surrogates", "rbnn_xnor_bireal")
-
-
-def assert_settings_differ(sweep: Path, experiments: list[str]) -> None:
-    """Every setting of a smoke sweep ends at its own validation loss (same seed, same data)."""
+def assert_settings_differ(sweep: Path, jobs: list[str], by_model: bool = False) -> None:
+    """Every setting of a smoke sweep (every table's) ends at its own validation loss (same seed, same
+    data); ``jobs`` are experiments, or "<experiment> <model>" for a sweep over networks (``by_model``).
+    rbnn_ablation needs its SMOKE_EXTRA for that: at debug=smoke alone (2 steps, the code's BN gamma =
+    1e-8 and theta0 = pi/2) theta_clip, theta_bounded, schedule_1000 and act_t_cap ended at
+    rbnn_ablation_rat's val loss to the last digit and angle_penalty at rbnn_ablation_t's."""
     import json
 
     losses = {}
     for m in sweep.rglob("metrics.json"):
         record = json.loads(m.read_text())
-        losses[record["choices"]["experiment"]] = record["val_loss"]
-    assert sorted(losses) == sorted(experiments)
+        job = record["choices"]["experiment"] + (f" {record['choices']['model']}" if by_model else "")
+        losses[job] = record["val_loss"]
+    assert sorted(losses) == sorted(jobs)
     ties = {e: [o for o in losses if o != e and losses[o] == loss] for e, loss in losses.items()}
     assert not any(ties.values()), f"settings gave identical val losses: { {e: t for e, t in ties.items() if t} }"
 

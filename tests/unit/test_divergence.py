@@ -21,8 +21,9 @@ def test_movers_rank_by_factor_against_the_median_of_history():
     moved = movers(now, history)
     assert [(m["layer"], m["stat"]) for m in moved] == [("l1", "rbnn_theta_grad_norm"), ("l1", "flip_rate")]
     assert moved[0]["before"] == 0.025 and moved[0]["factor"] == pytest.approx((2.35 + 1e-6) / (0.025 + 1e-6))
-    assert moved[1]["before"] == 0.003 and moved[1]["factor"] == pytest.approx((0.28 + 1e-6) / (0.003 + 1e-6))
-    assert describe(moved[0]) == "l1 θ gradient norm ×94" and describe(moved[1]) == "l1 flip rate ×93.3"
+    # a share of weights moves against a floor of 1e-3
+    assert moved[1]["before"] == 0.003 and moved[1]["factor"] == pytest.approx((0.28 + 1e-3) / (0.003 + 1e-3))
+    assert describe(moved[0]) == "l1 θ gradient norm ×94" and describe(moved[1]) == "l1 flip rate ×70.2"
     # a fall reads as a division; a non-finite value ranks first
     fell = movers(
         {"rbnn_alpha_mean/l1": 0.01, "quant_error/l2": math.nan}, {"rbnn_alpha_mean/l1": [1.0], "quant_error/l2": [0.3]}
@@ -45,6 +46,17 @@ def test_the_line_names_each_statistic_once_grouped_by_layer():
     assert headline(moved) == "layer1.1.conv1 θ gradient norm ×2.07e+06, flip rate ×90; layer2.0.conv2 α ÷3"
     assert headline(moved, n=1) == "layer1.1.conv1 θ gradient norm ×2.07e+06"
     assert headline([]) == ""
+
+
+def test_a_share_of_weights_falling_to_zero_is_not_what_moved_most():
+    # a collapsed full-width RBNN run (photocrops, epoch 16 of 20): a flip rate of 0.0012 falling to 0
+    # ranked above the theta gradient's x155 when every statistic moved against 1e-6
+    history = {"flip_rate/layer2.0.conv1": [0.0012] * 3, "rbnn_theta_grad_norm_max/layer1.0.conv1": [0.1] * 3}
+    now = {"flip_rate/layer2.0.conv1": 0.0, "rbnn_theta_grad_norm_max/layer1.0.conv1": 15.5}
+    moved = movers(now, history)
+    assert [m["stat"] for m in moved] == ["rbnn_theta_grad_norm_max", "flip_rate"]
+    assert moved[1]["factor"] == pytest.approx((0.0012 + 1e-3) / 1e-3)
+    assert movers({"flip_rate/l": 0.28}, {"flip_rate/l": [0.003]})[0]["factor"] == pytest.approx(0.281 / 0.004)
 
 
 class Net(nn.Module):
