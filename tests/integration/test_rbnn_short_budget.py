@@ -113,12 +113,14 @@ def test_the_default_recipe_collapses_in_training_and_act_t_cap_does_not(tmp_pat
     assert len(dc) == len(cc) == 12
     # t = 0.01 * 1000^(e/12) reaches 1 at the 9th epoch: until then t_a = 1 in both, and so is everything else
     assert dc[:9] == cc[:9], (dc, cc)
-    # measured (2-core Xeon, torch 2.14.1): both 70.97 % at epoch 8; the default falls to 5.69 % at
-    # epoch 11 (chance 8.3 %) and ends at 14.31 %; the variant ends at its best
+    # measured (2-core Xeon, torch 2.14.1; the digits depend on the thread count): one thread: both at
+    # 70.97 % at epoch 8, the default falls to 5.69 % at epoch 11 (chance 8.3 %) and ends at 14.31 %, the
+    # variant ends at its best (76.11 %); two threads: best 73.06 % for both, the default 5.56 % at epoch
+    # 11 and 12.92 % last, the variant 69.31 % last (epoch-to-epoch noise of a few points on 720 crops)
     assert d["best_val_acc1"] > 50 and d["val_acc1"] < d["best_val_acc1"] - 30, dc
     event = d["divergence"]
     assert event["kind"] == "collapse" and event["epoch"] >= 10, event  # after t_a has left 1
     assert event["moved"][0]["stat"].startswith("rbnn_theta") and event["moved"][0]["layer"].startswith("layer1.")
     assert f"collapsed at epoch {event['epoch']}: " in (default / "train.log").read_text()
-    assert c["best_val_acc1"] > 50 and c["val_acc1"] >= c["best_val_acc1"] - 3, cc
+    assert c["best_val_acc1"] > 50 and c["val_acc1"] >= c["best_val_acc1"] - 6, cc
     assert "divergence" not in c and "collapsed" not in (capped / "train.log").read_text()
