@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from binexp.analysis.report import divergence_note
-from binexp.lit.divergence import DivergenceMonitor, describe, headline, movers, snapshot
+from binexp.lit.divergence import DivergenceMonitor, describe, headline, movers, noise_band, snapshot
 from binexp.quant.xnor import XnorConfig, XnorConv2d
 
 
@@ -167,3 +167,30 @@ def test_report_note():
         [run(None), run({"kind": "collapse", "epoch": 16}), run({"kind": "collapse", "epoch": 17})]
     ) == ("2 of 3 runs collapsed (epochs 16, 17)")
     assert divergence_note([run(None)]) == ""
+
+
+def test_a_dip_within_the_noise_of_a_small_validation_set_is_not_a_collapse():
+    # rbnn_ablation_t at smoke scale (one validation batch of 128 synthetic images): 21.88 % -> 14.45 %
+    assert noise_band(21.875, 128) == pytest.approx(300 * math.sqrt(0.21875 * 0.78125 / 128))  # 10.96 points
+    assert noise_band(70.0, None) == 0.0 and noise_band(70.0, 10_000) == pytest.approx(1.375, abs=1e-3)
+
+    def run(samples: int, batches: int) -> DivergenceMonitor:
+        module, monitor = Module(), DivergenceMonitor()
+        loader = SimpleNamespace(dataset=range(samples), batch_size=128)
+        for epoch, val in enumerate([12.5, 21.875, 14.453125]):
+            trainer = SimpleNamespace(
+                sanity_checking=False,
+                current_epoch=epoch,
+                callback_metrics={"val/acc1": torch.tensor(val), "val/loss": torch.tensor(1.0)},
+                is_global_zero=True,
+                should_stop=False,
+                val_dataloaders=loader,
+                num_val_batches=[batches],
+                world_size=1,
+            )
+            monitor.on_train_epoch_end(trainer, module)
+        return monitor
+
+    assert run(128, 1).event is None
+    assert run(10_000, 1).event is None  # limit_val_batches=1: 128 of them seen
+    assert run(10_000, 79).event["kind"] == "collapse"  # all 10,000: the same 7.4-point fall is real
