@@ -75,13 +75,14 @@ class Module(nn.Module):
         self.train_loss = torch.tensor(1.0)
 
 
-def _epoch(monitor: DivergenceMonitor, module: Module, epoch: int, val: float, rank0: bool = True):
+def _epoch(monitor: DivergenceMonitor, module: Module, epoch: int, val: float, rank0: bool = True, **trainer_attrs):
     trainer = SimpleNamespace(
         sanity_checking=False,
         current_epoch=epoch,
         callback_metrics={"val/acc1": torch.tensor(val), "val/loss": torch.tensor(1.0)},
         is_global_zero=rank0,
         should_stop=False,
+        **trainer_attrs,
     )
     monitor.on_train_epoch_end(trainer, module)
     return trainer
@@ -178,17 +179,7 @@ def test_a_dip_within_the_noise_of_a_small_validation_set_is_not_a_collapse():
         module, monitor = Module(), DivergenceMonitor()
         loader = SimpleNamespace(dataset=range(samples), batch_size=128)
         for epoch, val in enumerate([12.5, 21.875, 14.453125]):
-            trainer = SimpleNamespace(
-                sanity_checking=False,
-                current_epoch=epoch,
-                callback_metrics={"val/acc1": torch.tensor(val), "val/loss": torch.tensor(1.0)},
-                is_global_zero=True,
-                should_stop=False,
-                val_dataloaders=loader,
-                num_val_batches=[batches],
-                world_size=1,
-            )
-            monitor.on_train_epoch_end(trainer, module)
+            _epoch(monitor, module, epoch, val, val_dataloaders=loader, num_val_batches=[batches], world_size=1)
         return monitor
 
     assert run(128, 1).event is None
