@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 # A subprocess that runs longer than this has hung: the limit only stops a hang (an hour, within CI's
 # 90 minutes), it never fails a slow or loaded machine (issue 21: the suite gets slower there, not red).
 HANG_LIMIT = 3600
+# torch's OpenMP threads spin while they wait; on a loaded machine (issue 21: 4 CPU hogs on 2 cores) that
+# made a 20-batch epoch take 87.9 s instead of 26.3 s with passive waiting, the same numbers to the last
+# digit. Set before any test imports torch; every `binexp` subprocess inherits it. A value you set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 QUICK = ["trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0"]
 
 
