@@ -21,12 +21,15 @@ import functools
 import inspect
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from binexp.errors import BinexpError, did_you_mean
+
+LONG_CHOICE_LIST = 20  # a group with more options names the closest and points to binexp list
 
 if TYPE_CHECKING:  # imported where used: composing and checking a config imports no torch
     from binexp.models.registry import ModelConfig
@@ -260,6 +263,21 @@ def _unknown_key_error(key: str, overrides: list[str]) -> BinexpError:
     )
 
 
+def not_an_override(overrides: list[str]) -> str | None:
+    """What is wrong with an argument that is no Hydra override at all (no ``=``): a path, where
+    ``binexp summary outputs/runs/x`` meant ``--run``, or a bare word. None when every one has ``=``."""
+    for o in overrides:
+        if "=" in o or o.startswith(("~", "-")):
+            continue
+        if "/" in o or Path(o).exists():
+            return (
+                f"{o!r} is a path, not a key=value override; fix: a run directory goes to resume=<dir> "
+                f"(train), --run <dir> (summary) or is the first argument (report, plot, status)"
+            )
+        return f"{o!r} is not a key=value override; fix: write key=value (binexp train --cfg job shows every key)"
+    return None
+
+
 def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpError:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
@@ -269,13 +287,18 @@ def _compose_error(e: Exception, overrides: list[str] | None = None) -> BinexpEr
         options = getattr(e, "options", None)
         if "/" in missing and options is not None:
             group, name = missing.rsplit("/", 1)
-            return BinexpError(
-                f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}"
-                f"{did_you_mean(name, options, f'{group}=')}"
-            )
+            hint = did_you_mean(name, options, f"{group}=")
+            if len(options) > LONG_CHOICE_LIST:  # 110 experiments would make a 2,700-character line
+                listed = f"{len(options)} options: binexp list {group}"
+                return BinexpError(
+                    f"unknown {group} option {name!r}{hint} ({listed})"
+                    if hint
+                    else f"unknown {group} option {name!r}; fix: pick one of the {listed}"
+                )
+            return BinexpError(f"unknown {group} option {name!r}; choose one of: {', '.join(sorted(options))}{hint}")
         return BinexpError(_first_line(e))
     if isinstance(e, OverrideParseException):
-        return BinexpError(f"cannot parse override: {_first_line(e)}")
+        return BinexpError(not_an_override(overrides) or f"cannot parse override: {_first_line(e)}")
     if isinstance(e, ConfigCompositionException):
         msg = _first_line(e)
         cause = e.__cause__

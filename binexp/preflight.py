@@ -71,7 +71,9 @@ def expand_sweeps(overrides: list[str], multirun: bool) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:  # noqa: BLE001
-        raise BinexpError(f"cannot parse overrides: {_first_line(e)}") from None
+        from binexp.config import not_an_override
+
+        raise BinexpError(not_an_override(overrides) or f"cannot parse overrides: {_first_line(e)}") from None
     if multirun:
         check_sweep_size(parsed, "sweep")
     prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~"}

@@ -262,7 +262,7 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
         f"training-only state:    {t['training_only']:,} floats ({t['training_only_kib']:,.2f} KiB"
         f"{': ' + named if named else ''}), not needed at inference",
         f"MACs:                   {t['binary_macs']:,} binary + {t['fp_macs']:,} full precision "
-        f"(binary share {100 * t['binary_mac_share']:.1f} %)",
+        f"({_binary_share(t, 'binary share {:.1f} %')})",
         f"OPs = BOPs/64 + FLOPs:  {t['ops']:,.0f} = {t['ops']:.3e} per image "
         f"(BOPs {t['bops']:.4e}, FLOPs {t['flops']:.4e}; Bi-Real Net / ReActNet convention)",
     ]
@@ -271,6 +271,14 @@ def format_summary(rows: list[LayerRow], title: str = "") -> str:
 
 def _bits(key: str) -> str:
     return f"{key} bit" if key in ("1",) else f"{key} bits"
+
+
+def _binary_share(t: dict, share: str) -> str:
+    """The binary share of the MACs, or why there is none: a method that binarizes weights only
+    (FleXOR, LSQ, DoReFa weights) keeps full-precision activations, so no MAC is 1 bit x 1 bit."""
+    if t["binarized_weights"] and not t["binary_macs"]:
+        return "none binary: the activations stay full precision"
+    return share.format(100 * t["binary_mac_share"])
 
 
 def _macs(n: float) -> str:
@@ -298,7 +306,7 @@ def compact_summary(rows: list[LayerRow], static: dict, title: str = "") -> list
         f"deployed size {t['memory_kib']:,.2f} KiB "
         f"(float-32 {t['fp32_equivalent_kib']:,.2f} KiB, {t['compression']}x); "
         f"MACs {_macs(t['binary_macs'])} binary + {_macs(t['fp_macs'])} full precision "
-        f"({100 * t['binary_mac_share']:.1f} % binary); full table: summary.txt"
+        f"({_binary_share(t, '{:.1f} % binary')}); full table: summary.txt"
     )
     if t["training_only"]:
         line2 += f"; training-only state {t['training_only']:,} floats"

@@ -49,3 +49,31 @@ def test_config_typos_point_to_the_key_or_value(capsys, tmp_path, monkeypatch, o
     monkeypatch.chdir(tmp_path)
     assert expected in one_line(capsys, ["train", "data=synthetic", override])
     assert not any(tmp_path.iterdir())
+
+
+def test_a_long_group_names_the_closest_options_not_all(capsys, tmp_path, monkeypatch):
+    # 113 experiments: the whole list made a 2,700-character line that hid the suggestion
+    monkeypatch.chdir(tmp_path)
+    line = one_line(capsys, ["train", "experiment=flexor_fig6_stanh_5"])
+    assert line.startswith("binexp: error: unknown experiment option 'flexor_fig6_stanh_5'; did you mean ")
+    assert "experiment=flexor_fig6_stanh5" in line and "options: binexp list experiment)" in line
+    assert len(line) < 200, len(line)
+    line = one_line(capsys, ["train", "experiment=zzzz"])
+    assert "fix: pick one of the " in line and len(line) < 200
+    # a short group still lists every option
+    assert "choose one of: adabin, bireal, " in one_line(capsys, ["train", "quantizer=xnr"])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["summary", "outputs/runs/x"], "'outputs/runs/x' is a path, not a key=value override; fix: "),
+        (["train", "data=synthetic", "outputs/runs/x"], "--run <dir> (summary)"),
+        (["train", "data=synthetic", "job"], "'job' is not a key=value override; fix: write key=value"),
+    ],
+)
+def test_an_argument_without_equals_says_what_it_is(capsys, tmp_path, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line(capsys, args)
+    assert not any(tmp_path.iterdir())

@@ -175,3 +175,19 @@ def test_linear_layers_count_per_token_and_the_summary_prints_ops(capsys):
     out = capsys.readouterr().out
     # one block at width 192: 65 tokens x (192*576 + 192*192 + 192*768 + 768*192) binary MACs
     assert "OPs = BOPs/64 + FLOPs:" in out and "(BOPs 2.8754e+07, FLOPs" in out
+
+
+def test_no_binary_mac_says_why():
+    from binexp.analysis.summary import LayerRow, compact_summary, format_summary
+
+    # weights binarized, activations full precision (FleXOR's CIFAR ResNets, LSQ, DoReFa weights)
+    weights_only = [LayerRow("conv", "binary", (16, 32, 32), 2_304, 1_843.2, 16, fp_macs=2_359_296)]
+    both = [LayerRow("conv", "binary", (16, 32, 32), 2_304, 2_304, 16, binary_macs=2_359_296)]
+    static = {"params": {}, "binarized_layers": 1}
+    why = "(none binary: the activations stay full precision)"
+    assert why in compact_summary(weights_only, static)[1] and why in format_summary(weights_only)
+    assert "(100.0 % binary)" in compact_summary(both, static)[1]
+    assert "(binary share 100.0 %)" in format_summary(both)
+    # a full-precision network has no binarized weight to explain
+    fp = [LayerRow("conv", "fp-conv", (16, 32, 32), fp32_params=432, fp_macs=442_368)]
+    assert "(0.0 % binary)" in compact_summary(fp, static)[1]
