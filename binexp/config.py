@@ -391,6 +391,21 @@ def to_schema(schema: type, node: DictConfig | dict, group: str) -> Any:
         raise _schema_error(group, e, schema) from None
 
 
+def _check_trainer_names(keys: list[str], arguments) -> None:
+    """Every ``trainer.<key>`` a ``lightning.pytorch.Trainer`` argument binexp lets a config set
+    (``arguments``: the names of ``Trainer.__init__``; callbacks, logger and the root folder are binexp's)."""
+    binexps = {"callbacks": "callbacks.<name>=", "logger": "logger=<name>", "default_root_dir": "hydra.run.dir="}
+    allowed = set(arguments) - {"self", *binexps}
+    for key in keys:
+        if key in binexps:
+            raise BinexpError(f"trainer.{key} is binexp's to set; fix: use {binexps[key]} (binexp train --cfg job)")
+        if key not in allowed:
+            raise BinexpError(
+                f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
+                "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)"
+            )
+
+
 def trainer_kwargs(node: DictConfig) -> dict:
     from lightning.pytorch import Trainer
 
@@ -400,13 +415,7 @@ def trainer_kwargs(node: DictConfig) -> dict:
             f"trainer must be a mapping of Trainer arguments, got {container!r}; fix: use trainer.<arg>=<value>"
         )
     kwargs: dict[str, Any] = {str(k): v for k, v in container.items()}
-    allowed = set(inspect.signature(Trainer.__init__).parameters) - {"self", "callbacks", "logger", "default_root_dir"}
-    for key in kwargs:
-        if key not in allowed:
-            raise BinexpError(
-                f"unknown trainer option trainer.{key}{did_you_mean(key, allowed, 'trainer.')}; "
-                "fix: use a lightning.pytorch.Trainer argument (e.g. trainer.max_epochs, trainer.accelerator)"
-            )
+    _check_trainer_names(list(kwargs), inspect.signature(Trainer.__init__).parameters)
     check_finite(kwargs, "trainer")
     hints = _trainer_hints()
     for key, value in kwargs.items():
@@ -541,6 +550,9 @@ def check_light(overrides: list[str]) -> None:
     cfg = compose(overrides)
     try:
         validate(cfg, light=schema_source.schemas())
+        trainer = cfg.get("trainer")
+        if isinstance(trainer, DictConfig):  # only the names (types and values: the full check)
+            _check_trainer_names([str(k) for k in trainer], schema_source.trainer_arguments())
     except (schema_source.Unavailable, NameError):
         return  # a check this reader cannot run: the full check runs it
 

@@ -31,7 +31,7 @@ from binexp.lit.callbacks import QuantizerSchedule, RunRecord, build_callbacks
 from binexp.lit.interrupt import Interrupt
 from binexp.lit.module import build_classifier
 from binexp.lit.restore import load_teacher
-from binexp.runs import NEW_RUN_DIR_ENV, SWEPT_ENV, checkpoint
+from binexp.runs import NEW_RUN_DIR_ENV, checkpoint
 from binexp.runs import sweep as sweep_resume  # registers the resolver behind hydra.output_subdir
 from binexp.runs.init_from import load_compatible
 from binexp.runs.layout import CHECKPOINT_DIR, LAST
@@ -48,25 +48,6 @@ test launcher ``tests/support/launch.py`` does, for kill points and state dumps)
 override or run directory can reach it."""
 
 
-def _swept_dirname(*, _root_) -> str:
-    """``hydra.sweep.subdir``'s tail: the overrides of the keys the sweep varies (set by
-    ``binexp train -m``), not every override (Hydra's ``override_dirname``, often ~90 chars)."""
-    import os
-
-    keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
-    keys |= set(OmegaConf.select(_root_, "hydra.sweeper.params", default=None) or {})  # a preset's sweep
-    keys -= set(_root_.hydra.job.config.override_dirname.exclude_keys)  # e.g. data.root: paths never name a job
-    full = str(_root_.hydra.job.override_dirname)
-    if not keys:
-        return full
-    parts = [
-        str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys
-    ]
-    return ",".join(parts) or full
-
-
-if not OmegaConf.has_resolver("binexp_swept"):
-    OmegaConf.register_new_resolver("binexp_swept", _swept_dirname)
 register_schemas()  # the option YAMLs start from the schemas' defaults (binexp.config)
 
 

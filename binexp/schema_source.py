@@ -193,6 +193,29 @@ def dataset_schemas() -> dict[str, type]:
 
 
 @functools.cache
+def trainer_arguments() -> frozenset[str]:
+    """The keyword arguments of ``lightning.pytorch.Trainer.__init__``, read from Lightning's
+    installed source (``lightning/pytorch/trainer/trainer.py``) without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lightning")  # a top-level name: found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("lightning is not installed")
+    source = Path(next(iter(spec.submodule_search_locations))) / "pytorch" / "trainer" / "trainer.py"
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise Unavailable(f"cannot read {source}: {e}") from None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Trainer":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    a = item.args
+                    return frozenset(x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs] if x.arg != "self")
+    raise Unavailable(f"no Trainer.__init__ in {source}")
+
+
+@functools.cache
 def schemas() -> dict[str, dict[str, type]]:
     """What :func:`binexp.config.schemas` returns, read from source: ``{group: {name: dataclass}}``."""
     return {
@@ -204,4 +227,4 @@ def schemas() -> dict[str, dict[str, type]]:
     }
 
 
-__all__ = ["Unavailable", "dataset_schemas", "namespace", "quantizer_schemas", "schemas"]
+__all__ = ["Unavailable", "dataset_schemas", "namespace", "quantizer_schemas", "schemas", "trainer_arguments"]

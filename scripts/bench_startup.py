@@ -31,6 +31,7 @@ COMMANDS = [
     (["train", "--cfgg", "job"], 2, True),
     (["plot", ".", "quant_eror"], 2, True),
     (["train", "trainer.max_epoch=3"], 2, True),
+    (["train", "+trainer.max_epoch=3"], 2, True),
     (["train", "lr=0.1"], 2, True),
     (["train", "quantizer=xnr"], 2, True),
     (["train", "quantizer.weight_grad=exactt"], 2, True),

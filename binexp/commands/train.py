@@ -90,11 +90,30 @@ def check_flags(flags: list[str]) -> None:
             )
 
 
+def check_flag_pairs(flags: list[str]) -> None:
+    """Flag pairs Hydra refuses with a traceback, as one line each."""
+    from binexp.errors import BinexpError
+
+    shown = [f for f in flags if f in ("--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")]
+    if shown and ({"-m", "--multirun"} & set(flags)):
+        raise BinexpError(
+            f"-m with {shown[0]}: Hydra prints one job's config, not a sweep's; "
+            f"fix: drop -m and give one value per key (binexp train --cfg job quantizer=xnor)"
+        )
+    cfg = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f in ("--cfg", "-c")]
+    if "--resolve" in flags and "hydra" in cfg:
+        raise BinexpError(
+            "--cfg hydra --resolve: hydra.* interpolates the job's keys (${name} in hydra.run.dir), "
+            "which --cfg hydra leaves out; fix: binexp train --cfg all --resolve"
+        )
+
+
 def main(args: list[str]) -> int:
     os.environ[VERB_ENV] = "train"
     os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
     flags, overrides = split_args(args)
     check_flags(flags)
+    check_flag_pairs(flags)
     if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
         flags = [f for f in flags if f not in ("-v", "--verbose")]
         overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]
@@ -128,7 +147,7 @@ def _start(flags: list[str], overrides: list[str]) -> None:
     os.environ[SWEPT_ENV] = ",".join(swept_keys(overrides)) if multirun else ""  # names the sweep's job dirs
 
     sys.argv = [sys.argv[0], *flags, *overrides]
-    if set(flags) & _SHOW_FLAGS and "--resolve" not in flags:
+    if set(flags) & _SHOW_FLAGS:
         show_only()
         return
     if any(o.lstrip("+~").startswith("hydra/launcher=") for o in overrides):

@@ -93,11 +93,35 @@ def output_subdir(output_dir: str | None) -> str | None:
     return ".hydra"
 
 
+def swept_dirname(*, _root_) -> str:
+    """``hydra.sweep.subdir``'s tail: the overrides of the keys the sweep varies (set by
+    ``binexp train -m``), not every override (Hydra's ``override_dirname``, often ~90 chars)."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from binexp.runs import SWEPT_ENV
+
+    keys = {k for k in os.environ.get(SWEPT_ENV, "").split(",") if k}
+    keys |= set(OmegaConf.select(_root_, "hydra.sweeper.params", default=None) or {})  # a preset's sweep
+    keys -= set(_root_.hydra.job.config.override_dirname.exclude_keys)  # e.g. data.root: paths never name a job
+    full = str(_root_.hydra.job.override_dirname)
+    if not keys:
+        return full
+    parts = [
+        str(o).replace(os.sep, "_") for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0].lstrip("+~") in keys
+    ]
+    return ",".join(parts) or full
+
+
 def register_resolver() -> None:
+    """The resolvers of ``conf/train.yaml``'s ``hydra.*`` (no torch: ``--cfg hydra --resolve`` uses them too)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("binexp_output_subdir"):
         OmegaConf.register_new_resolver("binexp_output_subdir", output_subdir, use_cache=False)
+    if not OmegaConf.has_resolver("binexp_swept"):
+        OmegaConf.register_new_resolver("binexp_swept", swept_dirname)
 
 
 register_resolver()

@@ -80,6 +80,7 @@ TYPOS = [
     (["train", "quantizer=xnr"], "did you mean quantizer=xnor"),
     (["train", "quantizer.weight_grad=exactt"], "did you mean quantizer.weight_grad=exact"),
     (["train", "trainer.max_epoch=3"], "did you mean trainer.max_epochs"),
+    (["train", "+trainer.max_epoch=3"], "did you mean trainer.max_epochs"),
     (["train", "lr=0.1"], "did you mean schedule.lr=0.1"),
     (["train", "model.widht=2"], "did you mean model.width"),
     (["train", "quantizr=xnor"], "did you mean quantizer=xnor"),
@@ -91,17 +92,18 @@ NO_TORCH = (
 )
 
 
+def fresh_interpreter(args: list[str], cwd) -> subprocess.CompletedProcess:
+    """``binexp <args>`` in a fresh interpreter, as a user runs it; prints which heavy modules it imported."""
+    return subprocess.run(
+        [sys.executable, "-c", NO_TORCH.format(args=args)], capture_output=True, text=True, timeout=HANG_LIMIT, cwd=cwd
+    )
+
+
 @pytest.mark.parametrize("args,hint", TYPOS)
 def test_a_config_typo_is_answered_without_importing_torch(args, hint, tmp_path):
     """A fresh interpreter (as a user runs it): the did-you-mean line, exit 2, and neither torch
     nor Lightning in ``sys.modules`` afterwards."""
-    r = subprocess.run(
-        [sys.executable, "-c", NO_TORCH.format(args=args)],
-        capture_output=True,
-        text=True,
-        timeout=HANG_LIMIT,
-        cwd=tmp_path,
-    )
+    r = fresh_interpreter(args, tmp_path)
     assert "HEAVY [] 2" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
     assert hint in r.stderr and r.stderr.startswith("binexp: error: "), r.stderr[-2000:]
 
@@ -109,12 +111,23 @@ def test_a_config_typo_is_answered_without_importing_torch(args, hint, tmp_path)
 def test_cfg_job_prints_the_config_without_importing_torch(tmp_path):
     """``binexp train --cfg job``: Hydra prints the composed config and returns; the training code
     (torch, Lightning) is never imported."""
-    r = subprocess.run(
-        [sys.executable, "-c", NO_TORCH.format(args=["train", "--cfg", "job", "quantizer=rbnn", "data=synthetic"])],
-        capture_output=True,
-        text=True,
-        timeout=HANG_LIMIT,
-        cwd=tmp_path,
-    )
+    r = fresh_interpreter(["train", "--cfg", "job", "quantizer=rbnn", "data=synthetic"], tmp_path)
     assert "HEAVY [] 0" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
     assert "name: rbnn" in r.stdout and "kind: synthetic" in r.stdout and "rotation_kind: bi" in r.stdout, r.stdout
+
+
+def test_trainer_arguments_read_from_source_are_lightnings():
+    import inspect
+
+    from lightning.pytorch import Trainer
+
+    assert schema_source.trainer_arguments() == set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+
+
+def test_cfg_job_resolve_prints_resolved_values_without_importing_torch(tmp_path):
+    """``--resolve`` takes the same torch-free path: ``trainer.max_epochs: ${schedule.epochs}``
+    printed as the number, the sweep resolvers registered by binexp.runs.sweep."""
+    r = fresh_interpreter(["train", "--cfg", "all", "--resolve", "data=synthetic"], tmp_path)
+    assert "HEAVY [] 0" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
+    assert "max_epochs: 1000" in r.stdout and "${" not in r.stdout, r.stdout[-2000:]
+    assert "dir: outputs/runs/" in r.stdout and "_resnet20_xnor_synthetic" in r.stdout

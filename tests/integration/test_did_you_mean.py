@@ -43,6 +43,8 @@ def test_names_typed_before_any_config(capsys, tmp_path, monkeypatch, args, expe
         ("max_epochs=3", "unknown key max_epochs; did you mean trainer.max_epochs=3?"),
         ("lr=0.1", "unknown key lr; did you mean schedule.lr=0.1?"),
         ("quantizer.weight_grad=exactt", "did you mean quantizer.weight_grad=exact?"),
+        ("+trainer.max_epoch=3", "unknown trainer option trainer.max_epoch; did you mean trainer.max_epochs"),
+        ("+trainer.logger=false", "trainer.logger is binexp's to set; fix: use logger=<name>"),
     ],
 )
 def test_config_typos_point_to_the_key_or_value(capsys, tmp_path, monkeypatch, override, expected):
@@ -76,4 +78,19 @@ def test_a_long_group_names_the_closest_options_not_all(capsys, tmp_path, monkey
 def test_an_argument_without_equals_says_what_it_is(capsys, tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     assert expected in one_line(capsys, args)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--cfg", "hydra", "--resolve"], "--cfg hydra --resolve: hydra.* interpolates the job's keys"),
+        (["-m", "--cfg", "job", "quantizer=xnor,rbnn"], "-m with --cfg: Hydra prints one job's config"),
+        (["-m", "--info", "quantizer=xnor,rbnn"], "-m with --info: "),
+    ],
+)
+def test_flag_pairs_hydra_refuses_are_one_line(capsys, tmp_path, monkeypatch, args, expected):
+    # Hydra answered each of these with a traceback
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line(capsys, ["train", "data=synthetic", *args])
     assert not any(tmp_path.iterdir())
