@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup train test test-slow test-soak test-all lint
+.PHONY: setup train test test-slow test-all lint
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,10 +23,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m 'slow and not soak'
-
-test-soak: $(STAMP)
-	$(BIN)/pytest -q -m soak
+	$(BIN)/pytest -q -m slow
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q -m ''
