@@ -66,8 +66,13 @@ def xor_planes(layer: nn.Module) -> dict[str, int]:
 
 
 def binarizes_input(layer: QuantLayer) -> bool:
-    """A binarized layer whose input also goes through a sign (an activation surrogate)."""
-    return any(isinstance(m, Surrogate) and m.role == "activation" for m in layer.modules())
+    """A binarized layer whose input is 1 bit too: through a sign (an activation surrogate), or
+    DoReFa's own {0, 1} rule at W1/A1 (``variant=paper`` quantizes its input without a surrogate)."""
+    if any(isinstance(m, Surrogate) and m.role == "activation" for m in layer.modules()):
+        return True
+    return bool(getattr(layer, "binary_activations", False)) and (
+        getattr(layer, "act_bits", None) == 1 and getattr(layer, "weight_bits", None) == 1
+    )
 
 
 @torch.no_grad()
@@ -274,10 +279,10 @@ def _bits(key: str) -> str:
 
 
 def _binary_share(t: dict, share: str) -> str:
-    """The binary share of the MACs, or why there is none: a method that binarizes weights only
-    (FleXOR, LSQ, DoReFa weights) keeps full-precision activations, so no MAC is 1 bit x 1 bit."""
+    """The binary share of the MACs, or why there is none: no binarized layer takes 1-bit inputs
+    (FleXOR and LSQ keep full-precision activations, DoReFa at act_bits > 1 k-bit ones)."""
     if t["binarized_weights"] and not t["binary_macs"]:
-        return "none binary: the activations stay full precision"
+        return "none binary: no binarized layer has 1-bit inputs"
     return share.format(100 * t["binary_mac_share"])
 
 

@@ -90,7 +90,7 @@ def check_flags(flags: list[str]) -> None:
             )
 
 
-def check_flag_pairs(flags: list[str]) -> None:
+def check_flag_pairs(flags: list[str], overrides: list[str]) -> None:
     """Flag pairs Hydra refuses with a traceback, as one line each."""
     from binexp.errors import BinexpError
 
@@ -101,7 +101,9 @@ def check_flag_pairs(flags: list[str]) -> None:
             f"fix: drop -m and give one value per key (binexp train --cfg job quantizer=xnor)"
         )
     cfg = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f in ("--cfg", "-c")]
-    if "--resolve" in flags and "hydra" in cfg:
+    package = {"-p", "--package"} & set(flags)  # one package printed (-p hydra.job): resolves
+    run_dir = any(o.lstrip("+").startswith("hydra.run.dir=") for o in overrides)
+    if "--resolve" in flags and "hydra" in cfg and not package and not run_dir:
         raise BinexpError(
             "--cfg hydra --resolve: hydra.* interpolates the job's keys (${name} in hydra.run.dir), "
             "which --cfg hydra leaves out; fix: binexp train --cfg all --resolve"
@@ -113,7 +115,7 @@ def main(args: list[str]) -> int:
     os.environ[NEW_RUN_DIR_ENV] = ""  # preflight names the run directory it makes
     flags, overrides = split_args(args)
     check_flags(flags)
-    check_flag_pairs(flags)
+    check_flag_pairs(flags, overrides)
     if "-v" in flags or "--verbose" in flags:  # binexp's own flag, not Hydra's: Lightning's output back
         flags = [f for f in flags if f not in ("-v", "--verbose")]
         overrides = [o for o in overrides if not o.startswith("verbose=")] + ["verbose=true"]

@@ -131,3 +131,12 @@ def test_cfg_job_resolve_prints_resolved_values_without_importing_torch(tmp_path
     assert "HEAVY [] 0" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
     assert "max_epochs: 1000" in r.stdout and "${" not in r.stdout, r.stdout[-2000:]
     assert "dir: outputs/runs/" in r.stdout and "_resnet20_xnor_synthetic" in r.stdout
+
+
+@pytest.mark.parametrize("extra", [["-p", "hydra.job"], ["hydra.run.dir=run"]])
+def test_cfg_hydra_resolve_prints_when_nothing_needs_the_job(extra, tmp_path):
+    """``--cfg hydra --resolve`` alone is refused in one line (hydra.run.dir reads ${name}); with one
+    package (-p) or the run directory given it resolves and prints, as Hydra does."""
+    r = fresh_interpreter(["train", "--cfg", "hydra", "--resolve", *extra, "data=synthetic"], tmp_path)
+    assert "HEAVY [] 0" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
+    assert "${" not in r.stdout and "Traceback" not in r.stderr, r.stdout[-2000:]

@@ -43,6 +43,19 @@ def test_fp_model_has_no_binary_macs(tmp_path):
     assert t["binarized_weights"] == 0 and t["binary_macs"] == 0 and t["compression"] == 1.0
 
 
+def test_dorefa_w1a1_counts_binary_macs_and_a2_does_not():
+    from binexp.analysis.summary import binarizes_input
+    from binexp.quant.dorefa import DorefaConfig, DorefaConv2d
+    from binexp.quant.layers import ConvSpec
+
+    spec = ConvSpec(16, 16, 3)
+    # variant=paper quantizes its input to {0, 1} by its own rule (no surrogate): 1 bit at A1
+    assert binarizes_input(DorefaConv2d(DorefaConfig(), spec))
+    assert not binarizes_input(DorefaConv2d(DorefaConfig(act_bits=2), spec))
+    assert not binarizes_input(DorefaConv2d(DorefaConfig(weight_bits=2), spec))
+    assert not binarizes_input(DorefaConv2d(DorefaConfig(binary_activations=False), spec))
+
+
 def test_binary_weights_with_real_activations_count_as_fp_macs(tmp_path):
     t = summary(tmp_path, "model=resnet20", "quantizer=xnor", "quantizer.binary_activations=false")["totals"]
     assert t["binary_macs"] == 0 and t["binarized_weights"] == 267_264
@@ -184,7 +197,7 @@ def test_no_binary_mac_says_why():
     weights_only = [LayerRow("conv", "binary", (16, 32, 32), 2_304, 1_843.2, 16, fp_macs=2_359_296)]
     both = [LayerRow("conv", "binary", (16, 32, 32), 2_304, 2_304, 16, binary_macs=2_359_296)]
     static = {"params": {}, "binarized_layers": 1}
-    why = "(none binary: the activations stay full precision)"
+    why = "(none binary: no binarized layer has 1-bit inputs)"
     assert why in compact_summary(weights_only, static)[1] and why in format_summary(weights_only)
     assert "(100.0 % binary)" in compact_summary(both, static)[1]
     assert "(binary share 100.0 %)" in format_summary(both)
