@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from binexp.quant.layers import QuantLayer
-from binexp.quant.sign import Surrogate
 
 
 @dataclass
@@ -65,16 +64,6 @@ def xor_planes(layer: nn.Module) -> dict[str, int]:
     }
 
 
-def binarizes_input(layer: QuantLayer) -> bool:
-    """A binarized layer whose input is 1 bit too: through a sign (an activation surrogate), or
-    DoReFa's own {0, 1} rule at W1/A1 (``variant=paper`` quantizes its input without a surrogate)."""
-    if any(isinstance(m, Surrogate) and m.role == "activation" for m in layer.modules()):
-        return True
-    return bool(getattr(layer, "binary_activations", False)) and (
-        getattr(layer, "act_bits", None) == 1 and getattr(layer, "weight_bits", None) == 1
-    )
-
-
 @torch.no_grad()
 def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
     """One row per binarized conv, FP conv, linear and BatchNorm layer, in forward order."""
@@ -92,7 +81,7 @@ def summarize(model: nn.Module, input_size: int) -> list[LayerRow]:
                 s = module.storage()
                 # every weight is used once per output position: H_out*W_out (conv), tokens (linear)
                 macs = s.weights * (output[0].numel() // module.out_channels)
-                binary = binarizes_input(module)
+                binary = module.binary_input()
                 bias = getattr(module, "bias", None)
                 rows.append(
                     LayerRow(

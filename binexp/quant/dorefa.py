@@ -145,6 +145,10 @@ class DorefaBinary(QuantLayer):
             return self.act_sign(x)
         return quantize_k(_Clip01.apply(x), self.act_bits)
 
+    def binary_input(self) -> bool:
+        """bibench: the activation surrogate; paper: its own {0, 1} rule, 1 bit at W1/A1."""
+        return super().binary_input() or (self.binary_activations and self.act_bits == 1 and self.weight_bits == 1)
+
     def act_latent(self, x: Tensor) -> Tensor | None:
         """bibench: x (sign(x) is the binary input); paper: the {0,1} input is 1{x > 1/2}, so
         x - 1/2 is the tensor whose sign it is (up to the measure-zero tie at 1/2)."""

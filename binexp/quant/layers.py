@@ -180,6 +180,11 @@ class QuantLayer(nn.Module):
 
         return sign_pm1(self.latent_weight())
 
+    def binary_input(self) -> bool:
+        """Whether the layer's input is 1 bit, so that with its 1-bit weights every MAC is binary
+        (``binexp summary``): the input goes through a sign (an activation surrogate)."""
+        return any(s.role == "activation" for s in self.surrogates())
+
     def act_latent(self, x: Tensor) -> Tensor | None:
         """The real tensor whose sign is this layer's binary input, for input ``x``; None when
         the layer keeps its activations real (activation angular bias is measured on it)."""

@@ -44,16 +44,15 @@ def test_fp_model_has_no_binary_macs(tmp_path):
 
 
 def test_dorefa_w1a1_counts_binary_macs_and_a2_does_not():
-    from binexp.analysis.summary import binarizes_input
     from binexp.quant.dorefa import DorefaConfig, DorefaConv2d
     from binexp.quant.layers import ConvSpec
 
     spec = ConvSpec(16, 16, 3)
     # variant=paper quantizes its input to {0, 1} by its own rule (no surrogate): 1 bit at A1
-    assert binarizes_input(DorefaConv2d(DorefaConfig(), spec))
-    assert not binarizes_input(DorefaConv2d(DorefaConfig(act_bits=2), spec))
-    assert not binarizes_input(DorefaConv2d(DorefaConfig(weight_bits=2), spec))
-    assert not binarizes_input(DorefaConv2d(DorefaConfig(binary_activations=False), spec))
+    assert DorefaConv2d(DorefaConfig(), spec).binary_input()
+    assert not DorefaConv2d(DorefaConfig(act_bits=2), spec).binary_input()
+    assert not DorefaConv2d(DorefaConfig(weight_bits=2), spec).binary_input()
+    assert not DorefaConv2d(DorefaConfig(binary_activations=False), spec).binary_input()
 
 
 def test_binary_weights_with_real_activations_count_as_fp_macs(tmp_path):
